@@ -1,0 +1,130 @@
+"""A supervised AMQP connection: connect, declare, serve, and reconnect by itself.
+
+aio-pika's robust connection restores consumers with the arguments they were
+first opened with; for the events stream that would replay from the original
+offset after every reconnect. This supervisor instead runs an explicit loop —
+connect, open a confirm channel, declare the topology, run the ``on_connect``
+hooks (the events reader resumes *after* its last offset there), mark ready,
+wait for the connection or channel to close, repeat — so readiness is exactly
+"connected with topology declared" and every resource knows where to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractConnection
+
+from broker.declare import declare_topology
+from broker.settings import Settings
+from broker.topology import Topology
+
+log = structlog.get_logger(__name__)
+
+OnConnect = Callable[[AbstractConnection], Awaitable[None]]
+
+
+class BrokerConnection:
+    """Owns one AMQP connection and one publisher-confirm channel, and keeps them up."""
+
+    def __init__(self, settings: Settings, topology: Topology, *, name: str = "cargo") -> None:
+        self._settings = settings
+        self._topology = topology
+        self._name = name
+        self._hooks: list[OnConnect] = []
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error: str | None = "not connected yet"
+
+    def on_connect(self, hook: OnConnect) -> None:
+        """Run ``hook(connection)`` after every (re)connect, before becoming ready."""
+        self._hooks.append(hook)
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self._ready.is_set()
+            and self._channel is not None
+            and not self._channel.is_closed
+            and self._connection is not None
+            and not self._connection.is_closed
+        )
+
+    @property
+    def channel(self) -> AbstractChannel | None:
+        """The confirm channel, or None while disconnected."""
+        return self._channel if self.ready else None
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self.ready
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name=f"{self._name}-broker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close()
+
+    async def _close(self) -> None:
+        self._ready.clear()
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 2)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._connect_once()
+                self.last_error = None
+                log.info("broker.connected", name=self._name)
+                await self._wait_closed()
+                self.last_error = "connection lost"
+                log.warning("broker.disconnected", name=self._name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("broker.connect_failed", name=self._name, error=self.last_error)
+            await self._close()
+            await asyncio.sleep(self._settings.reconnect_interval)
+
+    async def _connect_once(self) -> None:
+        connection = await aio_pika.connect(
+            self._settings.rabbitmq_url,
+            timeout=self._settings.connect_timeout,
+            client_properties={"connection_name": self._name},
+        )
+        self._connection = connection
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare_topology(channel, self._topology)
+        self._channel = channel
+        for hook in self._hooks:
+            await hook(connection)
+        self._ready.set()
+
+    async def _wait_closed(self) -> None:
+        assert self._connection is not None and self._channel is not None
+        # Reopen on either the connection or the confirm channel closing (a
+        # channel error closes only the channel).
+        waiters = {
+            asyncio.ensure_future(self._connection.closed()),
+            asyncio.ensure_future(self._channel.closed()),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._ready.clear()

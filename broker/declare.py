@@ -1,0 +1,65 @@
+"""Declaring the topology, from asyncio (aio-pika) and from Celery's side (kombu).
+
+Both functions walk the same :class:`~broker.topology.Topology`, so the two
+sides always send RabbitMQ identical declarations; declaring twice, or from
+either side first, is a no-op.
+"""
+
+from __future__ import annotations
+
+import kombu
+from aio_pika.abc import AbstractChannel, ExchangeType
+
+from broker.topology import QueueSpec, Topology
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding on an aio-pika channel."""
+    for ex in topology.exchanges:
+        await channel.declare_exchange(ex.name, ExchangeType(ex.type), durable=ex.durable,
+                                       arguments=ex.arguments or None)
+    for spec in topology.queues:
+        queue = await channel.declare_queue(spec.name, durable=spec.durable,
+                                            arguments=spec.arguments)
+        for binding in spec.bindings:
+            await queue.bind(binding.exchange, binding.routing_key)
+
+
+def kombu_queue(spec: QueueSpec, topology: Topology) -> kombu.Queue:
+    """A kombu Queue that declares exactly what :func:`declare_topology` declares."""
+    exchanges = {ex.name: ex for ex in topology.exchanges}
+    bindings = [
+        kombu.binding(
+            kombu.Exchange(b.exchange, type=exchanges[b.exchange].type,
+                           durable=exchanges[b.exchange].durable),
+            routing_key=b.routing_key,
+        )
+        for b in spec.bindings
+    ]
+    first = bindings[0]
+    return kombu.Queue(
+        spec.name,
+        exchange=first.exchange,
+        routing_key=first.routing_key,
+        durable=spec.durable,
+        queue_arguments=dict(spec.arguments),
+    )
+
+
+def kombu_task_queues(topology: Topology) -> list[kombu.Queue]:
+    """Celery's ``task_queues``: the task queues the workers consume."""
+    return [kombu_queue(spec, topology) for spec in topology.task_queues]
+
+
+def declare_with_kombu(connection: kombu.Connection, topology: Topology) -> None:
+    """Declare the whole topology through kombu (what a Celery worker does at start)."""
+    channel = connection.default_channel
+    for ex in topology.exchanges:
+        kombu.Exchange(ex.name, type=ex.type, durable=ex.durable,
+                       arguments=ex.arguments or None)(channel).declare()
+    for spec in topology.queues:
+        kombu_queue(spec, topology)(channel).declare()
+
+
+
+

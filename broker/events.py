@@ -1,0 +1,132 @@
+"""Task lifecycle events: the one format workers write and gateways read.
+
+An event is a small JSON object published to the events exchange, which feeds
+the events stream. Its position in the stream (the ``x-stream-offset`` RabbitMQ
+attaches on delivery) is the client-visible ``cursor``: every gateway replica
+reads the same stream, so a cursor from one replica means the same on another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+CONTENT_TYPE = "application/json"
+EVENT_TYPE = "cargo.task.event.v1"
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RECEIVED = "received"
+    STARTED = "started"
+    PROGRESS = "progress"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    DEAD_LETTERED = "dead_lettered"
+    REVOKED = "revoked"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.DEAD_LETTERED, TaskState.REVOKED})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` and millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class EventDecodeError(ValueError):
+    """Bytes on the events stream that are not a Cargo task event."""
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    task_id: str
+    name: str
+    state: TaskState
+    ts: datetime
+    result: Any = None
+    error: dict[str, str] | None = None
+    reason: str | None = None
+    progress: Any = None
+    retries: int | None = None
+    queue: str | None = None
+    hostname: str | None = None
+    # Set only when read back from the stream.
+    cursor: int | None = None
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "type": EVENT_TYPE,
+            "task_id": self.task_id,
+            "name": self.name,
+            "state": self.state.value,
+            "ts": rfc3339(self.ts),
+        }
+        for key in ("result", "error", "reason", "progress", "retries", "queue", "hostname"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        return json.dumps(doc, separators=(",", ":"), default=str).encode()
+
+    def to_client(self) -> dict[str, Any]:
+        """The WebSocket ``event`` frame of the API contract."""
+        doc: dict[str, Any] = {
+            "type": "event",
+            "task_id": self.task_id,
+            "name": self.name,
+            "state": self.state.value,
+            "cursor": str(self.cursor) if self.cursor is not None else None,
+            "ts": rfc3339(self.ts),
+        }
+        for key in ("result", "error", "reason", "progress", "retries"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        return doc
+
+    @classmethod
+    def from_json(cls, body: bytes, cursor: int | None = None) -> TaskEvent:
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict) or doc.get("type") != EVENT_TYPE:
+                raise EventDecodeError("not a Cargo task event")
+            error = doc.get("error")
+            return cls(
+                task_id=str(doc["task_id"]),
+                name=str(doc["name"]),
+                state=TaskState(doc["state"]),
+                ts=parse_rfc3339(str(doc["ts"])),
+                result=doc.get("result"),
+                error=dict(error) if isinstance(error, dict) else None,
+                reason=doc.get("reason"),
+                progress=doc.get("progress"),
+                retries=doc.get("retries"),
+                queue=doc.get("queue"),
+                hostname=doc.get("hostname"),
+                cursor=cursor,
+            )
+        except EventDecodeError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EventDecodeError(f"malformed task event: {exc}") from None
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    """The contract's ``error`` object for an exception."""
+    return {"type": type(exc).__name__, "message": str(exc)}

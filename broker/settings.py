@@ -1,0 +1,136 @@
+"""Configuration for every Cargo process, read from the environment at start.
+
+One class, one prefix (``CARGO_``, plus the conventional ``RABBITMQ_URL``).
+Nothing is read at import time: processes call :func:`load_settings` when they
+start, and any malformed value, or any ``CARGO_`` variable nobody knows (a
+typo would otherwise be ignored silently), stops the process with the
+variable's name in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CARGO_"
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing, malformed or unknown."""
+
+
+class Settings(BaseSettings):
+    """Every setting of every Cargo process; each is documented in the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, extra="forbid", frozen=True
+    )
+
+    # Broker
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        validation_alias="RABBITMQ_URL",
+        description="AMQP URL of the broker, vhost included",
+    )
+    management_url: str | None = Field(
+        default=None,
+        description="RabbitMQ management API; default: RABBITMQ_URL's host on port 15672",
+    )
+    task_queue: str = Field(default="cargo", min_length=1, max_length=200)
+    queue_max_length: int = Field(default=100_000, gt=0)
+    delivery_limit: int = Field(default=5, ge=1, le=1000)
+    events_max_age: str = Field(default="1D", pattern=r"^[0-9]+(Y|M|D|h|m|s)$")
+    events_max_bytes: int = Field(default=1_000_000_000, gt=0)
+    events_segment_bytes: int = Field(default=50_000_000, gt=0)
+    publish_timeout: float = Field(default=1.0, gt=0, le=60)
+    connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    reconnect_interval: float = Field(default=1.0, gt=0, le=60)
+
+    # Gateway
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    task_store_size: int = Field(default=100_000, gt=0)
+    event_buffer_size: int = Field(default=50_000, gt=0)
+    events_replay_seconds: int = Field(default=3600, ge=0)
+    retry_after_seconds: int = Field(default=1, ge=1)
+    ws_send_queue: int = Field(default=1000, gt=0)
+    auth_token: str | None = Field(default=None, min_length=16)
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as exc:
+            raise ValueError(f"has a malformed port: {exc}") from None
+        return value
+
+    @field_validator("management_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def vhost(self) -> str:
+        """The vhost named by RABBITMQ_URL ('/' when the path is empty)."""
+        path = urlsplit(self.rabbitmq_url).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
+
+    @property
+    def management_api(self) -> str:
+        """Base URL of the management API, credentials included."""
+        if self.management_url:
+            return self.management_url.rstrip("/")
+        parts = urlsplit(self.rabbitmq_url)
+        scheme = "https" if parts.scheme == "amqps" else "http"
+        user = quote(unquote(parts.username or "guest"), safe="")
+        password = quote(unquote(parts.password or "guest"), safe="")
+        return urlunsplit((scheme, f"{user}:{password}@{parts.hostname}:15672", "", "", ""))
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration, naming the variable in every error."""
+    env = dict(os.environ if environ is None else environ)
+    known = {_env_name(name) for name in Settings.model_fields}
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"unknown configuration variable(s): {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for name in Settings.model_fields:
+        key = _env_name(name)
+        if key in env:
+            values[name] = env[key]
+    try:
+        # Values are passed explicitly so tests and tools can validate any mapping.
+        return Settings.model_validate(values, by_name=True)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            var = _env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{var}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

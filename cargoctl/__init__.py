@@ -1,0 +1,1 @@
+"""cargoctl: the one command that runs every Cargo process and chore."""

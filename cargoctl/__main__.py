@@ -1,0 +1,3 @@
+from cargoctl.main import main
+
+main()

@@ -1,0 +1,60 @@
+"""``cargoctl``: every Cargo process and chore behind one console script."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from broker.settings import ConfigError, Settings, load_settings
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        click.echo(f"cargoctl: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def cli() -> None:
+    """Cargo: REST and WebSocket jobs on Celery and RabbitMQ."""
+
+
+@cli.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
+def gateway(host: str, port: int) -> None:
+    """Serve the REST and WebSocket API."""
+    from gateway.app import run
+
+    run(settings_or_exit(), host=host, port=port)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", default=2, show_default=True, type=int,
+              help="worker processes")
+@click.option("--hostname", "-n", default=None, help="Celery node name")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker on Cargo's queues (extra arguments go to Celery)."""
+    from workers.runner import run_worker
+
+    sys.exit(run_worker(settings_or_exit(), concurrency=concurrency, hostname=hostname,
+                        extra_args=list(celery_args)))
+
+
+def _register_subcommands() -> None:
+    from cargoctl.topology_cmd import topology
+
+    cli.add_command(topology)
+
+
+def main() -> None:
+    _register_subcommands()
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Real Cargo processes (Celery workers, gateways) started as subprocesses for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from broker.management import ManagementClient
+from broker.settings import Settings
+
+BIN = Path(sys.executable).parent
+LOGS = Path(os.environ.get("CARGO_TEST_LOGS", "/tmp/cargo-test-logs"))
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CARGO_") and k != "RABBITMQ_URL"}
+    env["RABBITMQ_URL"] = settings.rabbitmq_url
+    if settings.management_url:
+        env["CARGO_MANAGEMENT_URL"] = settings.management_url
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A subprocess in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{name}-{int(time.time() * 1000)}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.popen = subprocess.Popen(args, env=env, stdout=self._log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a prefork worker's children too)."""
+        if self.alive() or sig == signal.SIGKILL:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill(signal.SIGKILL)
+        self.popen.wait(5)
+        self._log.close()
+
+
+async def queue_consumers(settings: Settings, queue: str) -> int:
+    async with ManagementClient(settings.management_api) as api:
+        info = await api.get_queue(settings.vhost, queue)
+    return int(info.get("consumers") or 0)
+
+
+def wait_for_consumer(settings: Settings, queue: str, proc: Proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"process exited early:\n{proc.output()[-3000:]}")
+        try:
+            if asyncio.run(queue_consumers(settings, queue)) > 0:
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"no consumer on {queue!r} after {timeout}s:\n{proc.output()[-3000:]}")
+
+
+def start_worker(settings: Settings, name: str = "worker", concurrency: int = 2,
+                 **env: str) -> Proc:
+    """Start ``cargoctl worker`` and wait until it consumes the task queue."""
+    proc = Proc(name, [str(BIN / "cargoctl"), "worker", "--concurrency", str(concurrency),
+                       "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"],
+                process_env(settings, **env))
+    try:
+        wait_for_consumer(settings, settings.task_queue, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
