@@ -57,6 +57,11 @@ class BrokerConnection:
         )
 
     @property
+    def connection(self) -> AbstractConnection | None:
+        """The live connection (for extra channels), or None while disconnected."""
+        return self._connection if self.ready else None
+
+    @property
     def channel(self) -> AbstractChannel | None:
         """The confirm channel, or None while disconnected."""
         return self._channel if self.ready else None
@@ -115,7 +120,8 @@ class BrokerConnection:
         self._ready.set()
 
     async def _wait_closed(self) -> None:
-        assert self._connection is not None and self._channel is not None
+        assert self._connection is not None
+        assert self._channel is not None
         # Reopen on either the connection or the confirm channel closing (a
         # channel error closes only the channel).
         waiters = {

@@ -1,0 +1,36 @@
+"""Optional bearer-token auth (on when ``CARGO_AUTH_TOKEN`` is set)."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import ApiError
+from gateway.keys import SETTINGS_KEY
+
+# Probes and scrapes come from the cluster itself, without the clients' token.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def check_token(request: web.Request, *, allow_query: bool = False) -> None:
+    expected = request.app[SETTINGS_KEY].auth_token
+    if expected is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else ""
+    if not given and allow_query:
+        given = request.query.get("token", "")
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong bearer token",
+                       headers={"WWW-Authenticate": 'Bearer realm="cargo"'})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # /ws checks the token itself, because browsers cannot set headers on it.
+    if request.path not in OPEN_PATHS and request.path != "/ws":
+        check_token(request)
+    return await handler(request)

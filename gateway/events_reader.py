@@ -1,0 +1,143 @@
+"""Reads the events stream into the store, the ring and the hub.
+
+Each gateway replica consumes the whole stream (streams are non-destructive),
+so every replica knows every task. On the first connect it starts
+``events_replay_seconds`` back, so a restarted gateway still knows tasks that
+finished before it started; after a reconnect it resumes right after the last
+offset it processed.
+
+"Caught up" is decided with a marker: once consuming, the reader publishes a
+small marker message to the events exchange and is caught up when it reads that
+marker back — everything before it in the stream has then been replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from broker.events import EventDecodeError, TaskEvent
+from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM
+from gateway.hub import Hub
+from gateway.metrics import GatewayMetrics
+
+log = structlog.get_logger(__name__)
+
+MARKER_TYPE = "cargo.gateway.marker.v1"
+MARKER_ROUTING_KEY = "gateway.marker"
+OFFSET_HEADER = "x-stream-offset"
+PREFETCH = 500
+
+
+def _offset(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get(OFFSET_HEADER)
+    if not isinstance(value, int):
+        raise EventDecodeError("stream message without an integer x-stream-offset")
+    return value
+
+
+class EventsReader:
+    def __init__(self, hub: Hub, replay_seconds: int, metrics: GatewayMetrics) -> None:
+        self._hub = hub
+        self._replay_seconds = replay_seconds
+        self._metrics = metrics
+        self._marker = uuid.uuid4().hex
+        self.caught_up = asyncio.Event()
+        self.last_offset: int | None = None
+
+    def _start_offset(self) -> Any:
+        if self.last_offset is not None:
+            return self.last_offset + 1
+        if self._replay_seconds == 0:
+            return "next"
+        return datetime.now(UTC) - timedelta(seconds=self._replay_seconds)
+
+    async def on_connect(self, connection: AbstractConnection) -> None:
+        """Broker-connection hook: (re)start consuming where this replica left off."""
+        channel = await connection.channel()
+        # Stream consumers need a prefetch limit and manual acks.
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await channel.get_queue(EVENTS_STREAM, ensure=False)
+        start = self._start_offset()
+        await queue.consume(self._on_message, arguments={OFFSET_HEADER: start})
+        log.info("events.consuming", start=str(start))
+        if not self.caught_up.is_set():
+            marker = json.dumps({"type": MARKER_TYPE, "id": self._marker}).encode()
+            exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+            await exchange.publish(aio_pika.Message(marker, content_type="application/json"),
+                                   routing_key=MARKER_ROUTING_KEY)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            offset = _offset(message)
+            if self.last_offset is not None and offset <= self.last_offset:
+                return  # already processed before a reconnect
+            self.last_offset = offset
+            self._hub.high_water = offset
+            self._handle(message.body, offset)
+        except EventDecodeError as exc:
+            log.debug("events.skipped", error=str(exc))
+        finally:
+            await message.ack()
+
+    def _handle(self, body: bytes, offset: int) -> None:
+        try:
+            event = TaskEvent.from_json(body, cursor=offset)
+        except EventDecodeError:
+            if _is_marker(body, self._marker):
+                if not self.caught_up.is_set():
+                    log.info("events.caught_up", offset=offset)
+                self.caught_up.set()
+                return
+            raise
+        self._hub.ring.append(event)
+        self._hub.store.apply(event)
+        self._hub.dispatch(event)
+        self._metrics.observe_event(event)
+
+
+def _is_marker(body: bytes, marker: str) -> bool:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("type") == MARKER_TYPE and doc.get("id") == marker
+
+
+async def read_stream(connection: AbstractConnection, start: int, end: int,
+                      timeout: float = 30.0) -> AsyncIterator[TaskEvent]:
+    """Task events with ``start <= cursor <= end``, read from the stream itself.
+
+    Used when a client's ``since`` cursor is older than the in-memory ring.
+    """
+    channel = await connection.channel()
+    try:
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await channel.get_queue(EVENTS_STREAM, ensure=False)
+        deadline = time.monotonic() + timeout
+        async with queue.iterator(arguments={OFFSET_HEADER: start}) as messages:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"stream replay did not reach offset {end}")
+                message = await asyncio.wait_for(messages.__anext__(), remaining)
+                await message.ack()
+                offset = _offset(message)
+                if offset > end:
+                    return
+                with contextlib.suppress(EventDecodeError):
+                    yield TaskEvent.from_json(message.body, cursor=offset)
+                if offset >= end:
+                    return
+    finally:
+        await channel.close()

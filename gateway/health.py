@@ -1,0 +1,38 @@
+"""Liveness, readiness and metrics routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import BROKER_KEY, EVENTS_KEY, METRICS_KEY, SETTINGS_KEY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the process serves requests."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 when connected with topology declared and the events replay caught up."""
+    broker = request.app[BROKER_KEY]
+    events = request.app[EVENTS_KEY]
+    checks = {
+        "broker": "ok" if broker.ready else (broker.last_error or "not connected"),
+        "events": "ok" if events.caught_up.is_set() else "replaying the events stream",
+    }
+    ready = all(v == "ok" for v in checks.values())
+    headers = {} if ready else {
+        "Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
+    return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks},
+                             status=200 if ready else 503, headers=headers)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS_KEY].render()
+    return web.Response(body=body, headers={
+        "Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -1,0 +1,21 @@
+"""Typed application keys: every resource the gateway app holds, by name and type."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.connection import BrokerConnection
+from broker.publisher import Publisher
+from broker.settings import Settings
+from broker.topology import Topology
+from gateway.events_reader import EventsReader
+from gateway.hub import Hub
+from gateway.metrics import GatewayMetrics
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+TOPOLOGY_KEY = web.AppKey("topology", Topology)
+METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
+HUB_KEY = web.AppKey("hub", Hub)
+BROKER_KEY = web.AppKey("broker", BrokerConnection)
+PUBLISHER_KEY = web.AppKey("publisher", Publisher)
+EVENTS_KEY = web.AppKey("events_reader", EventsReader)

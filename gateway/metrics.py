@@ -1,0 +1,69 @@
+"""The gateway's Prometheus metrics, on a registry owned by the app (no globals).
+
+Counters here count only what *this* replica did (its own submissions), so
+summing over replicas never double-counts; per-task outcome counters come from
+the workers, not from the gateways that all read the same stream.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from broker.events import TaskEvent, utc_now
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.hostname = socket.gethostname()
+        self.submissions = Counter(
+            "cargo_submissions_total", "Task submissions by outcome",
+            ["name", "outcome"], registry=self.registry)
+        self.publish_latency = Histogram(
+            "cargo_publish_latency_seconds", "Time from publish to broker confirm",
+            ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.sent = Counter(
+            "celery_task_sent_total", "Tasks sent to the broker (celery-exporter compatible)",
+            ["name", "hostname", "queue_name"], registry=self.registry)
+        self.fanout_lag = Histogram(
+            "cargo_event_fanout_lag_seconds",
+            "Time from an event's timestamp to this gateway reading it from the stream",
+            buckets=LAG_BUCKETS, registry=self.registry)
+        self.ws_connections = Gauge(
+            "cargo_ws_connections", "Open WebSocket connections", registry=self.registry)
+        self.ws_subscriptions = Gauge(
+            "cargo_ws_subscriptions", "WebSocket subscriptions (task ids plus 'all')",
+            registry=self.registry)
+        self.tasks_tracked = Gauge(
+            "cargo_gateway_tasks_tracked", "Tasks whose latest state this replica holds",
+            registry=self.registry)
+        self.broker_connected = Gauge(
+            "cargo_gateway_broker_connected", "1 while connected with topology declared",
+            registry=self.registry)
+
+    def bind(self, *, connections: Callable[[], int], subscriptions: Callable[[], int],
+             tasks: Callable[[], int], broker_ready: Callable[[], bool]) -> None:
+        self.ws_connections.set_function(connections)
+        self.ws_subscriptions.set_function(subscriptions)
+        self.tasks_tracked.set_function(tasks)
+        self.broker_connected.set_function(lambda: 1.0 if broker_ready() else 0.0)
+
+    def observe_submission(self, name: str, queue: str, outcome: str, seconds: float) -> None:
+        self.submissions.labels(name, outcome).inc()
+        self.publish_latency.labels(outcome).observe(seconds)
+        if outcome == "accepted":
+            self.sent.labels(name, self.hostname, queue).inc()
+
+    def observe_event(self, event: TaskEvent) -> None:
+        lag = (utc_now() - event.ts).total_seconds()
+        if lag >= 0:
+            self.fanout_lag.observe(lag)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,141 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 document for every route of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from workers.catalog import task_specs
+
+from gateway.tasks_api import SubmitBody
+
+routes = web.RouteTableDef()
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": _ref("Error")}},
+    }
+    if retry_after:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                               "description": "seconds to wait"}}
+    return response
+
+
+ACCEPTED = {
+    "description": "accepted: the broker confirmed the task message",
+    "headers": {"Location": {"schema": {"type": "string"}, "description": "status URL"}},
+    "content": {JSON: {"schema": _ref("Accepted")}},
+}
+SUBMIT_ERRORS = {
+    "400": _error("malformed JSON"),
+    "401": _error("missing or wrong token (when auth is on)"),
+    "404": _error("unknown task name"),
+    "413": _error("body too large"),
+    "415": _error("not JSON"),
+    "422": _error("arguments that do not fit the task"),
+    "429": _error("the queue is at its length limit", retry_after=True),
+    "503": _error("the broker is unreachable or did not confirm", retry_after=True),
+}
+
+
+def build_openapi() -> dict[str, Any]:
+    submit_schema = SubmitBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = submit_schema.pop("$defs", {})
+    number = {"type": "number"}
+    paths: dict[str, Any] = {
+        "/tasks/{name}": {"post": {
+            "summary": "Submit a task",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": sorted(task_specs())}}],
+            "requestBody": {"required": False,
+                            "content": {JSON: {"schema": _ref("SubmitBody")}}},
+            "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+        }},
+        "/distance/": {"post": {
+            "summary": "Submit calculate_distance(x, y) (the original design's route)",
+            "parameters": [{"name": k, "in": "query", "required": True, "schema": number}
+                           for k in ("x", "y")],
+            "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+        }},
+        "/memory-leak/": {"post": {
+            "summary": "Submit memory_leak_task (the original design's route)",
+            "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+        }},
+        "/tasks/{task_id}": {"get": {
+            "summary": "Latest known state of a task",
+            "parameters": [{"name": "task_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the task",
+                                  "content": {JSON: {"schema": _ref("Task")}}},
+                          "401": SUBMIT_ERRORS["401"],
+                          "404": _error("unknown or expired task id")},
+        }},
+        "/ws": {"get": {
+            "summary": "WebSocket of task events (see the API contract for frames)",
+            "parameters": [
+                {"name": "task_id", "in": "query", "required": False,
+                 "schema": {"type": "array", "items": {"type": "string"}},
+                 "style": "form", "explode": True},
+                {"name": "token", "in": "query", "required": False,
+                 "schema": {"type": "string"}}],
+            "responses": {"101": {"description": "switching protocols"},
+                          "401": SUBMIT_ERRORS["401"]},
+        }},
+        "/healthz": {"get": {"summary": "Liveness",
+                             "responses": {"200": {"description": "the process serves"}}}},
+        "/readyz": {"get": {"summary": "Readiness", "responses": {
+            "200": {"description": "connected, topology declared, events replayed"},
+            "503": {"description": "not ready"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+            "200": {"description": "text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {
+            "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}}}}},
+    }
+    state = {"type": "string", "enum": ["queued", "started", "progress", "retrying", "failed",
+                                        "succeeded", "dead_lettered", "revoked"]}
+    error_obj = {"type": "object", "required": ["type", "message"],
+                 "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}
+    time = {"type": "string", "format": "date-time"}
+    schemas: dict[str, Any] = {
+        **defs,
+        "SubmitBody": submit_schema,
+        "Accepted": {"type": "object",
+                     "required": ["task_id", "name", "state", "status_url", "stream_url"],
+                     "properties": {"task_id": {"type": "string"}, "name": {"type": "string"},
+                                    "state": {"const": "queued"},
+                                    "status_url": {"type": "string"},
+                                    "stream_url": {"type": "string"}}},
+        "Task": {"type": "object",
+                 "required": ["task_id", "name", "state", "retries", "submitted_at"],
+                 "properties": {"task_id": {"type": "string"}, "name": {"type": "string"},
+                                "state": state, "result": {}, "error": error_obj,
+                                "reason": {"type": "string"}, "progress": {},
+                                "retries": {"type": "integer"}, "submitted_at": time,
+                                "started_at": time, "finished_at": time}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "details": {}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Cargo gateway", "version": "1",
+                 "description": "Submit jobs over REST, watch them over a WebSocket."},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi())

@@ -1,0 +1,163 @@
+"""What a gateway replica knows about recent tasks, built from the events stream.
+
+Two bounded structures, both fed in stream order:
+
+- :class:`TaskStore` — the latest state of each recent task (``GET /tasks/{id}``
+  and the first frame a WebSocket subscriber gets), least recently updated
+  evicted first.
+- :class:`EventRing` — the most recent events with their cursors, so a client
+  reconnecting with ``since`` is replayed from memory.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from broker.events import TaskEvent, TaskState, rfc3339
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    name: str
+    state: TaskState
+    submitted_at: datetime
+    retries: int = 0
+    result: Any = None
+    error: dict[str, str] | None = None
+    reason: str | None = None
+    progress: Any = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # The latest event read from the stream (with its cursor), for subscribers.
+    last_event: TaskEvent | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "task_id": self.task_id,
+            "name": self.name,
+            "state": self.state.value,
+            "retries": self.retries,
+            "submitted_at": rfc3339(self.submitted_at),
+        }
+        optional: dict[str, Any] = {
+            "result": self.result,
+            "error": self.error,
+            "reason": self.reason,
+            "progress": self.progress,
+            "started_at": rfc3339(self.started_at) if self.started_at else None,
+            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
+        }
+        doc.update({k: v for k, v in optional.items() if v is not None})
+        if self.state is TaskState.SUCCEEDED:
+            doc["result"] = self.result  # a task may legitimately return null
+        return doc
+
+
+class TaskStore:
+    """Latest state per task id, bounded (least recently updated evicted first)."""
+
+    def __init__(self, max_tasks: int) -> None:
+        self._max = max_tasks
+        self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self._tasks.get(task_id)
+
+    def apply(self, event: TaskEvent) -> TaskRecord:
+        """Fold one event into the task's record and return the record."""
+        record = self._tasks.get(event.task_id)
+        if record is None:
+            record = TaskRecord(event.task_id, event.name, event.state, submitted_at=event.ts)
+            self._tasks[event.task_id] = record
+            while len(self._tasks) > self._max:
+                self._tasks.popitem(last=False)
+        else:
+            self._tasks.move_to_end(event.task_id)
+        _fold(record, event)
+        if event.cursor is not None:
+            record.last_event = event
+        return record
+
+
+def _fold(record: TaskRecord, event: TaskEvent) -> None:
+    state = event.state
+    if state is TaskState.QUEUED:
+        # A queued event can reach the stream after the worker's first event (it
+        # is published once the task itself is confirmed); it only restarts a
+        # record that had finished before it was queued again (a replay).
+        if record.state is TaskState.QUEUED or (
+            record.state.terminal and record.finished_at and event.ts > record.finished_at
+        ):
+            _restart(record, event)
+        return
+    if state is TaskState.RECEIVED:
+        return
+    if state is TaskState.STARTED and record.state.terminal:
+        _restart(record, event)
+    record.state = state
+    if event.retries is not None:
+        record.retries = event.retries
+    if state is TaskState.STARTED:
+        record.started_at = event.ts
+        record.error = None
+    elif state is TaskState.PROGRESS:
+        record.progress = event.progress
+    elif state in (TaskState.FAILED, TaskState.RETRYING):
+        record.error = event.error or record.error
+    if state.terminal:
+        record.finished_at = event.ts
+        record.result = event.result
+        record.reason = event.reason
+        if event.error is not None:
+            record.error = event.error
+
+
+def _restart(record: TaskRecord, event: TaskEvent) -> None:
+    record.state = event.state
+    record.name = event.name
+    if event.state is TaskState.QUEUED:
+        record.submitted_at = event.ts
+        record.started_at = None
+    record.result = record.error = record.reason = record.progress = None
+    record.finished_at = None
+
+
+class EventRing:
+    """The most recent stream events, oldest first, for ``since`` replays."""
+
+    def __init__(self, size: int) -> None:
+        self._events: deque[TaskEvent] = deque()
+        self._size = size
+        # Every task event with a cursor above this one is in the ring; None until
+        # the first event arrives (the reader may have started mid-stream).
+        self.complete_after: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def append(self, event: TaskEvent) -> None:
+        assert event.cursor is not None
+        if self.complete_after is None:
+            self.complete_after = event.cursor - 1
+        self._events.append(event)
+        if len(self._events) > self._size:
+            evicted = self._events.popleft()
+            assert evicted.cursor is not None
+            self.complete_after = evicted.cursor
+
+    def covers(self, since: int) -> bool:
+        """True when every task event after ``since`` is still in memory."""
+        return self.complete_after is not None and since >= self.complete_after
+
+    def after(self, since: int) -> Iterator[TaskEvent]:
+        for event in self._events:
+            if event.cursor is not None and event.cursor > since:
+                yield event

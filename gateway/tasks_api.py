@@ -1,0 +1,227 @@
+"""REST routes for tasks: submit, the original design's two routes, and status.
+
+A submission is answered ``202`` only after RabbitMQ confirmed the task
+message; anything the broker did not confirm is a ``503`` (or ``429`` when the
+queue is at its length limit) with ``Retry-After``, and nothing the client sent
+can produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from workers.catalog import InvalidArguments, get_task_spec
+
+from broker.celery_protocol import encode_task
+from broker.events import TaskEvent, TaskState, utc_now
+from broker.publisher import BrokerUnavailable, QueueFull
+from gateway.errors import ApiError
+from gateway.keys import HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
+
+log = structlog.get_logger(__name__)
+
+# uuid5 namespace for task ids derived from idempotency keys.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-4c8e-5b0e-9d57-8a3c1f0c2a90")
+# Celery's native delayed delivery encodes the delay in 28 bits of seconds.
+MAX_COUNTDOWN = 2**28 - 1
+BACKGROUND_KEY = web.AppKey("background_tasks", set[asyncio.Task[None]])
+
+routes = web.RouteTableDef()
+
+
+class SubmitOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    countdown: float | None = Field(default=None, ge=0, le=MAX_COUNTDOWN)
+    eta: datetime | None = None
+    expires: float | datetime | None = None
+    priority: int | None = Field(default=None, ge=0, le=255)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _check(self) -> SubmitOptions:
+        if self.countdown is not None and self.eta is not None:
+            raise ValueError("give either countdown or eta, not both")
+        for label, moment in (("eta", self.eta), ("expires", self.expires)):
+            if isinstance(moment, datetime) and moment.tzinfo is None:
+                raise ValueError(f"{label} must include a timezone (RFC 3339)")
+        if isinstance(self.expires, float) and (self.expires <= 0 or math.isinf(self.expires)):
+            raise ValueError("expires must be a positive number of seconds or an RFC 3339 time")
+        return self
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    options: SubmitOptions = Field(default_factory=SubmitOptions)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (None when empty), with the contract's 413/415/400."""
+    limit = request.app[SETTINGS_KEY].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"send JSON with Content-Type: application/json, "
+                       f"not {request.content_type!r}")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+
+
+def _pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+
+
+def parse_body(doc: Any) -> SubmitBody:
+    if doc is None:
+        return SubmitBody()
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    try:
+        return SubmitBody.model_validate(doc)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_body", "request body does not fit the submission schema",
+                       _pydantic_details(exc)) from None
+
+
+def _task_id(name: str, options: SubmitOptions) -> str:
+    if options.idempotency_key is not None:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{name}\x00{options.idempotency_key}"))
+    return str(uuid.uuid4())
+
+
+async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS_KEY]
+    spec = get_task_spec(name)
+    if spec is None:
+        raise ApiError(404, "unknown_task", f"no task named {name!r}")
+    try:
+        args, kwargs = spec.validate(body.args, body.kwargs)
+    except InvalidArguments as exc:
+        raise ApiError(422, "invalid_arguments", f"arguments do not fit task {name!r}",
+                       exc.errors) from None
+
+    options = body.options
+    now = datetime.now(UTC)
+    countdown = options.countdown
+    eta = options.eta
+    if eta is not None:
+        countdown = max(0.0, (eta - now).total_seconds())
+    elif countdown:
+        eta = datetime.fromtimestamp(now.timestamp() + countdown, UTC)
+    expires = options.expires
+    if isinstance(expires, float | int):
+        expires = datetime.fromtimestamp(now.timestamp() + float(expires), UTC)
+
+    task_id = _task_id(name, options)
+    queue = spec.queue or settings.task_queue
+    try:
+        message = encode_task(task_id, name, args, kwargs, eta=eta, expires=expires,
+                              priority=options.priority)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(422, "invalid_arguments",
+                       f"arguments are not JSON-encodable: {exc}") from None
+
+    metrics = app[METRICS_KEY]
+    retry_after = {"Retry-After": str(settings.retry_after_seconds)}
+    try:
+        latency = await app[PUBLISHER_KEY].publish_task(message, queue, countdown=countdown)
+    except QueueFull as exc:
+        metrics.observe_submission(name, queue, "queue_full", 0.0)
+        raise ApiError(429, "queue_full", str(exc), headers=retry_after) from None
+    except BrokerUnavailable as exc:
+        metrics.observe_submission(name, queue, "broker_unavailable", 0.0)
+        raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
+    metrics.observe_submission(name, queue, "accepted", latency)
+
+    event = TaskEvent(task_id, name, TaskState.QUEUED, utc_now(), queue=queue, retries=0)
+    app[HUB_KEY].store.apply(event)
+    _announce(app, event)
+
+    status_url = f"/tasks/{task_id}"
+    return web.json_response(
+        {"task_id": task_id, "name": name, "state": TaskState.QUEUED.value,
+         "status_url": status_url, "stream_url": f"/ws?task_id={task_id}"},
+        status=202, headers={"Location": status_url},
+    )
+
+
+def _announce(app: web.Application, event: TaskEvent) -> None:
+    """Publish the ``queued`` event so every replica (and every watcher) learns of the task.
+
+    It is sent after the 202 is decided and off the request path: the task is
+    already safe in its queue; this only informs other replicas sooner than the
+    worker's ``started`` would.
+    """
+
+    async def publish() -> None:
+        try:
+            await app[PUBLISHER_KEY].publish_event(event)
+        except Exception as exc:
+            log.warning("gateway.queued_event_failed", task_id=event.task_id, error=str(exc))
+
+    task = asyncio.create_task(publish())
+    background = app[BACKGROUND_KEY]
+    background.add(task)
+    task.add_done_callback(background.discard)
+
+
+@routes.post("/tasks/{name}")
+async def submit_task(request: web.Request) -> web.Response:
+    body = parse_body(await read_json(request))
+    return await submit(request, request.match_info["name"], body)
+
+
+def _query_number(request: web.Request, key: str) -> float:
+    raw = request.query.get(key)
+    if raw is None:
+        raise ApiError(422, "invalid_arguments", f"query parameter {key!r} is required",
+                       [{"loc": ["query", key], "msg": "field required"}])
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ApiError(422, "invalid_arguments", f"query parameter {key!r} must be a number",
+                       [{"loc": ["query", key], "msg": f"not a finite number: {raw!r}"}])
+    return value
+
+
+@routes.post("/distance/")
+async def distance(request: web.Request) -> web.Response:
+    """The original design's route: ``calculate_distance(x, y)``."""
+    x, y = _query_number(request, "x"), _query_number(request, "y")
+    return await submit(request, "calculate_distance", SubmitBody(args=[x, y]))
+
+
+@routes.post("/memory-leak/")
+async def memory_leak(request: web.Request) -> web.Response:
+    """The original design's route: ``memory_leak_task`` (404 until a worker offers it)."""
+    body = parse_body(await read_json(request))
+    return await submit(request, "memory_leak_task", body)
+
+
+@routes.get("/tasks/{task_id}")
+async def task_status(request: web.Request) -> web.Response:
+    task_id = request.match_info["task_id"]
+    record = request.app[HUB_KEY].store.get(task_id)
+    if record is None:
+        raise ApiError(404, "task_not_found", f"no task with id {task_id!r} (unknown or expired)")
+    return web.json_response(record.to_json())

@@ -1,0 +1,190 @@
+"""The whole path of a job: REST -> RabbitMQ -> Celery worker -> events stream -> WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from broker.settings import Settings
+from tests.support.gateway import events_of, running_gateway, terminal
+from tests.support.processes import BIN, Proc, process_env
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_submitted_distance_is_computed_and_streamed_to_a_websocket_subscriber(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        async with gw.ws() as ws:
+            async with gw.http.post(f"{gw.url}/distance/?x=3&y=4") as resp:
+                accepted = await resp.json()
+                assert resp.status == 202, accepted
+                assert resp.headers["Location"] == f"/tasks/{accepted['task_id']}"
+            task_id = accepted["task_id"]
+            assert accepted == {"task_id": task_id, "name": "calculate_distance",
+                                "state": "queued", "status_url": f"/tasks/{task_id}",
+                                "stream_url": f"/ws?task_id={task_id}"}
+            await ws.send({"op": "subscribe", "task_ids": [task_id]})
+            frames = await ws.receive_until(terminal(task_id))
+
+        assert frames[0] == {"type": "subscribed", "task_ids": [task_id]}
+        states = [f["state"] for f in events_of(frames, task_id)]
+        assert "started" in states
+        assert states.index("started") < states.index("succeeded")
+        assert states[-1] == "succeeded"
+        final = events_of(frames, task_id)[-1]
+        assert final["result"] == 5.0
+        assert final["name"] == "calculate_distance"
+        assert final["ts"].endswith("Z")
+        cursors = [int(f["cursor"]) for f in events_of(frames, task_id)]
+        assert cursors == sorted(set(cursors))
+
+        status, doc = await gw.task(task_id)
+        assert status == 200
+        assert doc["state"] == "succeeded"
+        assert doc["result"] == 5.0
+        assert doc["retries"] == 0
+        assert {"submitted_at", "started_at", "finished_at"} <= doc.keys()
+
+
+async def test_a_subscriber_arriving_after_the_task_finished_gets_the_terminal_event(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        task_id = await gw.submit("calculate_distance", args=[6, 8])
+        await gw.wait_state(task_id, {"succeeded"})
+        async with gw.ws(f"?task_id={task_id}") as ws:
+            frames = await ws.receive_until(terminal(task_id), timeout=10)
+            assert frames[0] == {"type": "subscribed", "task_ids": [task_id]}
+            assert events_of(frames)[-1]["result"] == 10.0
+            # Exactly one frame for the finished task, nothing replayed twice.
+            assert len(events_of(frames)) == 1
+            assert await ws.quiet_for(0.5) == []
+
+
+@pytest.mark.parametrize("ring_size", [50_000, 2], ids=["from-memory", "from-the-stream"])
+async def test_a_client_reconnecting_with_since_receives_every_missed_event_in_order_once(
+    rabbitmq: Settings, worker: Proc, ring_size: int
+) -> None:
+    # With a ring of 2 events the replay cannot come from memory and is read
+    # back from the RabbitMQ stream instead.
+    settings = rabbitmq.model_copy(update={"event_buffer_size": ring_size})
+    async with running_gateway(settings) as gw:
+        async with gw.ws() as witness:  # stays connected throughout
+            await witness.send({"op": "subscribe", "all": True})
+            assert await witness.receive() == {"type": "subscribed", "all": True}
+
+            async with gw.ws() as client:
+                await client.send({"op": "subscribe", "all": True})
+                await client.receive()
+                first = await gw.submit("calculate_distance", args=[1, 1])
+                seen = await client.receive_until(terminal(first))
+            cursor = events_of(seen)[-1]["cursor"]
+
+            # While the client is away, more work happens.
+            missed_ids = [await gw.submit("calculate_distance", args=[i, i]) for i in (2, 3)]
+            for task_id in missed_ids:
+                await gw.wait_state(task_id, {"succeeded"})
+            witnessed = await witness.receive_until(terminal(missed_ids[-1]))
+            witnessed += await witness.quiet_for(0.5)
+
+            async with gw.ws() as client:
+                await client.send({"op": "subscribe", "all": True, "since": cursor})
+                assert await client.receive() == {"type": "subscribed", "all": True}
+                replayed = await client.receive_until(terminal(missed_ids[-1]))
+                replayed += await client.quiet_for(0.5)
+
+    expected = [f for f in events_of(witnessed) if int(f["cursor"]) > int(cursor)]
+    assert {f["task_id"] for f in expected} >= set(missed_ids)
+    assert events_of(replayed) == expected
+    cursors = [int(f["cursor"]) for f in events_of(replayed)]
+    assert cursors == sorted(set(cursors))
+
+
+async def test_a_subscription_by_name_only_receives_events_of_those_tasks(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw, gw.ws() as ws:
+        await ws.send({"op": "subscribe", "all": True, "names": ["sleep"]})
+        await ws.receive()
+        distance = await gw.submit("calculate_distance", args=[1, 2])
+        nap = await gw.submit("sleep", args=[0.1])
+        frames = await ws.receive_until(terminal(nap))
+        await gw.wait_state(distance, {"succeeded"})
+        frames += await ws.quiet_for(0.5)
+    assert {f["task_id"] for f in events_of(frames)} == {nap}
+
+
+async def test_a_restarted_gateway_process_still_delivers_the_terminal_state(
+    rabbitmq: Settings, worker: Proc, unused_tcp_port_factory: Callable[[], int]
+) -> None:
+    port_factory = unused_tcp_port_factory
+    env = process_env(rabbitmq)
+
+    def start_gateway() -> tuple[Proc, str]:
+        port = port_factory()
+        proc = Proc("gateway", [str(BIN / "cargoctl"), "gateway", "--host", "127.0.0.1",
+                                "--port", str(port)], env)
+        return proc, f"http://127.0.0.1:{port}"
+
+    async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Proc) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.alive(), proc.output()
+            try:
+                async with http.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+        raise TimeoutError(proc.output())
+
+    async with aiohttp.ClientSession() as http:
+        first, url = start_gateway()
+        try:
+            await wait_ready(http, url, first)
+            async with http.post(f"{url}/tasks/sleep", json={"args": [0.5]}) as resp:
+                assert resp.status == 202
+                task_id = (await resp.json())["task_id"]
+        finally:
+            first.stop()
+        # The task finishes while no gateway runs at all.
+        await asyncio.sleep(3)
+
+        second, url = start_gateway()
+        try:
+            await wait_ready(http, url, second)
+            async with http.get(f"{url}/tasks/{task_id}") as resp:
+                doc = await resp.json()
+                assert resp.status == 200, doc
+                assert doc["state"] == "succeeded"
+                assert doc["result"] == 0.5
+            async with http.ws_connect(f"{url.replace('http', 'ws')}/ws?task_id={task_id}") as ws:
+                subscribed = await ws.receive_json(timeout=10)
+                assert subscribed == {"type": "subscribed", "task_ids": [task_id]}
+                event = await ws.receive_json(timeout=10)
+                assert event["state"] == "succeeded"
+                assert event["result"] == 0.5
+        finally:
+            second.stop()
+
+
+async def test_progress_reported_by_a_task_reaches_subscribers_in_order(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        task_id = await gw.submit("sleep", args=[0.3], kwargs={"steps": 3})
+        async with gw.ws(f"?task_id={task_id}") as ws:
+            frames = await ws.receive_until(terminal(task_id))
+    progress = [f["progress"] for f in events_of(frames) if f["state"] == "progress"]
+    # A late subscription may start after the first progress events; those it
+    # sees must be in order and end with the last step.
+    assert progress, frames
+    assert progress == sorted(progress, key=lambda p: p["done"])
+    assert progress[-1] == {"done": 3, "total": 3}

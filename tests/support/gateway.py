@@ -1,0 +1,150 @@
+"""A real gateway (aiohttp server on a real port) and a real WebSocket client for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from broker.settings import Settings
+from gateway.app import create_app
+
+
+@dataclass
+class Gateway:
+    app: web.Application
+    url: str
+    http: aiohttp.ClientSession
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            async with self.http.get(f"{self.url}/readyz") as resp:
+                last = await resp.json()
+                if resp.status == 200:
+                    return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"gateway not ready after {timeout}s: {last}")
+
+    async def submit_distance(self, x: float = 3, y: float = 4) -> str:
+        async with self.http.post(f"{self.url}/distance/", params={"x": x, "y": y}) as resp:
+            body = await resp.json()
+            assert resp.status == 202, body
+            return str(body["task_id"])
+
+    async def submit(self, name: str, **body: Any) -> str:
+        async with self.http.post(f"{self.url}/tasks/{name}", json=body) as resp:
+            doc = await resp.json()
+            assert resp.status == 202, doc
+            return str(doc["task_id"])
+
+    async def task(self, task_id: str) -> tuple[int, Any]:
+        async with self.http.get(f"{self.url}/tasks/{task_id}") as resp:
+            return resp.status, await resp.json()
+
+    async def wait_state(self, task_id: str, states: set[str], timeout: float = 60) -> Any:
+        deadline = time.monotonic() + timeout
+        doc: Any = None
+        while time.monotonic() < deadline:
+            status, doc = await self.task(task_id)
+            if status == 200 and doc["state"] in states:
+                return doc
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"task {task_id} not in {states} after {timeout}s: {doc}")
+
+    def ws(self, query: str = "") -> WsClient:
+        return WsClient(self.http, f"{self.url.replace('http', 'ws', 1)}/ws{query}")
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings, *, ready: bool = True) -> AsyncIterator[Gateway]:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as http:
+        gateway = Gateway(app, f"http://127.0.0.1:{port}", http)
+        try:
+            if ready:
+                await gateway.wait_ready()
+            yield gateway
+        finally:
+            await runner.cleanup()
+
+
+class WsClient:
+    """``async with gateway.ws() as ws:`` — frames in, frames out, every wait bounded."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self._http = http
+        self.url = url
+        self.conn: aiohttp.ClientWebSocketResponse | None = None
+
+    async def __aenter__(self) -> WsClient:
+        self.conn = await self._http.ws_connect(self.url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+    async def send(self, frame: Any) -> None:
+        assert self.conn is not None
+        if isinstance(frame, str | bytes):
+            await (self.conn.send_str(frame) if isinstance(frame, str)
+                   else self.conn.send_bytes(frame))
+        else:
+            await self.conn.send_json(frame)
+
+    async def receive(self, timeout: float = 30) -> dict[str, Any]:
+        assert self.conn is not None
+        message = await self.conn.receive(timeout)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {message.type}: {message.data!r}")
+        frame: dict[str, Any] = json.loads(message.data)
+        return frame
+
+    async def receive_until(self, done: Callable[[dict[str, Any]], bool],
+                            timeout: float = 60) -> list[dict[str, Any]]:
+        """Frames up to and including the first for which ``done`` is true."""
+        frames: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s; got {frames}")
+            frame = await self.receive(remaining)
+            frames.append(frame)
+            if done(frame):
+                return frames
+
+    async def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
+        """Whatever frames arrive within ``seconds`` (to check nothing extra comes)."""
+        frames = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                frames.append(await self.receive(remaining))
+            except TimeoutError:
+                break
+        return frames
+
+
+def terminal(task_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: (f.get("type") == "event" and f.get("task_id") == task_id
+                      and f.get("state") in ("succeeded", "dead_lettered", "revoked"))
+
+
+def events_of(frames: list[dict[str, Any]], task_id: str | None = None) -> list[dict[str, Any]]:
+    return [f for f in frames if f.get("type") == "event"
+            and (task_id is None or f["task_id"] == task_id)]

@@ -1,0 +1,158 @@
+"""Pure logic of the gateway's task store, event ring and subscription hub."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from broker.events import TaskEvent, TaskState
+from gateway.hub import Hub
+from gateway.store import EventRing, TaskStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(state: TaskState, cursor: int | None, task_id: str = "t1", seconds: float = 0,
+          name: str = "calculate_distance", **fields: object) -> TaskEvent:
+    return TaskEvent(task_id, name, state, T0 + timedelta(seconds=seconds), cursor=cursor,
+                     **fields)  # type: ignore[arg-type]
+
+
+def test_a_task_moves_from_queued_through_started_to_succeeded() -> None:
+    store = TaskStore(10)
+    store.apply(event(TaskState.QUEUED, 1))
+    store.apply(event(TaskState.STARTED, 2, seconds=1, retries=0))
+    record = store.apply(event(TaskState.SUCCEEDED, 3, seconds=2, result=5.0))
+    doc = record.to_json()
+    assert doc["state"] == "succeeded"
+    assert doc["result"] == 5.0
+    assert doc["submitted_at"] == "2026-01-01T00:00:00.000Z"
+    assert doc["started_at"] == "2026-01-01T00:00:01.000Z"
+    assert doc["finished_at"] == "2026-01-01T00:00:02.000Z"
+    assert record.last_event is not None
+    assert record.last_event.cursor == 3
+
+
+def test_a_queued_event_arriving_after_the_worker_started_does_not_move_the_task_back() -> None:
+    store = TaskStore(10)
+    store.apply(event(TaskState.STARTED, 1, seconds=1))
+    record = store.apply(event(TaskState.QUEUED, 2, seconds=0.5))
+    assert record.state is TaskState.STARTED
+
+
+def test_a_replayed_task_starts_over_after_its_terminal_state() -> None:
+    store = TaskStore(10)
+    store.apply(event(TaskState.STARTED, 1, seconds=1))
+    store.apply(event(TaskState.DEAD_LETTERED, 2, seconds=2, reason="failed",
+                      error={"type": "ValueError", "message": "boom"}))
+    record = store.apply(event(TaskState.QUEUED, 3, seconds=10))
+    assert record.state is TaskState.QUEUED
+    assert record.reason is None
+    assert record.error is None
+    assert record.finished_at is None
+    record = store.apply(event(TaskState.SUCCEEDED, 4, seconds=11, result=1))
+    assert record.state is TaskState.SUCCEEDED
+    assert record.result == 1
+
+
+def test_a_task_that_returns_null_still_reports_its_result() -> None:
+    store = TaskStore(10)
+    record = store.apply(event(TaskState.SUCCEEDED, 1, result=None))
+    assert "result" in record.to_json()
+    assert record.to_json()["result"] is None
+
+
+def test_the_store_forgets_the_least_recently_updated_task_first() -> None:
+    store = TaskStore(2)
+    store.apply(event(TaskState.QUEUED, 1, task_id="a"))
+    store.apply(event(TaskState.QUEUED, 2, task_id="b"))
+    store.apply(event(TaskState.STARTED, 3, task_id="a"))
+    store.apply(event(TaskState.QUEUED, 4, task_id="c"))
+    assert store.get("b") is None
+    assert store.get("a") is not None
+    assert store.get("c") is not None
+
+
+def test_the_ring_knows_which_cursors_it_can_replay() -> None:
+    ring = EventRing(3)
+    assert not ring.covers(0)
+    for cursor in (10, 11, 13):
+        ring.append(event(TaskState.QUEUED, cursor, task_id=str(cursor)))
+    assert ring.covers(9)
+    assert ring.covers(12)
+    assert not ring.covers(8)
+    ring.append(event(TaskState.QUEUED, 14, task_id="14"))  # evicts 10
+    assert not ring.covers(9)
+    assert ring.covers(10)
+    assert [e.cursor for e in ring.after(11)] == [13, 14]
+
+
+def _frames(hub: Hub, subscriber: object) -> list[dict[str, object]]:
+    queue = subscriber.queue  # type: ignore[attr-defined]
+    frames = []
+    while not queue.empty():
+        frames.append(queue.get_nowait())
+    return frames
+
+
+def _feed(hub: Hub, e: TaskEvent) -> None:
+    assert e.cursor is not None
+    hub.high_water = e.cursor
+    hub.ring.append(e)
+    hub.store.apply(e)
+    hub.dispatch(e)
+
+
+def test_subscribing_to_a_task_sends_its_latest_event_then_only_later_ones() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    _feed(hub, event(TaskState.QUEUED, 1))
+    _feed(hub, event(TaskState.STARTED, 2))
+    sub = hub.connect(100)
+    hub.subscribe_tasks(sub, ["t1"])
+    _feed(hub, event(TaskState.SUCCEEDED, 3, result=5.0))
+    assert [f["cursor"] for f in _frames(hub, sub)] == ["2", "3"]
+
+
+def test_subscribing_to_all_since_a_cursor_replays_from_memory_without_duplicates() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    for cursor in (1, 2, 3):
+        _feed(hub, event(TaskState.QUEUED, cursor, task_id=f"t{cursor}"))
+    sub = hub.connect(100)
+    assert hub.subscribe_all(sub, None, since=1) is None
+    _feed(hub, event(TaskState.QUEUED, 4, task_id="t4"))
+    assert [f["cursor"] for f in _frames(hub, sub)] == ["2", "3", "4"]
+
+
+def test_a_since_older_than_memory_asks_for_a_stream_replay_and_holds_live_events() -> None:
+    hub = Hub(TaskStore(10), EventRing(2))
+    for cursor in (1, 2, 3, 4):
+        _feed(hub, event(TaskState.QUEUED, cursor, task_id=f"t{cursor}"))
+    sub = hub.connect(100)
+    assert hub.subscribe_all(sub, None, since=0) == 4
+    _feed(hub, event(TaskState.QUEUED, 5, task_id="t5"))
+    assert _frames(hub, sub) == []  # held until the replay is done
+    for cursor in (1, 2, 3, 4):  # what the stream replay delivers
+        sub.offer(event(TaskState.QUEUED, cursor, task_id=f"t{cursor}").to_client())
+    hub.finish_backfill(sub)
+    assert [f["cursor"] for f in _frames(hub, sub)] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_subscriber_that_falls_too_far_behind_is_marked_to_be_closed() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    sub = hub.connect(2)
+    hub.subscribe_all(sub, None, None)
+    for cursor in (1, 2, 3):
+        _feed(hub, event(TaskState.QUEUED, cursor, task_id=f"t{cursor}"))
+    assert sub.overflowed
+
+
+def test_a_name_filter_limits_all_subscriptions_and_disconnect_unregisters() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    sub = hub.connect(10)
+    hub.subscribe_all(sub, frozenset({"sleep"}), None)
+    _feed(hub, event(TaskState.QUEUED, 1, task_id="a", name="calculate_distance"))
+    _feed(hub, event(TaskState.QUEUED, 2, task_id="b", name="sleep"))
+    assert [f["task_id"] for f in _frames(hub, sub)] == ["b"]
+    hub.subscribe_tasks(sub, ["a"])
+    hub.disconnect(sub)
+    assert hub.connections == 0
+    assert hub.subscriptions == 0
