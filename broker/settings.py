@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=1000, gt=0)
     auth_token: str | None = Field(default=None, min_length=16)
 
+    # Command-line clients (cargoctl submit, watch)
+    gateway_url: str = Field(default="http://127.0.0.1:8000",
+                             description="where cargoctl's client commands reach the gateway")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -76,7 +80,7 @@ class Settings(BaseSettings):
             raise ValueError(f"has a malformed port: {exc}") from None
         return value
 
-    @field_validator("management_url")
+    @field_validator("management_url", "gateway_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):

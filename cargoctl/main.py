@@ -46,9 +46,11 @@ def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...])
 
 
 def _register_subcommands() -> None:
+    from cargoctl.client_cmd import submit, watch
     from cargoctl.topology_cmd import topology
 
-    cli.add_command(topology)
+    for command in (topology, submit, watch):
+        cli.add_command(command)
 
 
 def main() -> None:

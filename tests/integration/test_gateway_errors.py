@@ -13,7 +13,8 @@ import pytest_asyncio
 
 from broker.settings import Settings
 from gateway.keys import HUB_KEY
-from tests.support.gateway import Gateway, running_gateway
+from tests.support.gateway import Gateway, events_of, running_gateway, terminal
+from tests.support.processes import Proc
 from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
@@ -226,3 +227,27 @@ async def test_a_publish_the_broker_never_confirms_is_a_503_not_an_accepted_task
     assert doc["error"]["code"] == "broker_unavailable"
     assert "confirm" in doc["error"]["message"]
     assert "Retry-After" in headers
+
+
+async def test_a_websocket_open_across_a_broker_outage_keeps_receiving_events_once(
+    proxied: tuple[Gateway, BrokerProxy], worker: Proc,
+) -> None:
+    gw, proxy = proxied
+    async with gw.ws() as ws:
+        await ws.send({"op": "subscribe", "all": True})
+        assert await ws.receive() == {"type": "subscribed", "all": True}
+        before = await gw.submit_distance()
+        frames = await ws.receive_until(terminal(before))
+
+        await proxy.go_down()
+        await _wait_status(gw, "/readyz", 503)
+        await proxy.come_back()
+        await _wait_status(gw, "/readyz", 200)
+
+        after = await gw.submit_distance(6, 8)
+        frames += await ws.receive_until(terminal(after))
+        frames += await ws.quiet_for(0.5)
+    cursors = [int(f["cursor"]) for f in events_of(frames)]
+    assert cursors == sorted(set(cursors)), "an event was repeated after the reconnect"
+    finished = [f for f in events_of(frames, after) if f["state"] == "succeeded"]
+    assert [f["result"] for f in finished] == [10.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -188,3 +189,30 @@ async def test_progress_reported_by_a_task_reaches_subscribers_in_order(
     assert progress, frames
     assert progress == sorted(progress, key=lambda p: p["done"])
     assert progress[-1] == {"done": 3, "total": 3}
+
+
+async def test_a_countdown_delays_the_task_through_native_delayed_delivery(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        task_id = await gw.submit("calculate_distance", args=[3, 4],
+                                  options={"countdown": 2})
+        doc = await gw.wait_state(task_id, {"succeeded"})
+    submitted = datetime.fromisoformat(doc["submitted_at"])
+    started = datetime.fromisoformat(doc["started_at"])
+    # A lower bound only: the delay is honoured, however slow the machine is.
+    assert (started - submitted).total_seconds() >= 1.0
+    assert doc["result"] == 5.0
+
+
+async def test_the_same_idempotency_key_gives_the_same_task_id(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        body = {"args": [3, 4], "options": {"idempotency_key": "order-42"}}
+        first = await gw.submit("calculate_distance", **body)
+        second = await gw.submit("calculate_distance", **body)
+        other = await gw.submit("calculate_distance", args=[3, 4],
+                                options={"idempotency_key": "order-43"})
+    assert first == second
+    assert other != first
