@@ -1,0 +1,90 @@
+"""The Celery app's configuration and the worker command line (no broker needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker.settings import load_settings
+from broker.topology import TASKS_EXCHANGE, build_topology
+from workers.app import create_app
+from workers.catalog import task_specs
+from workers.lifecycle import queue_of
+from workers.runner import worker_argv
+
+BIN = Path(sys.executable).parent
+
+
+def test_the_app_registers_exactly_the_catalog_tasks_under_their_catalog_names() -> None:
+    app = create_app(load_settings({}))
+    app.finalize()
+    ours = {name for name in app.tasks if not name.startswith("celery.")}
+    assert ours == set(task_specs())
+
+
+def test_the_app_acks_late_consumes_quorum_queues_and_keeps_no_results() -> None:
+    settings = load_settings({"CARGO_TASK_QUEUE": "jobs",
+                              "RABBITMQ_URL": "amqp://u:p@rabbit:5672/v"})
+    conf = create_app(settings).conf
+    assert conf.broker_url == "amqp://u:p@rabbit:5672/v"
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_detect_quorum_queues is True
+    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.task_ignore_result is True
+    assert conf.result_backend is None
+    assert conf.accept_content == ["json"]
+    assert conf.task_serializer == conf.result_serializer == "json"
+    assert conf.task_default_queue == "jobs"
+    assert conf.task_default_exchange == TASKS_EXCHANGE
+    assert conf.task_default_exchange_type == "topic"
+    [queue] = conf.task_queues
+    spec = build_topology(settings).queue("jobs")
+    assert queue.name == "jobs"
+    assert queue.queue_arguments == spec.arguments
+    assert queue.exchange.name == TASKS_EXCHANGE
+
+
+def test_importing_the_app_module_reads_no_configuration() -> None:
+    env = {**os.environ, "RABBITMQ_URL": "not a url", "CARGO_NO_SUCH_SETTING": "1"}
+    result = subprocess.run([sys.executable, "-c", "import workers.app, workers.runner"],
+                            env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value"), [("RABBITMQ_URL", "http://rabbit/"),
+                                                 ("CARGO_TASK_QUEUE", ""),
+                                                 ("CARGO_NO_SUCH_SETTING", "1")])
+def test_the_celery_cli_stops_on_bad_configuration_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CARGO_") and k != "RABBITMQ_URL"}
+    env[variable] = value
+    result = subprocess.run([str(BIN / "celery"), "-A", "workers.app", "worker"], env=env,
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+def test_the_worker_command_line_consumes_the_task_queue_without_mingle_or_gossip() -> None:
+    argv = worker_argv(load_settings({"CARGO_TASK_QUEUE": "jobs"}), concurrency=3,
+                       hostname="w1@%h", extra_args=["--max-tasks-per-child=10"])
+    assert argv[0] == "worker"
+    assert {"--pool=prefork", "--concurrency=3", "--queues=jobs", "--without-mingle",
+            "--without-gossip", "--hostname=w1@%h"} <= set(argv)
+    assert argv[-1] == "--max-tasks-per-child=10"
+
+
+def test_a_countdown_routing_key_still_names_the_queue_in_events() -> None:
+    from celery.app.task import Context
+
+    delayed = "0." * 26 + "1.0.cargo.batch"
+    assert queue_of(Context(delivery_info={"routing_key": delayed}), None) == "cargo.batch"
+    assert queue_of(Context(delivery_info={"routing_key": "cargo"}), None) == "cargo"
+    assert queue_of(Context(delivery_info=None), "default") == "default"

@@ -1,0 +1,134 @@
+"""Lifecycle events: Celery's task signals become Cargo task events on the events stream.
+
+The workers have no result backend; the events stream is how results, errors
+and progress reach the gateways. Each event is published from the process that
+observed it (the prefork child running the task, or the main process for a
+hard time limit) through Celery's producer pool, with publisher confirms (the
+app sets ``confirm_publish``), so an event that was published is in the stream.
+
+Publishing an event must never change a task's outcome: a failed publish is
+logged and dropped, never raised into the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import celery
+from celery import signals
+from celery.app.task import Context, Task
+
+from broker.events import CONTENT_TYPE, TaskEvent, TaskState, error_of, utc_now
+from broker.topology import EVENTS_EXCHANGE, event_routing_key
+
+log = logging.getLogger(__name__)
+
+PERSISTENT = 2
+# A countdown travels through Celery's native delayed delivery, which prefixes
+# the routing key with 28 binary digits ("0.1.0....<queue>").
+_DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
+# Retry a publish briefly across a reconnect; beyond that the event is dropped
+# (and logged) rather than holding the task up.
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def queue_of(request: Context, default: str | None) -> str | None:
+    """The queue a task came from: Cargo binds each queue by its own name."""
+    info: Any = request.delivery_info or {}
+    routing_key = info.get("routing_key") if isinstance(info, dict) else None
+    if isinstance(routing_key, str) and routing_key:
+        return _DELAY_PREFIX.sub("", routing_key, count=1)
+    return default
+
+
+class LifecycleEvents:
+    """Publishes the task events of one Celery app."""
+
+    def __init__(self, app: celery.Celery, publish_timeout: float) -> None:
+        self._app = app
+        self._timeout = publish_timeout
+
+    def connect(self) -> None:
+        """Connect to Celery's signals; connecting the same app twice is a no-op.
+
+        Signals are process-wide, so each handler ignores tasks of other apps
+        (tests build several apps in one process).
+        """
+        uid = f"cargo.lifecycle.{id(self._app)}"
+        signals.task_prerun.connect(self._on_prerun, weak=False, dispatch_uid=f"{uid}.prerun")
+        signals.task_retry.connect(self._on_retry, weak=False, dispatch_uid=f"{uid}.retry")
+        signals.task_failure.connect(self._on_failure, weak=False, dispatch_uid=f"{uid}.failure")
+        signals.task_success.connect(self._on_success, weak=False, dispatch_uid=f"{uid}.success")
+
+    def progress(self, task: Task[Any, Any], progress: dict[str, Any]) -> None:
+        """Publish a ``progress`` event for the task currently running."""
+        self._emit(task, task.request, TaskState.PROGRESS, progress=progress)
+
+    def _ours(self, sender: Any) -> bool:
+        return isinstance(sender, Task) and sender.app is self._app
+
+    def _on_prerun(self, sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+        if self._ours(sender):
+            self._emit(sender, sender.request, TaskState.STARTED, task_id=task_id)
+
+    def _on_retry(self, sender: Any = None, request: Context | None = None,
+                  reason: Any = None, **_: Any) -> None:
+        if not self._ours(sender) or request is None:
+            return
+        # The contract's path for a failed attempt that will run again is
+        # failed -> retrying; Celery signals only the retry, so say both.
+        cause = getattr(reason, "exc", None)
+        if isinstance(cause, BaseException):
+            self._emit(sender, request, TaskState.FAILED, error=error_of(cause))
+        error = error_of(cause if isinstance(cause, BaseException) else reason)
+        # retries counts the attempt about to be scheduled.
+        self._emit(sender, request, TaskState.RETRYING, error=error,
+                   retries=(request.retries or 0) + 1)
+
+    def _on_failure(self, sender: Any = None, task_id: str | None = None,
+                    exception: BaseException | None = None, **_: Any) -> None:
+        if self._ours(sender):
+            error = error_of(exception) if exception is not None else None
+            self._emit(sender, sender.request, TaskState.FAILED, task_id=task_id, error=error)
+
+    def _on_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
+        if self._ours(sender):
+            self._emit(sender, sender.request, TaskState.SUCCEEDED, result=result)
+
+    def _emit(self, task: Task[Any, Any], request: Context, state: TaskState, *,
+              task_id: str | None = None, retries: int | None = None, **fields: Any) -> None:
+        event_id = task_id or request.id
+        if event_id is None:
+            log.warning("no task id for a %s event of %s; not published", state, task.name)
+            return
+        event = TaskEvent(
+            task_id=event_id, name=task.name, state=state, ts=utc_now(),
+            retries=request.retries if retries is None else retries,
+            queue=queue_of(request, self._app.conf.task_default_queue),
+            hostname=request.hostname, **fields,
+        )
+        self.publish(event)
+
+    def publish(self, event: TaskEvent) -> bool:
+        """Publish one event and wait for the broker's confirm; False (logged) on failure."""
+        try:
+            with self._app.producer_pool.acquire(block=True, timeout=self._timeout) as producer:
+                producer.publish(
+                    event.to_json(),
+                    exchange=EVENTS_EXCHANGE,
+                    routing_key=event_routing_key(event.state, event.name),
+                    content_type=CONTENT_TYPE,
+                    content_encoding="utf-8",
+                    delivery_mode=PERSISTENT,
+                    retry=True,
+                    retry_policy=_RETRY_POLICY,
+                    timeout=self._timeout,
+                    confirm_timeout=self._timeout,
+                )
+        except Exception:
+            log.warning("could not publish the %s event of task %s[%s]", event.state,
+                        event.name, event.task_id, exc_info=True)
+            return False
+        return True
