@@ -1,0 +1,90 @@
+"""Reading the real events stream in tests: what the workers published, in stream order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Collection
+from types import TracebackType
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from broker.events import EventDecodeError, TaskEvent
+from broker.settings import Settings
+from broker.topology import EVENTS_STREAM
+
+TERMINAL = frozenset({"succeeded", "dead_lettered", "revoked"})
+
+
+class StreamEvents:
+    """``async with StreamEvents(settings) as events:`` consumes ``cargo.events.stream``.
+
+    The stream is opened passively: it must already exist (declared by a worker
+    or a gateway), so a test that relies on someone else declaring it fails if
+    nobody did. ``offset`` is any ``x-stream-offset`` ("first", "next", an int).
+    """
+
+    def __init__(self, settings: Settings, offset: Any = "first", prefetch: int = 200) -> None:
+        self._settings = settings
+        self._offset = offset
+        self._prefetch = prefetch
+        self._connection: AbstractConnection | None = None
+        self._arrived = asyncio.Event()
+        self.events: list[TaskEvent] = []
+
+    async def __aenter__(self) -> StreamEvents:
+        self._connection = await aio_pika.connect(self._settings.rabbitmq_url, timeout=10)
+        channel = await self._connection.channel()
+        # A stream consumer must set a prefetch and ack (acks only grant credit).
+        await channel.set_qos(prefetch_count=self._prefetch)
+        queue = await channel.declare_queue(EVENTS_STREAM, passive=True)
+        await queue.consume(self._on_message, arguments={"x-stream-offset": self._offset})
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        offset = (message.headers or {}).get("x-stream-offset")
+        try:
+            self.events.append(TaskEvent.from_json(
+                message.body, cursor=offset if isinstance(offset, int) else None))
+            self._arrived.set()
+        except EventDecodeError:
+            pass  # e.g. a gateway's catch-up marker
+        finally:
+            await message.ack()
+
+    def of(self, task_id: str) -> list[TaskEvent]:
+        return [e for e in self.events if e.task_id == task_id]
+
+    async def wait(self, done: Callable[[list[TaskEvent]], bool], timeout: float = 60,
+                   what: str = "condition") -> list[TaskEvent]:
+        """Wait (bounded) until ``done(self.events)`` holds; return the events so far."""
+        deadline = time.monotonic() + timeout
+        while not done(self.events):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{what} not met within {timeout}s; events: "
+                                   f"{[(e.task_id, e.state.value) for e in self.events]}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), min(remaining, 1.0))
+        return self.events
+
+    async def until_state(self, task_id: str, states: Collection[str] = TERMINAL,
+                          timeout: float = 60) -> list[TaskEvent]:
+        """The task's events up to and including the first one in ``states``."""
+
+        def reached(_: list[TaskEvent]) -> bool:
+            return any(e.state.value in states for e in self.of(task_id))
+
+        await self.wait(reached, timeout, what=f"task {task_id} reaching {sorted(states)}")
+        events = self.of(task_id)
+        end = next(i for i, e in enumerate(events) if e.state.value in states)
+        return events[: end + 1]

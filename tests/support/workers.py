@@ -1,0 +1,94 @@
+"""Helpers for worker tests: the plain Celery CLI, the gateway's publisher, broker state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from broker.celery_protocol import encode_task
+from broker.connection import BrokerConnection
+from broker.management import ManagementClient
+from broker.publisher import Publisher
+from broker.settings import Settings
+from broker.topology import Topology, build_topology
+from tests.support.processes import BIN, Proc, process_env, wait_for_consumer
+
+
+def start_celery_cli_worker(settings: Settings, nodename: str) -> Proc:
+    """``celery -A workers.app worker``: the unmodified Celery CLI, no cargoctl."""
+    proc = Proc(nodename.split("@")[0], [
+        str(BIN / "celery"), "-A", "workers.app", "worker",
+        "--loglevel=INFO", "--concurrency=1", f"--hostname={nodename}",
+    ], process_env(settings))
+    try:
+        wait_for_consumer(settings, settings.task_queue, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+@asynccontextmanager
+async def gateway_publisher(settings: Settings) -> AsyncIterator[Publisher]:
+    """The gateway's own publishing path: a BrokerConnection (which declares the
+    topology with aio-pika on connect) and a confirm Publisher over it."""
+    connection = BrokerConnection(settings, build_topology(settings), name="test-publisher")
+    await connection.start()
+    try:
+        if not await connection.wait_ready(30):
+            raise TimeoutError(f"publisher not connected: {connection.last_error}")
+        yield Publisher(connection, timeout=10)
+    finally:
+        await connection.stop()
+
+
+async def submit(publisher: Publisher, settings: Settings, name: str, args: list[Any],
+                 kwargs: dict[str, Any] | None = None) -> str:
+    """Publish a Celery protocol message exactly as the gateway does; return its task id."""
+    task_id = str(uuid.uuid4())
+    await publisher.publish_task(encode_task(task_id, name, args, kwargs), settings.task_queue)
+    return task_id
+
+
+async def declared_differences(settings: Settings, topology: Topology) -> list[str]:
+    """What on the broker differs from the topology (empty when everything matches)."""
+    problems: list[str] = []
+    async with ManagementClient(settings.management_api) as api:
+        exchanges = {e["name"]: e for e in await api.list_exchanges(settings.vhost)}
+        queues = {q["name"]: q for q in await api.list_queues(settings.vhost)}
+        bindings = {(b["source"], b["destination"], b["routing_key"])
+                    for b in await api.list_bindings(settings.vhost)}
+    for ex in topology.exchanges:
+        found = exchanges.get(ex.name)
+        if found is None or found["type"] != ex.type or found["durable"] != ex.durable:
+            problems.append(f"exchange {ex.name}: {found}")
+    for spec in topology.queues:
+        queue = queues.get(spec.name)
+        if queue is None or queue["arguments"] != spec.arguments:
+            problems.append(f"queue {spec.name}: {queue and queue['arguments']}")
+        for b in spec.bindings:
+            if (b.exchange, spec.name, b.routing_key) not in bindings:
+                problems.append(f"binding {b.exchange} -> {spec.name} ({b.routing_key})")
+    return problems
+
+
+async def wait_queue_empty(settings: Settings, queue: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait (bounded) until the queue holds no ready and no unacked message.
+
+    The management API's counters lag by its statistics interval, so poll.
+    """
+    deadline = time.monotonic() + timeout
+    info: dict[str, Any] = {}
+    async with ManagementClient(settings.management_api) as api:
+        while time.monotonic() < deadline:
+            info = await api.get_queue(settings.vhost, queue)
+            if info.get("messages_ready") == 0 and info.get("messages_unacknowledged") == 0:
+                return info
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"{queue!r} not empty after {timeout}s: "
+                       f"ready={info.get('messages_ready')} "
+                       f"unacked={info.get('messages_unacknowledged')}")
