@@ -53,7 +53,7 @@ if ! step rabbitmq bash scripts/rabbitmq.sh; then
 fi
 
 # The code base is not ruff-formatted, so only `ruff check` runs (no `ruff format --check`).
-step ruff ruff check .
+step ruff ruff check --no-cache .   # a cache can hide import-order changes (first-party detection)
 step mypy mypy
 
 printf '\n%s== pytest ==%s pytest %s\n' "$_bold" "$_reset" "$*" >&2
