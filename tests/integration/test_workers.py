@@ -6,8 +6,10 @@ import asyncio
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from celery.app.task import Task
 
 from broker.declare import declare_topology, declare_with_kombu
 from broker.events import TaskEvent
@@ -202,3 +204,29 @@ async def test_calculate_distance_sent_strings_by_a_raw_celery_client_fails_nami
     assert "args.0" in error["message"]
     assert "valid number" in error["message"]
 
+
+
+# lifecycle details, run in-process through Celery's own tracer (task.apply)
+
+
+async def test_a_task_that_retries_emits_failed_retrying_then_started_again_and_succeeded(
+    rabbitmq: Settings,
+) -> None:
+    app = create_app(rabbitmq)
+
+    @app.task(bind=True, name="test_flaky", max_retries=1, default_retry_delay=0, shared=False)
+    def flaky(self: Task[Any, Any]) -> str:
+        if self.request.retries < 1:
+            raise self.retry(exc=ValueError("not yet"))
+        return "ok"
+
+    task_id = str(uuid.uuid4())
+    await asyncio.to_thread(_declare_as_the_celery_worker, rabbitmq)  # no worker here
+    async with StreamEvents(rabbitmq) as events:
+        result = await asyncio.to_thread(flaky.apply, task_id=task_id)
+        history = await events.until_state(task_id)
+    assert result.get() == "ok"
+    assert states(history) == ["started", "failed", "retrying", "started", "succeeded"]
+    assert history[1].error == {"type": "ValueError", "message": "not yet"}
+    assert [e.retries for e in history] == [0, 0, 1, 1, 1]
+    assert history[-1].result == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -88,3 +89,18 @@ def test_a_countdown_routing_key_still_names_the_queue_in_events() -> None:
     assert queue_of(Context(delivery_info={"routing_key": delayed}), None) == "cargo.batch"
     assert queue_of(Context(delivery_info={"routing_key": "cargo"}), None) == "cargo"
     assert queue_of(Context(delivery_info=None), "default") == "default"
+
+
+def test_a_task_still_succeeds_when_its_events_cannot_be_published(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing listens on port 1: every event publish fails (connection refused).
+    settings = load_settings({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/",
+                              "CARGO_CONNECT_TIMEOUT": "0.5", "CARGO_PUBLISH_TIMEOUT": "0.5"})
+    app = create_app(settings)
+    app.finalize()
+    with caplog.at_level(logging.WARNING, logger="workers.lifecycle"):
+        result = app.tasks["calculate_distance"].apply(args=(3, 4))
+    assert result.get() == 5.0
+    assert any("could not publish the started event" in r.getMessage() for r in caplog.records)
+    assert any("could not publish the succeeded event" in r.getMessage() for r in caplog.records)
