@@ -35,6 +35,7 @@ import os
 import platform
 import resource
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -75,7 +76,11 @@ GOAL_VS_CEILING = 0.8
 GATEWAY = "gateway"
 PEER = "fastapi-celery"
 CEILING = "aio-pika-ceiling"
+# Informational only (not in the ratios): the original design as it ran, without
+# confirms; send_task returns once the message is in the socket buffer.
+PEER_NO_CONFIRM = "fastapi-celery-noconfirm"
 TARGETS = (GATEWAY, PEER, CEILING)
+ALL_TARGETS = (*TARGETS, PEER_NO_CONFIRM)
 
 
 @dataclass
@@ -357,9 +362,13 @@ class Run:
     wrk_threads: int
     logdir: Path
     profile: bool = False
+    gateway_cmd: str | None = None
 
 
-def _server_command(target: str, port: int) -> tuple[list[str], str]:
+def _server_command(target: str, port: int, gateway_cmd: str | None = None
+                    ) -> tuple[list[str], str]:
+    if target == GATEWAY and gateway_cmd:
+        return shlex.split(gateway_cmd.format(host="127.0.0.1", port=port)), "/readyz"
     if target == GATEWAY:
         cargoctl = shutil.which("cargoctl", path=str(Path(sys.executable).parent)) or \
             shutil.which("cargoctl")
@@ -385,11 +394,12 @@ def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | N
 
 async def measure_server(run: Run, target: str, concurrency: int) -> Result:
     port = _free_port()
-    cmd, ready_path = _server_command(target, port)
+    cmd, ready_path = _server_command(target, port, run.gateway_cmd)
     base = f"http://127.0.0.1:{port}"
     queue = run.settings.task_queue
     log_path = run.logdir / f"{target}-c{concurrency}.log"
-    with log_path.open("w") as log, server_process(cmd, run.env, log) as proc:
+    env = {**run.env, "BENCH_PEER_CONFIRM": "0" if target == PEER_NO_CONFIRM else "1"}
+    with log_path.open("w") as log, server_process(cmd, env, log) as proc:
         await wait_http_ok(base + ready_path, proc, log_path)
         if run.warmup > 0:
             await http_load(run.loadgen, base + PATH, concurrency, run.warmup, run.wrk_threads)
@@ -624,7 +634,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             run = Run(settings=settings, env=env, channel=channel,
                       broker_proc=_find_broker_process(), loadgen=loadgen,
                       seconds=args.seconds, warmup=args.warmup, wrk_threads=args.wrk_threads,
-                      logdir=logdir, profile=args.profile)
+                      logdir=logdir, profile=args.profile, gateway_cmd=args.gateway_cmd)
             results: list[Result] = []
             for round_no in range(1, args.rounds + 1):
                 for concurrency in args.concurrency:
@@ -659,7 +669,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "background_busy_pct_before": background,
             "peer": "FastAPI sync def endpoint -> Celery send_task, publisher confirms on "
                     "(confirm_publish), uvicorn --workers 1 " + _uvicorn_impl(),
-            "gateway": "cargoctl gateway (aiohttp, one process)",
+            "gateway": args.gateway_cmd or "cargoctl gateway (aiohttp, one process)",
             "ceiling": "aio-pika, C publishers awaiting confirms, mandatory=True, in-process",
         },
         "results": [asdict(r) for r in results],
@@ -679,8 +689,11 @@ def render(report: dict[str, Any]) -> str:
         f"{setup['rounds']} round(s); machine busy before the run: "
         f"{setup['background_busy_pct_before']:g}% of one core.",
         "",
-        "All three answer only after RabbitMQ confirmed the message (the peer runs Celery "
-        "with confirm_publish=True), into the same quorum queue.",
+        "gateway, fastapi-celery and aio-pika-ceiling count a submission only once RabbitMQ "
+        "confirmed it (the peer runs Celery with confirm_publish=True), all into the same "
+        "quorum queue; only 202s count. "
+        + (f"{PEER_NO_CONFIRM} is the same peer without confirms, for information only."
+           if any(r.target == PEER_NO_CONFIRM for r in results) else ""),
         "",
         markdown_table(results),
         "",
@@ -703,8 +716,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every target this many times, interleaved; ratios use "
                              "each target's median (default 1)")
-    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS),
-                        help="which targets to run (default: all three)")
+    parser.add_argument("--targets", nargs="+", choices=ALL_TARGETS, default=list(TARGETS),
+                        help=f"which targets to run (default: {' '.join(TARGETS)}; "
+                             f"{PEER_NO_CONFIRM} is the peer without publisher confirms, "
+                             f"for information)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "aiohttp"), default="auto",
                         help="HTTP load generator (auto: wrk if installed)")
     parser.add_argument("--wrk-threads", type=int, default=1,
@@ -712,6 +727,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="sample each server with py-spy during its window "
                              "(raw stacks next to the server logs)")
+    parser.add_argument("--gateway-cmd", default=None, metavar="CMD",
+                        help="run this instead of `cargoctl gateway` (to compare gateway "
+                             "variants); {host} and {port} are filled in, /readyz must answer")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
                         help="directory for the JSON result (default bench/results)")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON result")

@@ -14,6 +14,11 @@ like for like:
   ``broker.declare.kombu_task_queues``, so the message lands in the very queue
   the gateway publishes to, declared identically.
 
+``BENCH_PEER_CONFIRM=0`` turns confirms off — the original design as it ran,
+where ``send_task`` returns once the message is written to the socket — for an
+informational row only: that peer can lose messages silently, so it is not what
+the gateway is compared with.
+
 Serve it with one process::
 
     RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ \\
@@ -21,6 +26,8 @@ Serve it with one process::
 """
 
 from __future__ import annotations
+
+import os
 
 import celery
 from fastapi import FastAPI
@@ -30,12 +37,12 @@ from broker.settings import Settings, load_settings
 from broker.topology import TASKS_EXCHANGE, build_topology
 
 
-def create_celery(settings: Settings) -> celery.Celery:
+def create_celery(settings: Settings, confirm: bool = True) -> celery.Celery:
     topology = build_topology(settings)
     app = celery.Celery("cargo-bench-peer", set_as_current=False)
     app.conf.update(
         broker_url=settings.rabbitmq_url,
-        broker_transport_options={"confirm_publish": True},
+        broker_transport_options={"confirm_publish": confirm},
         task_queues=kombu_task_queues(topology),
         task_default_queue=settings.task_queue,
         task_default_exchange=TASKS_EXCHANGE,
@@ -53,7 +60,7 @@ def create_celery(settings: Settings) -> celery.Celery:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (``uvicorn --factory``); reads the environment only when called."""
     settings = settings or load_settings()
-    celery_app = create_celery(settings)
+    celery_app = create_celery(settings, confirm=os.environ.get("BENCH_PEER_CONFIRM") != "0")
     queue = settings.task_queue
     app = FastAPI(title="original design: FastAPI + Celery send_task")
 
