@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -22,7 +23,8 @@ class ManagementClient:
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
-        self._auth = aiohttp.BasicAuth(parts.username or "guest", parts.password or "guest")
+        credentials = f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}"
+        self._headers = {"Authorization": "Basic " + b64encode(credentials.encode()).decode()}
         netloc = parts.hostname or "127.0.0.1"
         if parts.port:
             netloc = f"{netloc}:{parts.port}"
@@ -31,7 +33,8 @@ class ManagementClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(headers=self._headers,
+                                              timeout=self._timeout)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CARGO_"
 
@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, case_sensitive=False, extra="forbid", frozen=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() reads the environment itself (to reject unknown
+        # variables and name the variable in errors); only its values count.
+        return (init_settings,)
 
     # Broker
     rabbitmq_url: str = Field(
@@ -123,14 +136,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k.upper() not in known)
     if unknown:
         raise ConfigError(f"unknown configuration variable(s): {', '.join(unknown)}")
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for name in Settings.model_fields:
         key = _env_name(name)
         if key in env:
             values[name] = env[key]
     try:
         # Values are passed explicitly so tests and tools can validate any mapping.
-        return Settings.model_validate(values, by_name=True)
+        return Settings(**values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

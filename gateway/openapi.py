@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from workers.catalog import task_specs
 
 from gateway.tasks_api import SubmitBody
+from workers.catalog import task_specs
 
 routes = web.RouteTableDef()
 

@@ -18,13 +18,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from workers.catalog import InvalidArguments, get_task_spec
 
 from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState, utc_now
 from broker.publisher import BrokerUnavailable, QueueFull
 from gateway.errors import ApiError
 from gateway.keys import HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from workers.catalog import InvalidArguments, get_task_spec
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +140,10 @@ async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Respo
                        f"arguments are not JSON-encodable: {exc}") from None
 
     metrics = app[METRICS_KEY]
+    # Stamped before publishing: a worker can start (and finish) the task before
+    # the confirm arrives, and the store tells a replay's ``queued`` from this
+    # one by comparing it with the previous run's finish time.
+    queued_at = utc_now()
     retry_after = {"Retry-After": str(settings.retry_after_seconds)}
     try:
         latency = await app[PUBLISHER_KEY].publish_task(message, queue, countdown=countdown)
@@ -151,7 +155,7 @@ async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Respo
         raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
     metrics.observe_submission(name, queue, "accepted", latency)
 
-    event = TaskEvent(task_id, name, TaskState.QUEUED, utc_now(), queue=queue, retries=0)
+    event = TaskEvent(task_id, name, TaskState.QUEUED, queued_at, queue=queue, retries=0)
     app[HUB_KEY].store.apply(event)
     _announce(app, event)
 

@@ -156,3 +156,13 @@ def test_a_name_filter_limits_all_subscriptions_and_disconnect_unregisters() -> 
     hub.disconnect(sub)
     assert hub.connections == 0
     assert hub.subscriptions == 0
+
+
+def test_a_queued_event_stamped_before_a_fast_task_finished_does_not_reopen_it() -> None:
+    # The gateway stamps queued before publishing; the worker may finish first.
+    store = TaskStore(10)
+    store.apply(event(TaskState.STARTED, 1, seconds=0.001))
+    store.apply(event(TaskState.SUCCEEDED, 2, seconds=0.002, result=5.0))
+    record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
+    assert record.state is TaskState.SUCCEEDED
+    assert record.result == 5.0

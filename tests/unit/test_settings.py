@@ -75,9 +75,6 @@ def test_with_no_variables_every_setting_has_its_default() -> None:
     assert settings.log_level == "INFO"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker/settings.py: Settings.model_validate still reads os.environ for fields the "
-    "mapping leaves out (pydantic-settings sources), so load_settings(mapping) is not hermetic"))
 def test_settings_come_from_the_mapping_given_not_from_the_process_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
