@@ -550,6 +550,17 @@ def _wrk_version() -> str | None:
     return first[0].split(" Copyright")[0] if first else None
 
 
+def _git_revision() -> dict[str, Any]:
+    """The commit measured, and whether the measured code had local changes."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    dirty = git("status", "--porcelain", "--", "gateway", "broker", "workers", "bench")
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(dirty)}
+
+
 def _uvicorn_impl() -> str:
     loop = "uvloop" if _version("uvloop") else "asyncio"
     http = "httptools" if _version("httptools") else "h11"
@@ -651,8 +662,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             async with ManagementClient(base.management_api) as api:
                 overview = await api.overview()
     return {
-        "command": "python -m bench.submit " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "-m", "bench.submit", *sys.argv[1:]]),
         "started_at": args.started_at,
+        "git": _git_revision(),
         "machine": {
             "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
             "python": platform.python_version(), "platform": platform.platform(),
