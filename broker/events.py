@@ -16,6 +16,12 @@ from typing import Any
 
 CONTENT_TYPE = "application/json"
 EVENT_TYPE = "cargo.task.event.v1"
+BATCH_TYPE = "cargo.task.events.v1"
+# One stream message may carry a batch of events (the gateway batches ``queued``
+# events); an event's cursor is ``offset * CURSOR_SCALE + index in the message``,
+# so cursors stay unique, increasing and the same on every replica.
+CURSOR_SCALE = 1024
+MAX_BATCH = 1000
 
 
 class TaskState(StrEnum):
@@ -54,7 +60,7 @@ class EventDecodeError(ValueError):
     """Bytes on the events stream that are not a Cargo task event."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskEvent:
     task_id: str
     name: str
@@ -71,6 +77,9 @@ class TaskEvent:
     cursor: int | None = None
 
     def to_json(self) -> bytes:
+        return json.dumps(self.to_doc(), separators=(",", ":"), default=str).encode()
+
+    def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "type": EVENT_TYPE,
             "task_id": self.task_id,
@@ -82,7 +91,7 @@ class TaskEvent:
             value = getattr(self, key)
             if value is not None:
                 doc[key] = value
-        return json.dumps(doc, separators=(",", ":"), default=str).encode()
+        return doc
 
     def to_client(self) -> dict[str, Any]:
         """The WebSocket ``event`` frame of the API contract."""
@@ -104,6 +113,13 @@ class TaskEvent:
     def from_json(cls, body: bytes, cursor: int | None = None) -> TaskEvent:
         try:
             doc = json.loads(body)
+        except ValueError as exc:
+            raise EventDecodeError(f"not JSON: {exc}") from None
+        return cls.from_doc(doc, cursor)
+
+    @classmethod
+    def from_doc(cls, doc: Any, cursor: int | None = None) -> TaskEvent:
+        try:
             if not isinstance(doc, dict) or doc.get("type") != EVENT_TYPE:
                 raise EventDecodeError("not a Cargo task event")
             error = doc.get("error")
@@ -125,6 +141,34 @@ class TaskEvent:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise EventDecodeError(f"malformed task event: {exc}") from None
+
+
+def encode_batch(events: list[TaskEvent]) -> bytes:
+    """One stream message carrying several events, in order."""
+    if not 0 < len(events) <= MAX_BATCH:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH} events")
+    doc = {"type": BATCH_TYPE, "events": [e.to_doc() for e in events]}
+    return json.dumps(doc, separators=(",", ":"), default=str).encode()
+
+
+def decode_stream_message(body: bytes, offset: int) -> list[TaskEvent]:
+    """The events in one stream message (one event or a batch), with their cursors."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from None
+    base = offset * CURSOR_SCALE
+    if isinstance(doc, dict) and doc.get("type") == BATCH_TYPE:
+        items = doc.get("events")
+        if not isinstance(items, list) or len(items) > MAX_BATCH:
+            raise EventDecodeError("malformed event batch")
+        return [TaskEvent.from_doc(item, base + i) for i, item in enumerate(items)]
+    return [TaskEvent.from_doc(doc, base)]
+
+
+def cursor_offset(cursor: int) -> int:
+    """The stream offset of the message that holds the event at ``cursor``."""
+    return cursor // CURSOR_SCALE
 
 
 def error_of(exc: BaseException) -> dict[str, str]:

@@ -20,7 +20,7 @@ from kombu.transport.native_delayed_delivery import calculate_routing_key
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, TaskMessage
 from broker.connection import BrokerConnection
 from broker.events import CONTENT_TYPE as EVENT_CONTENT_TYPE
-from broker.events import TaskEvent
+from broker.events import TaskEvent, encode_batch
 from broker.topology import CELERY_DELAYED_EXCHANGE, EVENTS_EXCHANGE, TASKS_EXCHANGE
 from broker.topology import event_routing_key as _event_routing_key
 
@@ -75,6 +75,18 @@ class Publisher:
         )
         return await self._publish(
             EVENTS_EXCHANGE, _event_routing_key(event.state, event.name), amqp_message
+        )
+
+    async def publish_event_batch(self, events: list[TaskEvent]) -> float:
+        """Several events of one state and task name as one stream message."""
+        first = events[0]
+        amqp_message = aio_pika.Message(
+            body=encode_batch(events),
+            content_type=EVENT_CONTENT_TYPE,
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+        return await self._publish(
+            EVENTS_EXCHANGE, _event_routing_key(first.state, first.name), amqp_message
         )
 
     async def _publish(self, exchange: str, routing_key: str,

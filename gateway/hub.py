@@ -53,7 +53,7 @@ class Hub:
         self._subscribers: set[Subscriber] = set()
         self._by_task: dict[str, set[Subscriber]] = {}
         self._all: set[Subscriber] = set()
-        # Offset of the last stream message the reader processed (any kind).
+        # Cursor of the last event the reader processed.
         self.high_water: int | None = None
 
     @property
@@ -121,7 +121,7 @@ class Hub:
                       since: int | None) -> int | None:
         """Register for every event; replay from memory after ``since``.
 
-        Returns None when done, or the stream offset up to which the caller must
+        Returns None when done, or the cursor up to which the caller must
         replay from the stream (the ring no longer holds everything after
         ``since``); live events are held back until :meth:`finish_backfill`.
         """

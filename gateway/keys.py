@@ -8,6 +8,7 @@ from broker.connection import BrokerConnection
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import Topology
+from gateway.announcer import Announcer
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
@@ -19,3 +20,4 @@ HUB_KEY = web.AppKey("hub", Hub)
 BROKER_KEY = web.AppKey("broker", BrokerConnection)
 PUBLISHER_KEY = web.AppKey("publisher", Publisher)
 EVENTS_KEY = web.AppKey("events_reader", EventsReader)
+ANNOUNCER_KEY = web.AppKey("announcer", Announcer)

@@ -20,7 +20,7 @@ from typing import Any
 from broker.events import TaskEvent, TaskState, rfc3339
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRecord:
     task_id: str
     name: str
@@ -81,13 +81,15 @@ class TaskStore:
                 self._tasks.popitem(last=False)
         else:
             self._tasks.move_to_end(event.task_id)
-        _fold(record, event)
-        if event.cursor is not None:
+        # An event the record ignores (a late queued) must not become the
+        # "latest" one a new subscriber is sent.
+        if _fold(record, event) and event.cursor is not None:
             record.last_event = event
         return record
 
 
-def _fold(record: TaskRecord, event: TaskEvent) -> None:
+def _fold(record: TaskRecord, event: TaskEvent) -> bool:
+    """Apply ``event`` to ``record``; False when the record ignores it."""
     state = event.state
     if state is TaskState.QUEUED:
         # A queued event can reach the stream after the worker's first event (it
@@ -97,9 +99,10 @@ def _fold(record: TaskRecord, event: TaskEvent) -> None:
             record.state.terminal and record.finished_at and event.ts > record.finished_at
         ):
             _restart(record, event)
-        return
+            return True
+        return False
     if state is TaskState.RECEIVED:
-        return
+        return False
     if state is TaskState.STARTED and record.state.terminal:
         _restart(record, event)
     record.state = state
@@ -118,6 +121,7 @@ def _fold(record: TaskRecord, event: TaskEvent) -> None:
         record.reason = event.reason
         if event.error is not None:
             record.error = event.error
+    return True
 
 
 def _restart(record: TaskRecord, event: TaskEvent) -> None:

@@ -8,7 +8,6 @@ can produce a 5xx.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import uuid
@@ -23,7 +22,7 @@ from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState, utc_now
 from broker.publisher import BrokerUnavailable, QueueFull
 from gateway.errors import ApiError
-from gateway.keys import HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from gateway.keys import ANNOUNCER_KEY, HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from workers.catalog import InvalidArguments, get_task_spec
 
 log = structlog.get_logger(__name__)
@@ -32,7 +31,6 @@ log = structlog.get_logger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-4c8e-5b0e-9d57-8a3c1f0c2a90")
 # Celery's native delayed delivery encodes the delay in 28 bits of seconds.
 MAX_COUNTDOWN = 2**28 - 1
-BACKGROUND_KEY = web.AppKey("background_tasks", set[asyncio.Task[None]])
 
 routes = web.RouteTableDef()
 
@@ -157,7 +155,7 @@ async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Respo
 
     event = TaskEvent(task_id, name, TaskState.QUEUED, queued_at, queue=queue, retries=0)
     app[HUB_KEY].store.apply(event)
-    _announce(app, event)
+    app[ANNOUNCER_KEY].announce(event)
 
     status_url = f"/tasks/{task_id}"
     return web.json_response(
@@ -165,26 +163,6 @@ async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Respo
          "status_url": status_url, "stream_url": f"/ws?task_id={task_id}"},
         status=202, headers={"Location": status_url},
     )
-
-
-def _announce(app: web.Application, event: TaskEvent) -> None:
-    """Publish the ``queued`` event so every replica (and every watcher) learns of the task.
-
-    It is sent after the 202 is decided and off the request path: the task is
-    already safe in its queue; this only informs other replicas sooner than the
-    worker's ``started`` would.
-    """
-
-    async def publish() -> None:
-        try:
-            await app[PUBLISHER_KEY].publish_event(event)
-        except Exception as exc:
-            log.warning("gateway.queued_event_failed", task_id=event.task_id, error=str(exc))
-
-    task = asyncio.create_task(publish())
-    background = app[BACKGROUND_KEY]
-    background.add(task)
-    task.add_done_callback(background.discard)
 
 
 @routes.post("/tasks/{name}")

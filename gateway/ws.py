@@ -108,7 +108,7 @@ class Session:
             self.reply({"type": "subscribed", "all": True})
             until = self.hub.subscribe_all(self.subscriber, names, since)
             if until is not None and since is not None:
-                self._start_backfill(since + 1, until)
+                self._start_backfill(since, until)
             return
         if "all" in frame and frame["all"] is not True:
             raise FrameError("invalid_frame", "'all' must be true when given")
@@ -124,18 +124,18 @@ class Session:
         self.reply({"type": "unsubscribed", **{k: frame[k] for k in ("all", "task_ids")
                                                 if k in frame}})
 
-    def _start_backfill(self, start: int, end: int) -> None:
-        task = asyncio.create_task(self._backfill(start, end))
+    def _start_backfill(self, since: int, until: int) -> None:
+        task = asyncio.create_task(self._backfill(since, until))
         self._backfills.add(task)
         task.add_done_callback(self._backfills.discard)
 
-    async def _backfill(self, start: int, end: int) -> None:
+    async def _backfill(self, since: int, until: int) -> None:
         """Replay from the stream what the in-memory ring no longer holds."""
         connection = self.app[BROKER_KEY].connection
         try:
             if connection is None:
                 raise ConnectionError("not connected to the broker")
-            async for event in read_stream(connection, start, end):
+            async for event in read_stream(connection, since, until):
                 if self.subscriber.wants(event):
                     self.subscriber.offer(event.to_client())
         except Exception as exc:

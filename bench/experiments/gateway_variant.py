@@ -5,10 +5,10 @@ costs and where; see ``bench/RESULTS.md``. It patches the gateway's internals
 from outside, so it may stop working when the gateway changes. Switches, read
 from the environment of the benchmark run:
 
-* ``VARIANT_NO_ANNOUNCE=1`` — skip the ``queued`` event the gateway publishes
-  after every 202 (and so also its delivery back to every gateway through the
+* ``VARIANT_NO_ANNOUNCE=1`` — skip the ``queued`` events the gateway announces
+  (in batches) after 202s (and so also its delivery back to every gateway through the
   events stream);
-* ``VARIANT_UVLOOP=1`` — run aiohttp on uvloop instead of asyncio's loop;
+* ``VARIANT_ASYNCIO=1`` — run on asyncio's own loop instead of uvloop;
 * ``VARIANT_NOGC=1`` — disable the cyclic garbage collector (a diagnosis of
   latency tails, not a fix).
 
@@ -27,18 +27,16 @@ from typing import Any
 
 def main() -> None:
     import gateway.app as gateway_app
-    import gateway.tasks_api as tasks_api
     from broker.settings import load_settings
+    from gateway.announcer import Announcer
 
     if os.environ.get("VARIANT_NO_ANNOUNCE") == "1":
-        def no_announce(app: Any, event: Any) -> None:
+        def no_announce(self: Any, event: Any) -> None:
             return None
 
-        tasks_api._announce = no_announce
-    if os.environ.get("VARIANT_UVLOOP") == "1":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        Announcer.announce = no_announce  # type: ignore[method-assign]
+    if os.environ.get("VARIANT_ASYNCIO") == "1":  # the gateway picks uvloop by itself
+        gateway_app.new_event_loop = asyncio.new_event_loop
     if os.environ.get("VARIANT_NOGC") == "1":
         gc.disable()
     gateway_app.run(load_settings(), host=sys.argv[1], port=int(sys.argv[2]))

@@ -12,7 +12,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from broker.events import EventDecodeError, TaskEvent
+from broker.events import EventDecodeError, TaskEvent, decode_stream_message
 from broker.settings import Settings
 from broker.topology import EVENTS_STREAM
 
@@ -52,8 +52,8 @@ class StreamEvents:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         offset = (message.headers or {}).get("x-stream-offset")
         try:
-            self.events.append(TaskEvent.from_json(
-                message.body, cursor=offset if isinstance(offset, int) else None))
+            self.events.extend(decode_stream_message(
+                message.body, offset if isinstance(offset, int) else 0))
             self._arrived.set()
         except EventDecodeError:
             pass  # e.g. a gateway's catch-up marker

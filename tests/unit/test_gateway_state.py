@@ -166,3 +166,11 @@ def test_a_queued_event_stamped_before_a_fast_task_finished_does_not_reopen_it()
     record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
     assert record.state is TaskState.SUCCEEDED
     assert record.result == 5.0
+
+
+def test_a_late_queued_event_does_not_become_what_new_subscribers_are_sent() -> None:
+    store = TaskStore(10)
+    store.apply(event(TaskState.SUCCEEDED, 2, seconds=0.002, result=5.0))
+    record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
+    assert record.last_event is not None
+    assert record.last_event.state is TaskState.SUCCEEDED
