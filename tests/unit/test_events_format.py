@@ -36,7 +36,8 @@ def test_a_batch_gives_each_event_its_own_increasing_cursor_in_one_offset() -> N
     assert all(c is not None and cursor_offset(c) == 3 for c in cursors)
     # every cursor of a later message is greater than every cursor of this one
     [later] = decode_stream_message(_event("d").to_json(), 4)
-    assert later.cursor is not None and later.cursor > max(c for c in cursors if c)
+    assert later.cursor is not None
+    assert later.cursor > max(c for c in cursors if c)
 
 
 def test_a_batch_is_never_empty_nor_larger_than_the_cursor_space() -> None:
