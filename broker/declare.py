@@ -7,6 +7,8 @@ either side first, is a no-op.
 
 from __future__ import annotations
 
+from typing import Any
+
 import kombu
 from aio_pika.abc import AbstractChannel, ExchangeType
 
@@ -49,6 +51,23 @@ def kombu_queue(spec: QueueSpec, topology: Topology) -> kombu.Queue:
 def kombu_task_queues(topology: Topology) -> list[kombu.Queue]:
     """Celery's ``task_queues``: the task queues the workers consume."""
     return [kombu_queue(spec, topology) for spec in topology.task_queues]
+
+
+def celery_routing(topology: Topology) -> dict[str, Any]:
+    """Celery settings that route every task through Cargo's exchange and queues.
+
+    A queue missing from ``task_queues`` would be auto-created without Cargo's
+    arguments (no dead-lettering, no limits), so creating missing queues is off.
+    """
+    default = topology.default_queue
+    return {
+        "task_queues": kombu_task_queues(topology),
+        "task_default_queue": default.name,
+        "task_default_exchange": topology.tasks_exchange.name,
+        "task_default_exchange_type": topology.tasks_exchange.type,
+        "task_default_routing_key": default.bindings[0].routing_key,
+        "task_create_missing_queues": False,
+    }
 
 
 def declare_with_kombu(connection: kombu.Connection, topology: Topology) -> None:

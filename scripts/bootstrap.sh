@@ -49,19 +49,19 @@ if [[ ! -x "$VENV/bin/python" ]]; then
         die "could not create .venv; on Debian/Ubuntu install python3-venv (sudo apt-get install -y python3-venv)"
 fi
 
-want="$( (sha256sum pyproject.toml; "$VENV/bin/python" -VV; echo "$REPO_ROOT") | sha256sum | cut -d' ' -f1)"
+want="$( (sha256sum pyproject.toml; echo "dev,bench"; "$VENV/bin/python" -VV; echo "$REPO_ROOT") | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/cargoctl" ]]; then
     ok "environment up to date ($VENV)"
     exit 0
 fi
 
-say "installing cargo-jobs[dev] into .venv (pip install -e '.[dev]') ..."
+say "installing cargo-jobs[dev,bench] into .venv (pip install -e '.[dev,bench]') ..."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        -e '.[dev]' >"$log" 2>&1; then
+        -e '.[dev,bench]' >"$log" 2>&1; then
     cat "$log" >&2
-    die "pip install -e '.[dev]' failed (output above)"
+    die "pip install -e '.[dev,bench]' failed (output above)"
 fi
 echo "$want" >"$STAMP"
 ok "environment ready ($VENV)"

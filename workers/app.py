@@ -18,9 +18,9 @@ import celery
 from celery import bootsteps
 from celery.app.task import Task
 
-from broker.declare import declare_with_kombu, kombu_task_queues
+from broker.declare import celery_routing, declare_with_kombu
 from broker.settings import ConfigError, Settings, load_settings
-from broker.topology import TASKS_EXCHANGE, Topology, build_topology
+from broker.topology import Topology, build_topology
 from workers.catalog import InvalidArguments, TaskSpec, task_specs
 from workers.lifecycle import LifecycleEvents
 from workers.progress import reporting_to
@@ -40,16 +40,9 @@ def create_app(settings: Settings) -> celery.Celery:
         # Every publish from the workers (events, retries) waits for the
         # broker's confirm, as the gateway's do.
         broker_transport_options={"confirm_publish": True},
-        # Queues come from the one topology module, so Celery declares them
-        # with exactly the gateway's arguments.
-        task_queues=kombu_task_queues(topology),
-        task_default_queue=settings.task_queue,
-        task_default_exchange=TASKS_EXCHANGE,
-        task_default_exchange_type="topic",
-        task_default_routing_key=settings.task_queue,
-        # A queue missing from task_queues would be auto-created without
-        # Cargo's arguments (no dead-lettering, no limits): refuse instead.
-        task_create_missing_queues=False,
+        # Queues and routing come from the one topology module, so Celery
+        # declares them with exactly the gateway's arguments.
+        **celery_routing(topology),
         # Late acks + reject on worker lost: a task whose worker dies is
         # redelivered, not lost. Prefetch 1: a busy worker does not sit on
         # messages another worker could run.

@@ -11,7 +11,7 @@ like for like:
   ``send_task`` returns only after RabbitMQ confirmed the message, as the
   gateway answers 202 only after a confirm;
 * the exchange, queue and queue arguments come from ``broker.topology`` via
-  ``broker.declare.kombu_task_queues``, so the message lands in the very queue
+  ``broker.declare.celery_routing``, so the message lands in the very queue
   the gateway publishes to, declared identically.
 
 ``BENCH_PEER_CONFIRM=0`` turns confirms off — the original design as it ran,
@@ -32,9 +32,9 @@ import os
 import celery
 from fastapi import FastAPI
 
-from broker.declare import kombu_task_queues
+from broker.declare import celery_routing
 from broker.settings import Settings, load_settings
-from broker.topology import TASKS_EXCHANGE, build_topology
+from broker.topology import build_topology
 
 
 def create_celery(settings: Settings, confirm: bool = True) -> celery.Celery:
@@ -43,12 +43,7 @@ def create_celery(settings: Settings, confirm: bool = True) -> celery.Celery:
     app.conf.update(
         broker_url=settings.rabbitmq_url,
         broker_transport_options={"confirm_publish": confirm},
-        task_queues=kombu_task_queues(topology),
-        task_default_queue=settings.task_queue,
-        task_default_exchange=TASKS_EXCHANGE,
-        task_default_exchange_type="topic",
-        task_default_routing_key=settings.task_queue,
-        task_create_missing_queues=False,
+        **celery_routing(topology),
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,

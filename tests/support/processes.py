@@ -86,15 +86,20 @@ def wait_for_consumer(settings: Settings, queue: str, proc: Proc, timeout: float
     raise TimeoutError(f"no consumer on {queue!r} after {timeout}s:\n{proc.output()[-3000:]}")
 
 
-def start_worker(settings: Settings, name: str = "worker", concurrency: int = 2,
-                 **env: str) -> Proc:
-    """Start ``cargoctl worker`` and wait until it consumes the task queue."""
-    proc = Proc(name, [str(BIN / "cargoctl"), "worker", "--concurrency", str(concurrency),
-                       "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"],
-                process_env(settings, **env))
+def start_consumer(settings: Settings, name: str, args: list[str], **env: str) -> Proc:
+    """Start a process and wait until it consumes the task queue."""
+    proc = Proc(name, args, process_env(settings, **env))
     try:
         wait_for_consumer(settings, settings.task_queue, proc)
     except BaseException:
         proc.stop()
         raise
     return proc
+
+
+def start_worker(settings: Settings, name: str = "worker", concurrency: int = 2,
+                 **env: str) -> Proc:
+    """Start ``cargoctl worker`` and wait until it consumes the task queue."""
+    return start_consumer(settings, name, [
+        str(BIN / "cargoctl"), "worker", "--concurrency", str(concurrency),
+        "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"], **env)

@@ -15,21 +15,15 @@ from broker.management import ManagementClient
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import Topology, build_topology
-from tests.support.processes import BIN, Proc, process_env, wait_for_consumer
+from tests.support.processes import BIN, Proc, start_consumer
 
 
 def start_celery_cli_worker(settings: Settings, nodename: str) -> Proc:
     """``celery -A workers.app worker``: the unmodified Celery CLI, no cargoctl."""
-    proc = Proc(nodename.split("@")[0], [
+    return start_consumer(settings, nodename.split("@")[0], [
         str(BIN / "celery"), "-A", "workers.app", "worker",
         "--loglevel=INFO", "--concurrency=1", f"--hostname={nodename}",
-    ], process_env(settings))
-    try:
-        wait_for_consumer(settings, settings.task_queue, proc)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    ])
 
 
 @asynccontextmanager
