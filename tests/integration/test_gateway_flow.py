@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from broker.settings import Settings
+from tests.support.events import StreamEvents
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env
 
@@ -146,17 +147,18 @@ async def test_a_restarted_gateway_process_still_delivers_the_terminal_state(
             await asyncio.sleep(0.2)
         raise TimeoutError(proc.output())
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as http, StreamEvents(rabbitmq) as stream:
         first, url = start_gateway()
         try:
             await wait_ready(http, url, first)
             async with http.post(f"{url}/tasks/sleep", json={"args": [0.5]}) as resp:
                 assert resp.status == 202
                 task_id = (await resp.json())["task_id"]
+            # The task finishes while no gateway runs at all.
+            first.stop()
+            await stream.until_state(task_id, {"succeeded"})
         finally:
             first.stop()
-        # The task finishes while no gateway runs at all.
-        await asyncio.sleep(3)
 
         second, url = start_gateway()
         try:
