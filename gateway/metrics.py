@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -21,6 +22,7 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self.hostname = socket.gethostname()
         self.submissions = Counter(
             "cargo_submissions_total", "Task submissions by outcome",
@@ -55,10 +57,20 @@ class GatewayMetrics:
         self.broker_connected.set_function(lambda: 1.0 if broker_ready() else 0.0)
 
     def observe_submission(self, name: str, queue: str, outcome: str, seconds: float) -> None:
-        self.submissions.labels(name, outcome).inc()
-        self.publish_latency.labels(outcome).observe(seconds)
-        if outcome == "accepted":
-            self.sent.labels(name, self.hostname, queue).inc()
+        # Label children are cached: .labels() takes a lock and builds a key per call.
+        key = (name, queue, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.submissions.labels(name, outcome),
+                self.publish_latency.labels(outcome),
+                self.sent.labels(name, self.hostname, queue) if outcome == "accepted" else None,
+            )
+        submissions, latency, sent = children
+        submissions.inc()
+        latency.observe(seconds)
+        if sent is not None:
+            sent.inc()
 
     def observe_event(self, event: TaskEvent) -> None:
         lag = (utc_now() - event.ts).total_seconds()

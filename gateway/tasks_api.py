@@ -36,7 +36,7 @@ routes = web.RouteTableDef()
 
 
 class SubmitOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     countdown: float | None = Field(default=None, ge=0, le=MAX_COUNTDOWN)
     eta: datetime | None = None
@@ -104,19 +104,22 @@ def _task_id(name: str, options: SubmitOptions) -> str:
     return str(uuid.uuid4())
 
 
-async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Response:
+NO_OPTIONS = SubmitOptions()
+
+
+async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[str, Any],
+                 options: SubmitOptions = NO_OPTIONS) -> web.Response:
     app = request.app
     settings = app[SETTINGS_KEY]
     spec = get_task_spec(name)
     if spec is None:
         raise ApiError(404, "unknown_task", f"no task named {name!r}")
     try:
-        args, kwargs = spec.validate(body.args, body.kwargs)
+        args, kwargs = spec.validate(args, kwargs)
     except InvalidArguments as exc:
         raise ApiError(422, "invalid_arguments", f"arguments do not fit task {name!r}",
                        exc.errors) from None
 
-    options = body.options
     now = datetime.now(UTC)
     countdown = options.countdown
     eta = options.eta
@@ -168,7 +171,8 @@ async def submit(request: web.Request, name: str, body: SubmitBody) -> web.Respo
 @routes.post("/tasks/{name}")
 async def submit_task(request: web.Request) -> web.Response:
     body = parse_body(await read_json(request))
-    return await submit(request, request.match_info["name"], body)
+    return await submit(request, request.match_info["name"], body.args, body.kwargs,
+                        body.options)
 
 
 def _query_number(request: web.Request, key: str) -> float:
@@ -190,14 +194,14 @@ def _query_number(request: web.Request, key: str) -> float:
 async def distance(request: web.Request) -> web.Response:
     """The original design's route: ``calculate_distance(x, y)``."""
     x, y = _query_number(request, "x"), _query_number(request, "y")
-    return await submit(request, "calculate_distance", SubmitBody(args=[x, y]))
+    return await submit(request, "calculate_distance", [x, y], {})
 
 
 @routes.post("/memory-leak/")
 async def memory_leak(request: web.Request) -> web.Response:
     """The original design's route: ``memory_leak_task`` (404 until a worker offers it)."""
     body = parse_body(await read_json(request))
-    return await submit(request, "memory_leak_task", body)
+    return await submit(request, "memory_leak_task", body.args, body.kwargs, body.options)
 
 
 @routes.get("/tasks/{task_id}")
