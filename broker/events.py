@@ -110,14 +110,6 @@ class TaskEvent:
         return doc
 
     @classmethod
-    def from_json(cls, body: bytes, cursor: int | None = None) -> TaskEvent:
-        try:
-            doc = json.loads(body)
-        except ValueError as exc:
-            raise EventDecodeError(f"not JSON: {exc}") from None
-        return cls.from_doc(doc, cursor)
-
-    @classmethod
     def from_doc(cls, doc: Any, cursor: int | None = None) -> TaskEvent:
         try:
             if not isinstance(doc, dict) or doc.get("type") != EVENT_TYPE:

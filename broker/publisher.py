@@ -74,11 +74,6 @@ class Publisher:
         )
         return await self._publish(exchange, routing_key, message.body, properties)
 
-    async def publish_event(self, event: TaskEvent) -> float:
-        return await self._publish(
-            EVENTS_EXCHANGE, _event_routing_key(event.state, event.name), event.to_json(),
-            _event_properties())
-
     async def publish_event_batch(self, events: list[TaskEvent]) -> float:
         """Several events of one state and task name as one stream message."""
         first = events[0]
