@@ -26,7 +26,6 @@ MAX_BATCH = 1000
 
 class TaskState(StrEnum):
     QUEUED = "queued"
-    RECEIVED = "received"
     STARTED = "started"
     PROGRESS = "progress"
     RETRYING = "retrying"

@@ -101,8 +101,6 @@ def _fold(record: TaskRecord, event: TaskEvent) -> bool:
             _restart(record, event)
             return True
         return False
-    if state is TaskState.RECEIVED:
-        return False
     if state is TaskState.STARTED and record.state.terminal:
         _restart(record, event)
     record.state = state
@@ -143,9 +141,6 @@ class EventRing:
         # Every task event with a cursor above this one is in the ring; None until
         # the first event arrives (the reader may have started mid-stream).
         self.complete_after: int | None = None
-
-    def __len__(self) -> int:
-        return len(self._events)
 
     def append(self, event: TaskEvent) -> None:
         assert event.cursor is not None

@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from broker.celery_protocol import encode_task
-from broker.events import TaskEvent, TaskState, utc_now
+from broker.events import TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable, QueueFull
 from gateway.errors import ApiError
 from gateway.keys import ANNOUNCER_KEY, HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
@@ -120,6 +120,10 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
         raise ApiError(422, "invalid_arguments", f"arguments do not fit task {name!r}",
                        exc.errors) from None
 
+    # Also the ``queued`` time, taken before publishing: a worker can start (and
+    # finish) the task before the confirm arrives, and the store tells a
+    # replay's ``queued`` from this one by comparing it with the previous run's
+    # finish time.
     now = datetime.now(UTC)
     countdown = options.countdown
     eta = options.eta
@@ -141,10 +145,6 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
                        f"arguments are not JSON-encodable: {exc}") from None
 
     metrics = app[METRICS_KEY]
-    # Stamped before publishing: a worker can start (and finish) the task before
-    # the confirm arrives, and the store tells a replay's ``queued`` from this
-    # one by comparing it with the previous run's finish time.
-    queued_at = utc_now()
     retry_after = {"Retry-After": str(settings.retry_after_seconds)}
     try:
         latency = await app[PUBLISHER_KEY].publish_task(message, queue, countdown=countdown)
@@ -156,7 +156,7 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
         raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
     metrics.observe_submission(name, queue, "accepted", latency)
 
-    event = TaskEvent(task_id, name, TaskState.QUEUED, queued_at, queue=queue, retries=0)
+    event = TaskEvent(task_id, name, TaskState.QUEUED, now, queue=queue, retries=0)
     app[HUB_KEY].store.apply(event)
     app[ANNOUNCER_KEY].announce(event)
 
