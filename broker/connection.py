@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
@@ -38,6 +39,7 @@ class BrokerConnection:
         self._hooks: list[OnConnect] = []
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._underlay: aiormq.Channel | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = "not connected yet"
@@ -66,6 +68,11 @@ class BrokerConnection:
         """The confirm channel, or None while disconnected."""
         return self._channel if self.ready else None
 
+    @property
+    def confirm_channel(self) -> aiormq.Channel | None:
+        """The confirm channel's aiormq channel (the publisher writes frames on it), or None."""
+        return self._underlay if self.ready else None
+
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), timeout)
@@ -84,6 +91,7 @@ class BrokerConnection:
     async def _close(self) -> None:
         self._ready.clear()
         connection, self._connection, self._channel = self._connection, None, None
+        self._underlay = None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 2)
@@ -115,6 +123,10 @@ class BrokerConnection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await declare_topology(channel, self._topology)
         self._channel = channel
+        underlay = await channel.get_underlay_channel()
+        if not isinstance(underlay, aiormq.Channel):  # the publisher writes on aiormq's own
+            raise TypeError(f"unexpected AMQP channel type {type(underlay).__name__}")
+        self._underlay = underlay
         for hook in self._hooks:
             await hook(connection)
         self._ready.set()

@@ -40,6 +40,8 @@ class TaskState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.DEAD_LETTERED, TaskState.REVOKED})
+# A dict lookup is several times cheaper than TaskState(value), per event read.
+_STATES = {state.value: state for state in TaskState}
 
 
 def utc_now() -> datetime:
@@ -48,11 +50,14 @@ def utc_now() -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` and millisecond precision."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # every event's own time already is (a fast path)
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_rfc3339(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    moment = datetime.fromisoformat(text)  # Python 3.11 reads the "Z" itself
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 class EventDecodeError(ValueError):
@@ -86,10 +91,21 @@ class TaskEvent:
             "state": self.state.value,
             "ts": rfc3339(self.ts),
         }
-        for key in ("result", "error", "reason", "progress", "retries", "queue", "hostname"):
-            value = getattr(self, key)
-            if value is not None:
-                doc[key] = value
+        # Spelled out rather than a getattr loop: this runs for every event published.
+        if self.result is not None:
+            doc["result"] = self.result
+        if self.error is not None:
+            doc["error"] = self.error
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        if self.progress is not None:
+            doc["progress"] = self.progress
+        if self.retries is not None:
+            doc["retries"] = self.retries
+        if self.queue is not None:
+            doc["queue"] = self.queue
+        if self.hostname is not None:
+            doc["hostname"] = self.hostname
         return doc
 
     def to_client(self) -> dict[str, Any]:
@@ -117,7 +133,7 @@ class TaskEvent:
             return cls(
                 task_id=str(doc["task_id"]),
                 name=str(doc["name"]),
-                state=TaskState(doc["state"]),
+                state=_STATES[doc["state"]],
                 ts=parse_rfc3339(str(doc["ts"])),
                 result=doc.get("result"),
                 error=dict(error) if isinstance(error, dict) else None,

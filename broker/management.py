@@ -89,6 +89,17 @@ class ManagementClient:
         result: list[dict[str, Any]] = await self.request("GET", f"exchanges/{_vhost(vhost)}")
         return result
 
+    async def get_messages(self, vhost: str, queue: str, count: int) -> list[dict[str, Any]]:
+        """Up to ``count`` messages from the head of ``queue``, left in the queue.
+
+        The management API takes them and requeues them (``ack_requeue_true``):
+        reading does not consume, though each read counts as a delivery.
+        """
+        result: list[dict[str, Any]] = await self.request(
+            "POST", f"queues/{_vhost(vhost)}/{quote(queue, safe='')}/get",
+            json={"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"})
+        return result or []
+
     async def list_bindings(self, vhost: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self.request("GET", f"bindings/{_vhost(vhost)}")
         return result

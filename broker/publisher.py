@@ -5,30 +5,42 @@ queue, replicated). Everything else becomes one of two exceptions the gateway
 maps to status codes: :class:`BrokerUnavailable` (503: not connected, channel
 error, no confirm within the timeout, unroutable) and :class:`QueueFull` (429:
 the queue's ``reject-publish`` overflow nacked it).
+
+Why not ``aiormq.Channel.basic_publish``: it writes every message to the socket
+on its own (a ``send`` per message, and a RabbitMQ wake-up per message) and
+marshals Celery's headers generically. The publisher instead gathers the
+publishes of one event-loop iteration and hands them to aiormq's writer as one
+write, with frames built by :mod:`broker.frames`. Confirms stay aiormq's: each
+message gets its delivery tag and a future in the channel's ``confirmations``,
+which aiormq resolves on ``Basic.Ack``/``Nack``/``Return`` and fails when the
+channel closes. Delivery tags are assigned only when a batch is written, in
+one synchronous step, so they stay in the order RabbitMQ sees the messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from typing import Any
 
 import aiormq
+from aiormq.abc import ChannelFrame
 from kombu.transport.native_delayed_delivery import calculate_routing_key
 
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, TaskMessage
 from broker.connection import BrokerConnection
 from broker.events import CONTENT_TYPE as EVENT_CONTENT_TYPE
 from broker.events import TaskEvent, encode_batch
+from broker.frames import TableEncoder, body_frames, content_header_frame, publish_frame
 from broker.topology import CELERY_DELAYED_EXCHANGE, EVENTS_EXCHANGE, TASKS_EXCHANGE
 from broker.topology import event_routing_key as _event_routing_key
 
 PERSISTENT = 2  # AMQP delivery mode
-
-
-def _event_properties() -> aiormq.spec.Basic.Properties:
-    # A fresh object each time: aiormq fills in a missing message_id in place.
-    return aiormq.spec.Basic.Properties(content_type=EVENT_CONTENT_TYPE,
-                                        delivery_mode=PERSISTENT)
+# Celery headers that differ in every message: not worth caching.
+_UNIQUE_HEADERS = ("id", "root_id", "argsrepr", "kwargsrepr", "eta", "expires")
+# A writer queue that is full means the socket is behind: retry the batch soon.
+_WRITER_BUSY_RETRY = 0.001
 
 
 class PublishFailed(Exception):
@@ -51,6 +63,12 @@ class Publisher:
     def __init__(self, connection: BrokerConnection, timeout: float) -> None:
         self._connection = connection
         self._timeout = timeout
+        self._headers = TableEncoder(unique_keys=_UNIQUE_HEADERS)
+        self._event_ids = (f"cargo-event-{n}" for n in itertools.count())
+        # (channel, frames, message id, future) waiting for this iteration's write.
+        self._pending: list[tuple[aiormq.Channel, bytes, str, asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._watched: aiormq.Channel | None = None
 
     async def publish_task(self, message: TaskMessage, queue: str,
                            countdown: float | None = None) -> float:
@@ -61,39 +79,70 @@ class Publisher:
             # goes through Celery's native delayed delivery exchanges.
             exchange = CELERY_DELAYED_EXCHANGE
             routing_key = calculate_routing_key(int(countdown), queue)
-        # Properties are built for aiormq directly: aio-pika's Message object
-        # costs a measurable share of a submission on the gateway's hot path.
-        properties = aiormq.spec.Basic.Properties(
-            content_type=CONTENT_TYPE,
-            content_encoding=CONTENT_ENCODING,
-            delivery_mode=PERSISTENT,
-            correlation_id=message.task_id,
-            message_id=message.task_id,
-            priority=message.priority,
-            headers=message.headers,
-        )
-        return await self._publish(exchange, routing_key, message.body, properties)
+        channel = self._channel()
+        number = channel.number
+        frames = b"".join((
+            publish_frame(number, exchange, routing_key),
+            content_header_frame(
+                number, len(message.body), content_type=CONTENT_TYPE,
+                content_encoding=CONTENT_ENCODING, headers=self._headers.encode(message.headers),
+                delivery_mode=PERSISTENT, priority=message.priority,
+                correlation_id=message.task_id, message_id=message.task_id),
+            body_frames(number, message.body, channel.max_content_size),
+        ))
+        return await self._publish(channel, frames, message.task_id, routing_key)
 
     async def publish_event_batch(self, events: list[TaskEvent]) -> float:
         """Several events of one state and task name as one stream message."""
         first = events[0]
-        return await self._publish(
-            EVENTS_EXCHANGE, _event_routing_key(first.state, first.name), encode_batch(events),
-            _event_properties())
+        body = encode_batch(events)
+        channel = self._channel()
+        number = channel.number
+        # aiormq finds a returned message's publish by its message id.
+        message_id = next(self._event_ids)
+        routing_key = _event_routing_key(first.state, first.name)
+        frames = b"".join((
+            publish_frame(number, EVENTS_EXCHANGE, routing_key),
+            content_header_frame(number, len(body), content_type=EVENT_CONTENT_TYPE,
+                                 delivery_mode=PERSISTENT, message_id=message_id),
+            body_frames(number, body, channel.max_content_size),
+        ))
+        return await self._publish(channel, frames, message_id, routing_key)
 
-    async def _publish(self, exchange: str, routing_key: str, body: bytes,
-                       properties: aiormq.spec.Basic.Properties) -> float:
-        channel = self._connection.channel
-        if channel is None:
+    def _channel(self) -> aiormq.Channel:
+        channel = self._connection.confirm_channel
+        if channel is None or channel.is_closed:
             raise BrokerUnavailable(
                 f"not connected to the broker ({self._connection.last_error or 'reconnecting'})"
             )
+        if channel is not self._watched:
+            self._watched = channel
+            channel.closing.add_done_callback(lambda _: self._fail_unconfirmed(channel))
+        return channel
+
+    @staticmethod
+    def _fail_unconfirmed(channel: aiormq.Channel) -> None:
+        """The channel closed: no confirm will come for what it still waits on.
+
+        The confirmation futures are plain loop futures rather than aiormq's
+        ``channel.create_future()`` (whose bookkeeping is a measurable share of
+        a publish), so failing them when the channel goes is done here.
+        """
+        for confirmation in channel.confirmations.values():
+            if not confirmation.done():
+                confirmation.set_exception(BrokerUnavailable(
+                    "the broker connection closed before the message was confirmed"))
+
+    async def _publish(self, channel: aiormq.Channel, frames: bytes, message_id: str,
+                       routing_key: str) -> float:
         started = time.perf_counter()
+        confirmation: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((channel, frames, message_id, confirmation))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         try:
-            underlay = await channel.get_underlay_channel()
-            await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key,
-                                         properties=properties, mandatory=True,
-                                         timeout=self._timeout)
+            await confirmation
         except aiormq.exceptions.PublishError as exc:
             raise BrokerUnavailable(
                 f"the broker could not route the message to {routing_key!r}"
@@ -101,11 +150,63 @@ class Publisher:
         except aiormq.exceptions.DeliveryError as exc:
             # A nack: with reject-publish overflow, the queue is at its length limit.
             raise QueueFull(f"the broker refused the message: {routing_key!r} is full") from exc
-        except TimeoutError as exc:
+        except PublishFailed:
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller was cancelled (a client that went away)
+            # _expire cancelled the confirmation: the broker did not answer in time.
             raise BrokerUnavailable(
-                f"the broker did not confirm within {self._timeout:g}s"
-            ) from exc
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
-                ConnectionError, RuntimeError, asyncio.InvalidStateError) as exc:
+                f"the broker did not confirm within {self._timeout:g}s") from None
+        except Exception as exc:
+            # The channel or connection closed before the confirm (aiormq fails
+            # every pending confirmation with the reason): not accepted.
             raise BrokerUnavailable(f"broker connection failed: {type(exc).__name__}") from exc
         return time.perf_counter() - started
+
+    def _flush(self) -> None:
+        """Write this iteration's publishes as one frame batch and start their confirm timer."""
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        live = [item for item in batch if not item[3].done()]
+        channel = self._connection.confirm_channel
+        stale = [item for item in live if item[0] is not channel]
+        for _, _, _, confirmation in stale:  # the channel they were built for is gone
+            confirmation.set_exception(
+                BrokerUnavailable("the broker connection was lost before the message was sent"))
+        batch = [item for item in live if item[0] is channel]
+        if not batch or channel is None:
+            return
+        if channel.write_queue.full():
+            # No delivery tag is assigned yet, so trying again later keeps the order.
+            self._pending[:0] = batch
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(_WRITER_BUSY_RETRY, self._flush)
+            return
+        # One synchronous step: tags in the order the frames are written.
+        confirmations = channel.confirmations
+        tags_by_message_id = channel.message_id_delivery_tag
+        sent: list[tuple[int, str, asyncio.Future[Any]]] = []
+        for _, _, message_id, confirmation in batch:
+            channel.delivery_tag += 1
+            tag = channel.delivery_tag
+            confirmations[tag] = confirmation
+            tags_by_message_id[message_id] = tag
+            sent.append((tag, message_id, confirmation))
+        channel.write_queue.put_nowait(
+            ChannelFrame(payload=b"".join(item[1] for item in batch), should_close=False))
+        asyncio.get_running_loop().call_later(self._timeout, self._expire, channel, sent)
+
+    @staticmethod
+    def _expire(channel: aiormq.Channel, sent: list[tuple[int, str, asyncio.Future[Any]]]) -> None:
+        """After the timeout: stop waiting for what is unconfirmed; forget the message ids."""
+        tags_by_message_id = channel.message_id_delivery_tag
+        for tag, message_id, confirmation in sent:
+            if tags_by_message_id.get(message_id) == tag:
+                del tags_by_message_id[message_id]
+            if not confirmation.done():
+                # Cancelled, not failed, and left in ``confirmations``: a late
+                # (possibly multiple) ack must still find its tag there, and
+                # aiormq drops confirms of cancelled publishes quietly.
+                confirmation.cancel()

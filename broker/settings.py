@@ -9,12 +9,13 @@ variable's name in the message.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CARGO_"
@@ -22,6 +23,16 @@ ENV_PREFIX = "CARGO_"
 
 class ConfigError(ValueError):
     """A configuration variable is missing, malformed or unknown."""
+
+
+class TaskLimits(BaseModel):
+    """One task's overrides in ``CARGO_TASK_LIMITS`` (each optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    time_limit: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=100)
 
 
 class Settings(BaseSettings):
@@ -73,9 +84,45 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=1000, gt=0)
     auth_token: str | None = Field(default=None, min_length=16)
 
+    # Workers: retries, limits, the memory guard, metrics
+    max_retries: int = Field(default=3, ge=0, le=100)
+    retry_backoff: float = Field(default=1.0, gt=0, le=3600)
+    retry_backoff_max: float = Field(default=600.0, gt=0, le=86400)
+    memory_limit_mb: int = Field(default=256, gt=0)
+    time_limit: float = Field(default=600.0, gt=0)
+    task_limits: dict[str, TaskLimits] = Field(default={})
+    memory_check_interval: float = Field(default=0.1, gt=0, le=1)
+    worker_metrics_port: int = Field(default=9540, ge=0, le=65535)
+    # Worker health (workers.heartbeat, cargoctl worker health)
+    worker_heartbeat_file: str = Field(default="/tmp/cargo-worker-heartbeat.json",
+                                       pattern=r"^(/.*)?$")  # absolute, or empty: off
+    worker_heartbeat_interval: float = Field(default=2.0, gt=0, le=60)
+    worker_heartbeat_max_age: float = Field(default=30.0, gt=0, le=3600)
+
+    # The Dramatiq bridge (cargoctl bridge)
+    bridge_queues: str = Field(default="default",
+                               pattern=r"^[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*$",
+                               description="comma-separated Dramatiq queues the bridge consumes")
+    bridge_prefetch: int = Field(default=200, ge=1, le=65535)
+    bridge_max_priority: int | None = Field(default=None, gt=0, le=255)
+    bridge_dead_message_ttl: int = Field(default=604_800_000, gt=0)
+    bridge_metrics_port: int = Field(default=9541, ge=0, le=65535)
+    bridge_heartbeat_file: str = Field(default="/tmp/cargo-bridge-heartbeat.json",
+                                       pattern=r"^(/.*)?$")  # absolute, or empty: off
+    bridge_heartbeat_interval: float = Field(default=2.0, gt=0, le=60)
+    bridge_heartbeat_max_age: float = Field(default=30.0, gt=0, le=3600)
+
     # Command-line clients (cargoctl submit, watch)
     gateway_url: str = Field(default="http://127.0.0.1:8000",
                              description="where cargoctl's client commands reach the gateway")
+
+    # The canary (cargoctl canary)
+    canary_pushgateway: str | None = Field(
+        default=None, description="Pushgateway the canary pushes its outcome to; unset: none")
+    canary_max_restarts: int = Field(default=1, ge=0, le=100)
+    canary_worker_selector: str = Field(default="app.kubernetes.io/component=worker",
+                                        min_length=1)
+    canary_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -93,17 +140,40 @@ class Settings(BaseSettings):
             raise ValueError(f"has a malformed port: {exc}") from None
         return value
 
-    @field_validator("management_url", "gateway_url")
+    @field_validator("management_url", "gateway_url", "canary_pushgateway")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("bridge_queues")
+    @classmethod
+    def _dramatiq_queue_names(cls, value: str) -> str:
+        for name in value.split(","):
+            if name.endswith((".DQ", ".XQ")):
+                raise ValueError(f"{name!r}: name the queue itself; its .DQ and .XQ come with it")
+        return value
+
+    @field_validator("task_limits", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"must be a JSON object: {exc}") from None
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def bridge_queue_names(self) -> tuple[str, ...]:
+        """The Dramatiq queues the bridge consumes (each with its ``.DQ``)."""
+        return tuple(dict.fromkeys(q for q in self.bridge_queues.split(",") if q))
 
     @property
     def vhost(self) -> str:

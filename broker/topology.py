@@ -9,7 +9,7 @@ changed it.
 Shape::
 
     cargo.tasks (topic) --<queue>--> <queue> (quorum) --dead letter--> cargo.dlx (direct)
-                                                                          --<queue>.XQ--> <queue>.XQ
+                                                        --<queue>.XQ--> <queue>.XQ, <queue>.XQ.watch
     cargo.events (topic) --#--> cargo.events.stream (stream, retention by age and size)
 """
 
@@ -29,13 +29,67 @@ EVENTS_STREAM = "cargo.events.stream"
 CELERY_DELAYED_EXCHANGE = "celery_delayed_27"
 DEAD_LETTER_SUFFIX = ".XQ"
 
-# Header Cargo sets on a dead-lettered message, next to RabbitMQ's own x-death.
+# Where Celery's delayed-delivery levels end (kombu.transport.native_delayed_delivery):
+# a topic exchange that forwards each message by the queue name at the end of its
+# routing key, so every queue a delayed task can reach is bound with ``#.<queue>``.
+CELERY_DELAYED_DELIVERY_EXCHANGE = "celery_delayed_delivery"
+# Dramatiq's RabbitmqBroker names (dramatiq.common): ``<queue>.DQ`` holds delayed
+# messages, ``<queue>.XQ`` (DEAD_LETTER_SUFFIX) dead letters.
+DRAMATIQ_DELAY_SUFFIX = ".DQ"
+
+# Headers Cargo sets on a message it dead-letters itself, next to RabbitMQ's own
+# x-death (which RabbitMQ adds when *it* dead-letters: delivery limit, reject).
 REASON_HEADER = "x-cargo-reason"
+ERROR_TYPE_HEADER = "x-cargo-error-type"
+ERROR_MESSAGE_HEADER = "x-cargo-error-message"
+DEAD_LETTERED_AT_HEADER = "x-cargo-dead-lettered-at"
+QUEUE_HEADER = "x-cargo-queue"
+# A message's own retry budget (a bridged Dramatiq message's ``max_retries``): the
+# worker uses it instead of the task's when present.
+MAX_RETRIES_HEADER = "x-cargo-max-retries"
+# RabbitMQ's own dead-lettering headers (read, and stripped on replay).
+DEATH_HEADER = "x-death"
+FIRST_DEATH_REASON_HEADER = "x-first-death-reason"
+FIRST_DEATH_QUEUE_HEADER = "x-first-death-queue"
+RABBITMQ_DEATH_HEADERS = ("x-death", "x-first-death-reason", "x-first-death-queue",
+                          "x-first-death-exchange", "x-last-death-reason",
+                          "x-last-death-queue", "x-last-death-exchange", "x-delivery-count")
+CARGO_DEATH_HEADERS = (REASON_HEADER, ERROR_TYPE_HEADER, ERROR_MESSAGE_HEADER,
+                       DEAD_LETTERED_AT_HEADER, QUEUE_HEADER)
+
+# Every dead letter is also routed to a small companion queue that the workers
+# consume, so dead-lettering done by RabbitMQ itself (delivery limit, a task
+# rejecting its message) still becomes a ``dead_lettered`` event. Bounded: if
+# no worker reads it for long, the oldest notices go (the dead letters stay).
+WATCH_SUFFIX = ".watch"
+WATCH_MAX_LENGTH = 10_000
 
 
 def dead_letter_queue_name(queue: str) -> str:
     """Where a queue's dead letters go: Dramatiq's ``<queue>.XQ`` convention."""
     return f"{queue}{DEAD_LETTER_SUFFIX}"
+
+
+def dead_letter_watch_queue_name(queue: str) -> str:
+    """The companion of ``<queue>.XQ`` the workers' dead-letter watcher consumes."""
+    return f"{dead_letter_queue_name(queue)}{WATCH_SUFFIX}"
+
+
+def dramatiq_delay_queue_name(queue: str) -> str:
+    """Dramatiq's delay queue of ``queue`` (``dq_name``)."""
+    return f"{queue}{DRAMATIQ_DELAY_SUFFIX}"
+
+
+def dramatiq_canonical_queue_name(name: str) -> str:
+    """The queue a Dramatiq ``.DQ`` or ``.XQ`` name belongs to (``q_name``)."""
+    if name.endswith((DRAMATIQ_DELAY_SUFFIX, DEAD_LETTER_SUFFIX)):
+        return name[: -len(DRAMATIQ_DELAY_SUFFIX)]
+    return name
+
+
+def delayed_delivery_binding_key(queue: str) -> str:
+    """The binding key that lets Celery's delayed delivery reach ``queue`` (``#.<queue>``)."""
+    return f"#.{queue}"
 
 
 def event_routing_key(state: str, task_name: str) -> str:
@@ -77,6 +131,7 @@ class Topology:
     task_queues: tuple[QueueSpec, ...]
     dead_letter_queues: tuple[QueueSpec, ...]
     events_stream: QueueSpec
+    dead_letter_watch_queues: tuple[QueueSpec, ...] = ()
 
     @property
     def exchanges(self) -> tuple[ExchangeSpec, ...]:
@@ -86,7 +141,8 @@ class Topology:
     def queues(self) -> tuple[QueueSpec, ...]:
         # Dead-letter queues first: a task queue's dead letters must have somewhere
         # to go from the moment the task queue exists.
-        return (*self.dead_letter_queues, *self.task_queues, self.events_stream)
+        return (*self.dead_letter_queues, *self.dead_letter_watch_queues, *self.task_queues,
+                self.events_stream)
 
     @property
     def default_queue(self) -> QueueSpec:
@@ -131,6 +187,15 @@ def dead_letter_queue(queue: str) -> QueueSpec:
     )
 
 
+def dead_letter_watch_queue(queue: str) -> QueueSpec:
+    return QueueSpec(
+        name=dead_letter_watch_queue_name(queue),
+        arguments={"x-queue-type": "quorum", "x-max-length": WATCH_MAX_LENGTH,
+                   "x-overflow": "drop-head"},
+        bindings=(BindingSpec(DEAD_LETTER_EXCHANGE, dead_letter_queue_name(queue)),),
+    )
+
+
 def events_stream(settings: Settings) -> QueueSpec:
     return QueueSpec(
         name=EVENTS_STREAM,
@@ -153,4 +218,5 @@ def build_topology(settings: Settings) -> Topology:
         task_queues=tuple(task_queue(q, settings) for q in queues),
         dead_letter_queues=tuple(dead_letter_queue(q) for q in queues),
         events_stream=events_stream(settings),
+        dead_letter_watch_queues=tuple(dead_letter_watch_queue(q) for q in queues),
     )

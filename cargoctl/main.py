@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from broker.settings import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from broker.settings import Settings
 
 
 def settings_or_exit() -> Settings:
+    # Imported here: pydantic costs a probe (`cargoctl worker health`) a fifth of a second.
+    from broker.settings import ConfigError, load_settings
+
     try:
         return load_settings()
     except ConfigError as exc:
@@ -38,7 +43,15 @@ def gateway(host: str, port: int) -> None:
 @click.option("--hostname", "-n", default=None, help="Celery node name")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...]) -> None:
-    """Run a Celery worker on Cargo's queues (extra arguments go to Celery)."""
+    """Run a Celery worker on Cargo's queues (extra arguments go to Celery).
+
+    `cargoctl worker health --liveness|--readiness` checks a running worker instead.
+    """
+    if celery_args[:1] == ("health",):
+        from cargoctl.worker_health_cmd import health
+
+        health.main(list(celery_args[1:]), prog_name="cargoctl worker health")
+        return
     from workers.runner import run_worker
 
     sys.exit(run_worker(settings_or_exit(), concurrency=concurrency, hostname=hostname,
@@ -46,15 +59,24 @@ def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...])
 
 
 def _register_subcommands() -> None:
+    from cargoctl.bridge_cmd import bridge
+    from cargoctl.canary_cmd import canary
     from cargoctl.client_cmd import submit, watch
+    from cargoctl.deadletters_cmd import dead_letters
     from cargoctl.topology_cmd import topology
 
-    for command in (topology, submit, watch):
+    for command in (topology, submit, watch, dead_letters, canary, bridge):
         cli.add_command(command)
 
 
 def main() -> None:
-    _register_subcommands()
+    if sys.argv[1:3] == ["worker", "health"]:  # the probe: straight there (and --help works)
+        from cargoctl.worker_health_cmd import health
+
+        health.main(sys.argv[3:], prog_name="cargoctl worker health")
+        return
+    if sys.argv[1:2] != ["worker"]:  # `cargoctl worker` needs no other command's imports
+        _register_subcommands()
     cli()
 
 

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.logs import configure_logging
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import build_topology
-from gateway import health, openapi, tasks_api, ws
+from gateway import deadletters_api, health, openapi, tasks_api, ws
 from gateway.announcer import Announcer
 from gateway.auth import auth_middleware
 from gateway.errors import error_middleware
@@ -31,12 +32,15 @@ from gateway.keys import (
     EVENTS_KEY,
     HUB_KEY,
     METRICS_KEY,
+    ORIGIN_KEY,
     PUBLISHER_KEY,
     SETTINGS_KEY,
+    TASK_IDS_KEY,
     TOPOLOGY_KEY,
 )
 from gateway.metrics import GatewayMetrics
 from gateway.store import EventRing, TaskStore
+from gateway.task_ids import TaskIds
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +79,14 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[TOPOLOGY_KEY] = build_topology(settings)
     app[METRICS_KEY] = GatewayMetrics()
+    app[TASK_IDS_KEY] = TaskIds()
+    app[ORIGIN_KEY] = task_origin()
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(announcer_ctx)
-    for table in (tasks_api.routes, ws.routes, health.routes, openapi.routes):
+    app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
+    for table in (tasks_api.routes, deadletters_api.routes, ws.routes, health.routes,
+                  openapi.routes):
         app.router.add_routes(table)
     return app
 

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.keys import SETTINGS_KEY
+from gateway.keys import METRICS_KEY, SETTINGS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -71,5 +71,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, message, headers=headers)
     except Exception:
         log.exception("gateway.unhandled_error", path=request.path, method=request.method)
+        request.app[METRICS_KEY].internal_errors.inc()
         return error_response(500, "internal_error", "internal error; see the gateway's logs")
 

@@ -25,7 +25,13 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from broker.events import EventDecodeError, TaskEvent, cursor_offset, decode_stream_message
+from broker.events import (
+    EventDecodeError,
+    TaskEvent,
+    cursor_offset,
+    decode_stream_message,
+    utc_now,
+)
 from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
@@ -99,13 +105,14 @@ class EventsReader:
                 return
             raise
         hub = self._hub
+        now = utc_now()  # one read time for the whole message
         for event in events:
             assert event.cursor is not None
             hub.high_water = event.cursor
             hub.ring.append(event)
             hub.store.apply(event)
             hub.dispatch(event)
-            self._metrics.observe_event(event)
+            self._metrics.observe_event(event, now)
 
 
 def _is_marker(body: bytes, marker: str) -> bool:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import structlog
 from aiohttp import web
 
-from gateway.keys import BROKER_KEY, EVENTS_KEY, METRICS_KEY, SETTINGS_KEY
+from gateway.keys import BROKER_KEY, DEADLETTERS_KEY, EVENTS_KEY, METRICS_KEY, SETTINGS_KEY
 
+log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
+# At most this long reading the dead-letter queues' depth on a scrape.
+DEPTH_TIMEOUT = 2.0
 
 
 @routes.get("/healthz")
@@ -33,6 +39,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(DEPTH_TIMEOUT):
+            await request.app[DEADLETTERS_KEY].refresh_depths()
+    except Exception as exc:  # a metric that could not be refreshed keeps its last value
+        log.warning("metrics.dead_letter_depth_failed", error=f"{type(exc).__name__}: {exc}")
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={
         "Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

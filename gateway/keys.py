@@ -9,9 +9,11 @@ from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import Topology
 from gateway.announcer import Announcer
+from gateway.deadletters import DeadLetters
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.task_ids import TaskIds
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 TOPOLOGY_KEY = web.AppKey("topology", Topology)
@@ -19,5 +21,9 @@ METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 HUB_KEY = web.AppKey("hub", Hub)
 BROKER_KEY = web.AppKey("broker", BrokerConnection)
 PUBLISHER_KEY = web.AppKey("publisher", Publisher)
+TASK_IDS_KEY = web.AppKey("task_ids", TaskIds)
+# Celery's ``origin`` header of this process's messages, computed once.
+ORIGIN_KEY = web.AppKey("task_origin", str)
 EVENTS_KEY = web.AppKey("events_reader", EventsReader)
 ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
+DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)

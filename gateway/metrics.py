@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -49,6 +50,26 @@ class GatewayMetrics:
             "cargo_gateway_broker_connected", "1 while connected with topology declared",
             registry=self.registry)
 
+        # Dead letters (gateway/deadletters.py): the depth is the same on every
+        # replica (RabbitMQ's count), so aggregate with max, not sum.
+        self.dead_letter_depth = Gauge(
+            "cargo_dead_letter_queue_depth",
+            "Messages in each task queue's dead-letter queue (<queue>.XQ), read at scrape time",
+            ["queue"], registry=self.registry)
+
+        # The task queues as RabbitMQ counts them (celery-exporter's names): the
+        # same on every replica, aggregate with max.
+        self.queue_length = Gauge(
+            "celery_queue_length", "Ready messages in each task queue, read at scrape time",
+            ["queue_name"], registry=self.registry)
+        self.queue_consumers = Gauge(
+            "celery_active_consumer_count", "Consumers on each task queue, read at scrape time",
+            ["queue_name"], registry=self.registry)
+        # Answers the gateway itself turned into a 500 (a bug; never a client's fault).
+        self.internal_errors = Counter(
+            "cargo_gateway_internal_errors_total", "Requests answered 500 internal_error",
+            registry=self.registry)
+
     def bind(self, *, connections: Callable[[], int], subscriptions: Callable[[], int],
              tasks: Callable[[], int], broker_ready: Callable[[], bool]) -> None:
         self.ws_connections.set_function(connections)
@@ -72,8 +93,9 @@ class GatewayMetrics:
         if sent is not None:
             sent.inc()
 
-    def observe_event(self, event: TaskEvent) -> None:
-        lag = (utc_now() - event.ts).total_seconds()
+    def observe_event(self, event: TaskEvent, now: datetime | None = None) -> None:
+        """``now``: the read time, when the caller has one for a whole stream message."""
+        lag = ((now or utc_now()) - event.ts).total_seconds()
         if lag >= 0:
             self.fanout_lag.observe(lag)
 

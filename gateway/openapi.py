@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from broker.deadletter import Reason
 from gateway.tasks_api import SubmitBody
 from workers.catalog import task_specs
 
@@ -50,6 +51,7 @@ def build_openapi() -> dict[str, Any]:
     submit_schema = SubmitBody.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = submit_schema.pop("$defs", {})
     number = {"type": "number"}
+    reason = {"type": "string", "enum": [r.value for r in Reason]}
     paths: dict[str, Any] = {
         "/tasks/{name}": {"post": {
             "summary": "Submit a task",
@@ -66,8 +68,63 @@ def build_openapi() -> dict[str, Any]:
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
         }},
         "/memory-leak/": {"post": {
-            "summary": "Submit memory_leak_task (the original design's route)",
+            "summary": "Submit memory_leak_task (the original design's route): it leaks until "
+                       "the worker's memory guard stops it and it is dead-lettered with "
+                       "reason memory_limit",
+            "requestBody": {"required": False,
+                            "content": {JSON: {"schema": _ref("SubmitBody")}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+        }},
+        "/dead-letters": {
+            "get": {
+                "summary": "List dead-lettered tasks (reading does not remove them)",
+                "parameters": [
+                    {"name": "queue", "in": "query", "required": False,
+                     "schema": {"type": "string"}, "description": "a task queue"},
+                    {"name": "reason", "in": "query", "required": False, "schema": reason},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                "default": 100}},
+                    {"name": "after", "in": "query", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "cursor; follow the response's next URL"}],
+                "responses": {"200": {"description": "a page of dead letters",
+                                      "content": {JSON: {"schema": _ref("DeadLetterPage")}}},
+                              "401": SUBMIT_ERRORS["401"],
+                              "404": _error("unknown queue (queue_not_found)"),
+                              "422": _error("bad reason, limit or cursor"),
+                              "503": _error("the broker is unreachable", retry_after=True)},
+            },
+            "delete": {
+                "summary": "Purge one task queue's dead letters",
+                "parameters": [{"name": "queue", "in": "query", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "how many were deleted",
+                                      "content": {JSON: {"schema": {
+                                          "type": "object", "required": ["purged"],
+                                          "properties": {"purged": {"type": "integer"}}}}}},
+                              "401": SUBMIT_ERRORS["401"],
+                              "404": _error("unknown queue (queue_not_found)"),
+                              "422": _error("queue missing (invalid_arguments)"),
+                              "503": _error("the broker is unreachable", retry_after=True)},
+            },
+        },
+        "/dead-letters/{task_id}/replay": {"post": {
+            "summary": "Run a dead-lettered task again (same id) and remove it from the "
+                       "dead-letter queue",
+            "parameters": [{"name": "task_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}},
+                           {"name": "queue", "in": "query", "required": False,
+                            "schema": {"type": "string"}}],
+            "responses": {"202": {"description": "republished, confirmed by the broker",
+                                  "content": {JSON: {"schema": {
+                                      "type": "object", "required": ["task_id"],
+                                      "properties": {"task_id": {"type": "string"}}}}}},
+                          "401": SUBMIT_ERRORS["401"],
+                          "404": _error("no dead letter with that task id "
+                                        "(dead_letter_not_found)"),
+                          "429": SUBMIT_ERRORS["429"],
+                          "503": SUBMIT_ERRORS["503"]},
         }},
         "/tasks/{task_id}": {"get": {
             "summary": "Latest known state of a task",
@@ -121,6 +178,22 @@ def build_openapi() -> dict[str, Any]:
                                 "reason": {"type": "string"}, "progress": {},
                                 "retries": {"type": "integer"}, "submitted_at": time,
                                 "started_at": time, "finished_at": time}},
+        "DeadLetter": {"type": "object",
+                       "required": ["task_id", "name", "queue", "reason", "dead_lettered_at",
+                                    "args", "kwargs"],
+                       "properties": {"task_id": {"type": ["string", "null"]},
+                                      "name": {"type": ["string", "null"]},
+                                      "queue": {"type": "string"},
+                                      "reason": {"type": ["string", "null"]},
+                                      "error": error_obj,
+                                      "dead_lettered_at": {"type": ["string", "null"],
+                                                           "format": "date-time"},
+                                      "args": {"type": ["array", "null"]},
+                                      "kwargs": {"type": ["object", "null"]}}},
+        "DeadLetterPage": {"type": "object", "required": ["items"],
+                           "properties": {"items": {"type": "array",
+                                                    "items": _ref("DeadLetter")},
+                                          "next": {"type": "string"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},

@@ -8,6 +8,7 @@ can produce a 5xx.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -22,7 +23,15 @@ from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable, QueueFull
 from gateway.errors import ApiError
-from gateway.keys import ANNOUNCER_KEY, HUB_KEY, METRICS_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from gateway.keys import (
+    ANNOUNCER_KEY,
+    HUB_KEY,
+    METRICS_KEY,
+    ORIGIN_KEY,
+    PUBLISHER_KEY,
+    SETTINGS_KEY,
+    TASK_IDS_KEY,
+)
 from workers.catalog import InvalidArguments, get_task_spec
 
 log = structlog.get_logger(__name__)
@@ -98,10 +107,10 @@ def parse_body(doc: Any) -> SubmitBody:
                        _pydantic_details(exc)) from None
 
 
-def _task_id(name: str, options: SubmitOptions) -> str:
+def _task_id(app: web.Application, name: str, options: SubmitOptions) -> str:
     if options.idempotency_key is not None:
         return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{name}\x00{options.idempotency_key}"))
-    return str(uuid.uuid4())
+    return app[TASK_IDS_KEY]()
 
 
 NO_OPTIONS = SubmitOptions()
@@ -135,11 +144,11 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     if isinstance(expires, float | int):
         expires = datetime.fromtimestamp(now.timestamp() + float(expires), UTC)
 
-    task_id = _task_id(name, options)
+    task_id = _task_id(app, name, options)
     queue = spec.queue or settings.task_queue
     try:
         message = encode_task(task_id, name, args, kwargs, eta=eta, expires=expires,
-                              priority=options.priority)
+                              priority=options.priority, origin=app[ORIGIN_KEY])
     except (TypeError, ValueError) as exc:
         raise ApiError(422, "invalid_arguments",
                        f"arguments are not JSON-encodable: {exc}") from None
@@ -160,12 +169,24 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     app[HUB_KEY].store.apply(event)
     app[ANNOUNCER_KEY].announce(event)
 
-    status_url = f"/tasks/{task_id}"
-    return web.json_response(
-        {"task_id": task_id, "name": name, "state": TaskState.QUEUED.value,
-         "status_url": status_url, "stream_url": f"/ws?task_id={task_id}"},
-        status=202, headers={"Location": status_url},
-    )
+    return web.Response(body=accepted_body(task_id, name), status=202,
+                        content_type="application/json",
+                        headers={"Location": f"/tasks/{task_id}"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
+
+
+def accepted_body(task_id: str, name: str) -> bytes:
+    """The 202 document, formatted directly: it is on every submission's path.
+
+    Task ids are UUIDs (nothing to escape); the task name is JSON-escaped once
+    per name.
+    """
+    return (f'{{"task_id":"{task_id}","name":{_json_string(name)},"state":"queued",'
+            f'"status_url":"/tasks/{task_id}","stream_url":"/ws?task_id={task_id}"}}').encode()
 
 
 @routes.post("/tasks/{name}")

@@ -4,7 +4,8 @@
 #   scripts/test.sh                   # everything
 #   scripts/test.sh -k topology -x    # arguments go to pytest
 #
-# Steps: scripts/bootstrap.sh (.venv), scripts/rabbitmq.sh (a usable RabbitMQ),
+# Steps: scripts/bootstrap.sh (.venv), scripts/tools.sh (.venv-tools: checkov; .tools: promtool, prometheus, amtool),
+# scripts/rabbitmq.sh (a usable RabbitMQ),
 # ruff check, mypy (configured in pyproject.toml), pytest. Lint and type errors
 # do not stop the tests from running; any failure makes the exit status non-zero.
 # pytest collecting no tests (exit 5) is a failure: a filter that selects nothing
@@ -46,6 +47,11 @@ if ! step bootstrap bash scripts/bootstrap.sh; then
 fi
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
+
+# Infrastructure checkers (checkov) live in .venv-tools, apart from .venv; promtool, prometheus
+# and amtool in .tools (tests/ops). A failure
+# here is recorded and the suite goes on; tests/deploy then says checkov is missing.
+step tools bash scripts/tools.sh
 
 if ! step rabbitmq bash scripts/rabbitmq.sh; then
     summary

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,15 @@ class TaskSpec:
     func: Callable[..., Any]
     # None: the settings' default task queue.
     queue: str | None = None
+    # Retry and limit policy (workers.policy); None: the settings' default,
+    # and CARGO_TASK_LIMITS overrides limits and retries per task name.
+    max_retries: int | None = None
+    retry_backoff: float | None = None
+    retry_backoff_max: float | None = None
+    time_limit: float | None = None
+    memory_mb: int | None = None
+    # Errors of this task that no retry can fix (besides workers.policy.NON_RETRYABLE).
+    non_retryable: tuple[type[BaseException], ...] = ()
 
     @cached_property
     def _parameters(self) -> list[inspect.Parameter]:
@@ -62,6 +72,25 @@ class TaskSpec:
             if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 raise TypeError(f"task {self.name!r}: *args/**kwargs cannot be validated")
         return params
+
+    @cached_property
+    def _plain_types(self) -> tuple[type, ...] | None:
+        """The types of the parameters when every one is positional, required and
+        annotated exactly ``float``, ``int``, ``str`` or ``bool``; else None.
+
+        For such a task, arguments that are already exactly those types (and
+        finite) need no validation or coercion: :meth:`validate` returns them as
+        they are, which is what the model would return, without building it.
+        """
+        hints = typing.get_type_hints(self.func)
+        types: list[type] = []
+        for param in self._parameters:
+            hint = hints.get(param.name)
+            if (param.kind not in _POSITIONAL or param.default is not inspect.Parameter.empty
+                    or hint not in (float, int, str, bool)):
+                return None
+            types.append(hint)
+        return tuple(types)
 
     @cached_property
     def _model(self) -> type[BaseModel]:
@@ -87,6 +116,12 @@ class TaskSpec:
         """
         if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
             raise InvalidArguments([{"loc": [], "msg": "args must be a list and kwargs an object"}])
+        plain = self._plain_types
+        if (plain is not None and not kwargs and len(args) == len(plain)
+                and all(type(value) is kind
+                        and (not isinstance(value, float) or math.isfinite(value))
+                        for value, kind in zip(args, plain, strict=True))):
+            return list(args), {}
         params = self._parameters
         positional = [p for p in params if p.kind in _POSITIONAL]
         keyword = {p.name for p in params if p.kind in _KEYWORD}
@@ -139,7 +174,11 @@ def _catalog() -> dict[str, TaskSpec]:
     # pydantic model, which is too slow to rebuild on every submission.
     specs = [
         TaskSpec("calculate_distance", tasks.calculate_distance),
-        TaskSpec("sleep", tasks.sleep),
+        # Its longest allowed run, plus a minute.
+        TaskSpec("sleep", tasks.sleep, time_limit=tasks.MAX_SLEEP_SECONDS + 60),
+        # Leaking is its whole point: retrying it would only leak again.
+        TaskSpec("memory_leak_task", tasks.memory_leak_task, max_retries=0,
+                 time_limit=tasks.MAX_LEAK_SECONDS + 60),
     ]
     return {spec.name: spec for spec in specs}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import celery
@@ -34,13 +35,18 @@ _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-def queue_of(request: Context, default: str | None) -> str | None:
-    """The queue a task came from: Cargo binds each queue by its own name."""
-    info: Any = request.delivery_info or {}
-    routing_key = info.get("routing_key") if isinstance(info, dict) else None
+def routing_key_queue(delivery_info: Any) -> str | None:
+    """The queue a message came from, by its routing key (Cargo binds each queue by
+    its own name; a countdown's routing key carries the delay prefix)."""
+    routing_key = delivery_info.get("routing_key") if isinstance(delivery_info, Mapping) else None
     if isinstance(routing_key, str) and routing_key:
         return _DELAY_PREFIX.sub("", routing_key, count=1)
-    return default
+    return None
+
+
+def queue_of(request: Context, default: str | None) -> str | None:
+    """The queue a task came from."""
+    return routing_key_queue(request.delivery_info) or default
 
 
 class LifecycleEvents:
@@ -61,6 +67,7 @@ class LifecycleEvents:
         signals.task_retry.connect(self._on_retry, weak=False, dispatch_uid=f"{uid}.retry")
         signals.task_failure.connect(self._on_failure, weak=False, dispatch_uid=f"{uid}.failure")
         signals.task_success.connect(self._on_success, weak=False, dispatch_uid=f"{uid}.success")
+        signals.task_revoked.connect(self._on_revoked, weak=False, dispatch_uid=f"{uid}.revoked")
 
     def progress(self, task: Task[Any, Any], progress: dict[str, Any]) -> None:
         """Publish a ``progress`` event for the task currently running."""
@@ -96,6 +103,14 @@ class LifecycleEvents:
     def _on_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
         if self._ours(sender):
             self._emit(sender, sender.request, TaskState.SUCCEEDED, result=result)
+
+    def _on_revoked(self, sender: Any = None, request: Any = None, expired: bool = False,
+                    **_: Any) -> None:
+        # A task past its ``expires`` (a bridged Dramatiq message's max_age) is
+        # discarded by Celery unrun: its terminal state is ``revoked``.
+        if self._ours(sender) and request is not None:
+            self._emit(sender, request, TaskState.REVOKED,
+                       reason="expired" if expired else None)
 
     def _emit(self, task: Task[Any, Any], request: Context, state: TaskState, *,
               task_id: str | None = None, retries: int | None = None, **fields: Any) -> None:

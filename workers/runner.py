@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import click
 
 from broker.settings import Settings
 from workers.app import create_app
+from workers.catalog import TaskSpec
 
 
 def worker_argv(settings: Settings, concurrency: int, hostname: str | None,
@@ -35,9 +36,12 @@ def worker_argv(settings: Settings, concurrency: int, hostname: str | None,
 
 
 def run_worker(settings: Settings, concurrency: int, hostname: str | None,
-               extra_args: list[str]) -> int:
-    """Run the worker until it shuts down; return its exit code."""
-    app = create_app(settings)
+               extra_args: list[str], extra_specs: Iterable[TaskSpec] = ()) -> int:
+    """Run the worker until it shuts down; return its exit code.
+
+    ``extra_specs`` are tasks offered besides the catalog (tests use it).
+    """
+    app = create_app(settings, extra_specs)
     # celery-types declares start() NoReturn, but Celery returns the worker's
     # exit code from it (worker_main() would drop it).
     start = cast(Callable[[list[str]], int | None], app.start)

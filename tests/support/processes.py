@@ -16,6 +16,7 @@ from broker.management import ManagementClient
 from broker.settings import Settings
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 LOGS = Path(os.environ.get("CARGO_TEST_LOGS", "/tmp/cargo-test-logs"))
 
 
@@ -97,9 +98,32 @@ def start_consumer(settings: Settings, name: str, args: list[str], **env: str) -
     return proc
 
 
+def heartbeat_path(name: str) -> str:
+    """A heartbeat file of this worker's own (sessions share the machine and /tmp)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return str(LOGS / f"{name}-{os.getpid()}-{time.time_ns()}.heartbeat.json")
+
+
 def start_worker(settings: Settings, name: str = "worker", concurrency: int = 2,
                  **env: str) -> Proc:
-    """Start ``cargoctl worker`` and wait until it consumes the task queue."""
+    """Start ``cargoctl worker`` and wait until it consumes the task queue.
+
+    Its metrics port is off unless ``CARGO_WORKER_METRICS_PORT`` is given (test
+    sessions run side by side on one machine).
+    """
+    env.setdefault("CARGO_WORKER_METRICS_PORT", "0")
+    env.setdefault("CARGO_WORKER_HEARTBEAT_FILE", heartbeat_path(name))
     return start_consumer(settings, name, [
         str(BIN / "cargoctl"), "worker", "--concurrency", str(concurrency),
+        "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"], **env)
+
+
+def start_chaos_worker(settings: Settings, name: str = "chaos", concurrency: int = 2,
+                       **env: str) -> Proc:
+    """A real worker that also offers the failing tasks of ``tests.support.chaos``."""
+    env.setdefault("CARGO_WORKER_METRICS_PORT", "0")
+    env.setdefault("CARGO_WORKER_HEARTBEAT_FILE", heartbeat_path(name))
+    env.setdefault("PYTHONPATH", str(ROOT))
+    return start_consumer(settings, name, [
+        sys.executable, "-m", "tests.support.chaos", "--concurrency", str(concurrency),
         "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"], **env)

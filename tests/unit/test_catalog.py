@@ -15,13 +15,20 @@ from workers.catalog import InvalidArguments, TaskSpec, get_task_spec, task_spec
 from workers.progress import reporting_to
 
 
-def test_the_catalog_offers_calculate_distance_and_sleep_but_not_memory_leak_task_yet() -> None:
+def test_the_catalog_offers_calculate_distance_sleep_and_memory_leak_task() -> None:
     specs = task_specs()
-    assert sorted(specs) == ["calculate_distance", "sleep"]
+    assert sorted(specs) == ["calculate_distance", "memory_leak_task", "sleep"]
     assert all(name == spec.name for name, spec in specs.items())
     assert get_task_spec("calculate_distance") is specs["calculate_distance"]
-    assert get_task_spec("memory_leak_task") is None
+    assert get_task_spec("memory_leak_task") is specs["memory_leak_task"]
     assert get_task_spec("no_such_task") is None
+
+
+def test_memory_leak_task_is_never_retried_and_may_run_as_long_as_it_is_allowed_to_leak() -> None:
+    spec = task_specs()["memory_leak_task"]
+    assert spec.max_retries == 0
+    assert spec.time_limit is not None
+    assert spec.time_limit > tasks.MAX_LEAK_SECONDS
 
 
 def test_calculate_distance_is_the_euclidean_distance_from_the_origin() -> None:
@@ -142,3 +149,14 @@ def test_the_catalog_does_not_import_celery() -> None:
             "sys.exit(1 if any(m == 'celery' or m.startswith('celery.') for m in sys.modules) "
             "else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_arguments_already_of_the_declared_types_pass_unchanged_and_others_still_validate() -> None:
+    spec = get_task_spec("calculate_distance")
+    assert spec is not None
+    # The shortcut for exact types must give what the full validation gives.
+    assert spec.validate([3.0, 4.0], {}) == ([3.0, 4.0], {})
+    assert spec.validate([3, 4.0], {}) == ([3.0, 4.0], {})
+    for bad in ([float("nan"), 1.0], [float("inf"), 1.0], ["3", 4.0], [True, 4.0], [1.0]):
+        with pytest.raises(InvalidArguments):
+            spec.validate(bad, {})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from broker.events import TaskEvent, TaskState
 from gateway.hub import Hub
 from gateway.store import EventRing, TaskStore
+from gateway.tasks_api import accepted_body
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -174,3 +176,25 @@ def test_a_late_queued_event_does_not_become_what_new_subscribers_are_sent() -> 
     record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
     assert record.last_event is not None
     assert record.last_event.state is TaskState.SUCCEEDED
+
+
+def test_the_accepted_document_is_the_contracts_json_even_for_names_that_need_escaping() -> None:
+    task_id = "0b6f5a3c-9d2e-4f11-8a7b-3c2d1e0f9a8b"
+    for name in ("calculate_distance", 'odd "name"\\ünï'):
+        assert json.loads(accepted_body(task_id, name)) == {
+            "task_id": task_id, "name": name, "state": "queued",
+            "status_url": f"/tasks/{task_id}", "stream_url": f"/ws?task_id={task_id}"}
+
+
+def test_a_replay_whose_queued_event_arrives_after_the_new_run_finished_stays_finished() -> None:
+    store = TaskStore(10)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    run = [(TaskState.QUEUED, 0), (TaskState.STARTED, 1), (TaskState.FAILED, 2),
+           (TaskState.DEAD_LETTERED, 3),
+           # the replay: the worker's events reach the stream before the gateway's queued
+           (TaskState.STARTED, 6), (TaskState.SUCCEEDED, 7), (TaskState.QUEUED, 5)]
+    for state, seconds in run:
+        store.apply(TaskEvent("t", "fail_once", state, t0 + timedelta(seconds=seconds)))
+    record = store.get("t")
+    assert record is not None
+    assert record.state is TaskState.SUCCEEDED

@@ -33,6 +33,29 @@ MALFORMED = {
     "CARGO_WS_SEND_QUEUE": "many",
     "CARGO_AUTH_TOKEN": "short",
     "CARGO_GATEWAY_URL": "ws://127.0.0.1:8000",
+    "CARGO_MAX_RETRIES": "-1",
+    "CARGO_RETRY_BACKOFF": "0",
+    "CARGO_RETRY_BACKOFF_MAX": "soon",
+    "CARGO_MEMORY_LIMIT_MB": "0",
+    "CARGO_TIME_LIMIT": "-5",
+    "CARGO_TASK_LIMITS": "memory_leak_task=64",
+    "CARGO_MEMORY_CHECK_INTERVAL": "2",
+    "CARGO_WORKER_METRICS_PORT": "70000",
+    "CARGO_WORKER_HEARTBEAT_FILE": "relative/heartbeat.json",
+    "CARGO_WORKER_HEARTBEAT_INTERVAL": "0",
+    "CARGO_WORKER_HEARTBEAT_MAX_AGE": "-1",
+    "CARGO_BRIDGE_QUEUES": "default.DQ",
+    "CARGO_BRIDGE_PREFETCH": "0",
+    "CARGO_BRIDGE_MAX_PRIORITY": "256",
+    "CARGO_BRIDGE_DEAD_MESSAGE_TTL": "forever",
+    "CARGO_BRIDGE_METRICS_PORT": "-1",
+    "CARGO_BRIDGE_HEARTBEAT_FILE": "bridge.json",
+    "CARGO_BRIDGE_HEARTBEAT_INTERVAL": "0",
+    "CARGO_BRIDGE_HEARTBEAT_MAX_AGE": "never",
+    "CARGO_CANARY_PUSHGATEWAY": "ftp://pushgateway:9091",
+    "CARGO_CANARY_MAX_RESTARTS": "-1",
+    "CARGO_CANARY_WORKER_SELECTOR": "",
+    "CARGO_CANARY_NAMESPACE": "Not_A_Namespace",
     "CARGO_LOG_LEVEL": "LOUD",
     "CARGO_LOG_FORMAT": "xml",
 }
@@ -192,3 +215,13 @@ def test_the_readme_states_each_default_as_the_code_has_it() -> None:
         else:
             assert default_cell == f"`{field.default}`", _env_name(name)
         assert meaning, f"{_env_name(name)} needs a meaning in the README"
+
+
+def test_the_bridge_reads_a_comma_separated_list_of_dramatiq_queues() -> None:
+    settings = load_settings({"CARGO_BRIDGE_QUEUES": "default,emails,default"})
+    assert settings.bridge_queue_names == ("default", "emails")
+
+
+def test_a_bridged_queue_named_with_spaces_is_refused() -> None:
+    with pytest.raises(ConfigError, match="CARGO_BRIDGE_QUEUES"):
+        load_settings({"CARGO_BRIDGE_QUEUES": "default, emails"})

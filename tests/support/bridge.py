@@ -1,0 +1,68 @@
+"""``python -m tests.support.bridge``: the real bridge, also knowing the chaos tasks.
+
+The bridge only translates messages for task names it knows; the tests' failing
+tasks (``tests.support.chaos``) are offered to it the way ``start_chaos_worker``
+offers them to a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bridge.runner import run_bridge
+from broker.logs import configure_logging
+from broker.settings import Settings, load_settings
+from tests.support.chaos import CHAOS_SPECS
+from tests.support.processes import LOGS, ROOT, Proc, process_env
+
+
+def bridge_heartbeat_path(name: str) -> str:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return str(LOGS / f"{name}-{os.getpid()}-{time.time_ns()}.bridge-heartbeat.json")
+
+
+def start_bridge(settings: Settings, name: str = "bridge", wait: bool = True,
+                 env: dict[str, str] | None = None) -> Proc:
+    """Start the bridge (with the chaos tasks); wait until its own heartbeat says it
+    consumes every bridged queue (the management API's consumer counts lag)."""
+    env = dict(env or {})
+    env.setdefault("CARGO_BRIDGE_METRICS_PORT", "0")
+    env.setdefault("CARGO_BRIDGE_HEARTBEAT_FILE", bridge_heartbeat_path(name))
+    env.setdefault("PYTHONPATH", str(ROOT))
+    proc = Proc(name, [sys.executable, "-m", "tests.support.bridge"],
+                process_env(settings, **env))
+    if wait:
+        try:
+            wait_consuming(proc, env["CARGO_BRIDGE_HEARTBEAT_FILE"])
+        except BaseException:
+            proc.stop()
+            raise
+    return proc
+
+
+def wait_consuming(proc: Proc, heartbeat: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"the bridge exited early:\n{proc.output()[-3000:]}")
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(Path(heartbeat).read_text())
+            if doc.get("pid") == proc.pid and doc.get("connected"):
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the bridge is not consuming after {timeout}s:\n{proc.output()[-3000:]}")
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    run_bridge(settings, extra_specs=CHAOS_SPECS)
+
+
+if __name__ == "__main__":
+    main()

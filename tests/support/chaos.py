@@ -1,0 +1,84 @@
+"""Tasks that fail on purpose, and a worker that offers them besides the catalog.
+
+``python -m tests.support.chaos --concurrency N --hostname NAME`` runs a real
+Cargo worker (``workers.runner.run_worker``, prefork) whose app also has these
+tasks, so tests drive every failure path through real Celery and RabbitMQ
+without putting worker-killing tasks in the production catalog. SIGUSR2 to its
+main process freezes its consumer loop (a stuck worker, for the health probes).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+from celery.exceptions import Reject
+
+from broker.settings import load_settings
+from workers.catalog import TaskSpec
+from workers.policy import PermanentError
+from workers.runner import run_worker
+
+
+def crash_worker() -> None:
+    """Kill the process running this task, every time (as a segfault or OOM kill would)."""
+    os._exit(1)
+
+
+def always_fail(message: str = "always fails") -> None:
+    raise RuntimeError(message)
+
+
+def fail_permanently(message: str = "cannot succeed") -> None:
+    raise PermanentError(message)
+
+
+def fail_once(marker: str) -> str:
+    """Fail the first time (creating ``marker``), succeed once ``marker`` exists."""
+    path = Path(marker)
+    if not path.exists():
+        path.touch()
+        raise RuntimeError("the first run fails")
+    return "succeeded on a later run"
+
+
+def reject_self() -> None:
+    raise Reject("this task rejects its own message", requeue=False)
+
+
+# Fast retries so tests see the whole backoff sequence in seconds.
+CHAOS_SPECS = (
+    TaskSpec("crash_worker", crash_worker),
+    TaskSpec("always_fail", always_fail, max_retries=2, retry_backoff=0.2,
+             retry_backoff_max=1.0),
+    TaskSpec("fail_permanently", fail_permanently, max_retries=2, retry_backoff=0.2,
+             retry_backoff_max=1.0),
+    TaskSpec("fail_once", fail_once, max_retries=0),
+    TaskSpec("reject_self", reject_self),
+)
+
+
+def freeze_main_thread(signum: int, frame: object) -> None:
+    """SIGUSR2: block the main thread, i.e. the consumer's event loop, for good.
+
+    Only the loop stops (as in a deadlock); the process and its other threads
+    (the heartbeat writer, the metrics server) keep running.
+    """
+    while True:
+        time.sleep(3600)
+
+
+@click.command()
+@click.option("--concurrency", default=2, type=int)
+@click.option("--hostname", default=None)
+def main(concurrency: int, hostname: str | None) -> None:
+    signal.signal(signal.SIGUSR2, freeze_main_thread)
+    sys.exit(run_worker(load_settings(), concurrency, hostname, [], extra_specs=CHAOS_SPECS))
+
+
+if __name__ == "__main__":
+    main()

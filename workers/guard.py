@@ -1,0 +1,126 @@
+"""The memory guard: stop a task whose process grows past its memory limit.
+
+Runs in the worker's main process, on the consumer's event-loop timer (the
+thread that owns the messages), every ``CARGO_MEMORY_CHECK_INTERVAL`` seconds
+(0.1 by default). For every running task it reads the resident memory of the
+prefork child running it; once the growth over the child's size when it
+accepted the task passes the task's memory limit
+(``CARGO_TASK_LIMITS``/``CARGO_MEMORY_LIMIT_MB``), the guard
+
+1. kills the child (SIGKILL: the leak stops at once),
+2. dead-letters the task's original message with reason ``memory_limit`` and
+   the measured growth, then acknowledges it,
+3. emits ``failed`` and ``dead_lettered`` events.
+
+Celery's pool forks a replacement child and the worker goes on serving; the
+killed child's ``WorkerLostError`` that Celery reports later only marks the
+request done (see ``workers.deadletter``). If the dead-letter publish fails, the
+message is not acknowledged: RabbitMQ redelivers it, and past the delivery
+limit dead-letters it itself.
+
+Celery's ``worker_max_memory_per_child`` stays a backstop for memory a task
+leaves behind after it returns (it only acts between tasks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+from celery import bootsteps
+from celery.worker.state import active_requests
+
+from broker.deadletter import Reason
+from broker.events import TaskState
+from workers.deadletter import CargoRequest, CargoRuntime, rss_of, runtime_of
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+def peak_rss(pid: int) -> int | None:
+    """The process's peak resident memory so far (Linux ``VmHWM``), in bytes."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class MemoryGuard:
+    """Checks running tasks' memory and stops those past their limit."""
+
+    def __init__(self, runtime: CargoRuntime) -> None:
+        self._runtime = runtime
+
+    def check(self) -> None:
+        try:
+            requests = list(active_requests)
+        except RuntimeError:  # changed size while copying; next tick
+            return
+        largest = 0
+        for request in requests:
+            if not isinstance(request, CargoRequest) or request.cargo_dead_lettered:
+                continue
+            pid: Any = request.worker_pid
+            baseline = request.cargo_baseline_rss
+            if not isinstance(pid, int) or baseline is None or pid == os.getpid():
+                continue  # not a prefork child (solo/thread pools are not guarded)
+            rss = rss_of(pid)
+            if rss is None:
+                continue
+            largest = max(largest, rss)
+            limit = self._runtime.memory_limit(request.name)
+            if rss - baseline > limit:
+                self.stop(request, pid, baseline, rss, limit)
+        self._runtime.metrics.child_memory.set(largest)
+
+    def stop(self, request: CargoRequest, pid: int, baseline: int, rss: int, limit: int) -> None:
+        peak = max(peak_rss(pid) or rss, rss)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        growth = peak - baseline
+        error = {
+            "type": "MemoryLimitExceeded",
+            "message": (f"grew by {growth / MIB:.1f} MiB (from {baseline / MIB:.1f} MiB), "
+                        f"past its memory limit of {limit / MIB:.1f} MiB"),
+        }
+        log.error("memory guard: %s[%s] in process %d %s; stopped", request.name,
+                  request.id, pid, error["message"])
+        if request.cargo_dead_letter(Reason.MEMORY_LIMIT, error):
+            # Celery never reports this run as failed (the child was killed): count it.
+            request.cargo_count("failed", error["type"])
+            request.cargo_emit(TaskState.FAILED, error=error)
+            request.cargo_emit(TaskState.DEAD_LETTERED, Reason.MEMORY_LIMIT, error)
+
+
+class MemoryGuardStep(bootsteps.StartStopStep):
+    """Runs the memory guard on the consumer's timer while the consumer runs."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._entry: Any = None
+
+    def start(self, parent: Any) -> None:
+        runtime = runtime_of(parent.app)
+        if runtime is None or parent.timer is None:
+            return
+        guard = MemoryGuard(runtime)
+        self._entry = parent.timer.call_repeatedly(
+            runtime.settings.memory_check_interval, guard.check)
+
+    def stop(self, parent: Any) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+            self._entry = None
+
+    shutdown = stop
