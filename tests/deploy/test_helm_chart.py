@@ -1,0 +1,607 @@
+"""helm/cargo: rendered and linted by a real helm, every object checked against its schema.
+
+Scenarios: the default values and every helm/cargo/ci/*-values.yaml. Built-in objects are
+validated against Kubernetes 1.30's strict schemas (kubernetes-validate), custom resources
+against their CRDs in ../shared/crds/ made strict; checkov runs on the rendered chart. The
+KEDA trigger against a real RabbitMQ is tests/deploy/test_keda_scaling.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from broker.settings import Settings, load_settings
+from broker.topology import build_topology
+from tests.deploy.chart import (
+    CHART,
+    CHECKOV_SKIP,
+    HELM_MIN,
+    NAMESPACE,
+    REPO,
+    SCENARIOS,
+    crd_errors,
+    find,
+    find_checkov,
+    helm,
+    is_builtin,
+    kubernetes_errors,
+    pod_specs,
+    render,
+    render_scenario,
+    render_text,
+)
+
+OPS_RULES = REPO / "ops" / "prometheus" / "rules.yml"
+OPS_DASHBOARDS = REPO / "ops" / "grafana"
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PodMonitor",
+                "PrometheusRule", "RabbitmqCluster"}
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def configmap_env(objects: Any) -> dict[str, str]:
+    data: dict[str, str] = find(objects, "ConfigMap", "-config")["data"]
+    return data
+
+
+def settings_of(objects: Any, rabbitmq_url: str = "amqp://u:p@rabbit:5672/%2F") -> Settings:
+    """What a Cargo process in these pods would load: the ConfigMap plus the broker URL."""
+    return load_settings({**configmap_env(objects), "RABBITMQ_URL": rabbitmq_url})
+
+
+# --- helm itself ------------------------------------------------------------------------
+
+
+def test_helm_is_a_real_helm_new_enough() -> None:
+    version = helm("version", "--short").stdout.strip()
+    match = re.match(r"v(\d+)\.(\d+)\.(\d+)", version)
+    assert match, version
+    assert (int(match[1]), int(match[2])) >= HELM_MIN, f"helm {version} is older than 3.17"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_chart_lints_strictly(scenario: str) -> None:
+    args = [] if scenario == "default" else ["-f", str(CHART / "ci" / f"{scenario}-values.yaml")]
+    result = helm("lint", "--strict", CHART, *args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_and_scale_to_zero() -> None:
+    assert {"external-broker", "operator-cluster", "existing-cluster", "bridge",
+            "monitoring-off", "scale-to-zero"} <= set(SCENARIOS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "replicaCount=3"], "Additional property replicaCount is not allowed"),
+        (["--set", "keda.valu=5"], "Additional property valu is not allowed"),
+        (["--set", "config.taskQueu=jobs"], "Additional property taskQueu is not allowed"),
+        (["--set", "keda.value=many"], "keda.value: Invalid type. Expected: number"),
+        (["--set", "worker.concurrency=two"], "worker.concurrency: Invalid type"),
+        (["--set", "gateway.maxUnavailable=1"], "gateway.maxUnavailable"),
+        (["--set", "containerSecurityContext.readOnlyRootFilesystem=false"],
+         "readOnlyRootFilesystem"),
+        (["--set", "rabbitmq.mode=amazonmq"], "rabbitmq.mode"),
+        (["--set", "config.logLevel=LOUD"], "config.logLevel"),
+        (["--set-json", 'config.taskLimits={"sleep":{"timelimit":5}}'],
+         "Additional property timelimit is not allowed"),
+    ],
+    ids=["unknown-top-level", "unknown-nested", "unknown-config", "wrong-type", "wrong-type-int",
+         "gateway-max-unavailable", "writable-root", "unknown-mode", "bad-enum",
+         "unknown-task-limit"],
+)
+def test_the_schema_rejects_a_bad_value(args: list[str], message: str) -> None:
+    result = helm("template", "cargo", CHART, *args, check=False)
+    assert result.returncode != 0, f"helm accepted {args}"
+    assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "worker.terminationGracePeriodSeconds=3600"],
+         "must exceed the longest hard time limit (3660 s)"),
+        (["--set-json", 'config.taskLimits={"sleep":{"time_limit":7200}}'],
+         "must exceed the longest hard time limit (7200 s)"),
+        (["--set", "rabbitmq.mode=external"], "needs rabbitmq.external.existingSecret"),
+        (["--set", "rabbitmq.vhost=jobs"], "rabbitmq.mode cluster uses the operator's default"),
+        (["--set", "gateway.pdb.minAvailable=2"], "no node could be drained"),
+        (["--set", "keda.minReplicaCount=30"], "must not exceed keda.maxReplicaCount"),
+    ],
+    ids=["grace-below-catalog", "grace-below-task-limit", "external-without-secret",
+         "cluster-vhost", "pdb-blocks-drains", "keda-min-above-max"],
+)
+def test_the_chart_refuses_values_that_break_it(args: list[str], message: str) -> None:
+    result = helm("template", "cargo", CHART, *args, check=False)
+    assert result.returncode != 0, f"helm accepted {args}"
+    assert message in result.stderr, result.stderr
+
+
+# --- every object against its schema ------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_rendered_object_validates_strictly(scenario: str) -> None:
+    pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed "
+                        "(pip install -e '.[dev]'; scripts/bootstrap.sh does)")
+    objects = render_scenario(scenario)
+    assert objects
+    problems, builtin, custom = [], 0, 0
+    for obj in objects:
+        name = f"{obj['kind']} {obj['metadata']['name']}"
+        if is_builtin(obj):
+            builtin += 1
+            problems += [f"{name}: {e}" for e in kubernetes_errors(obj)]
+        else:
+            errors = crd_errors(obj)
+            assert errors is not None, f"{name}: no CRD in shared/crds covers {obj['apiVersion']}"
+            custom += 1
+            problems += [f"{name}: {e}" for e in errors]
+    assert not problems, "\n".join(problems)
+    assert builtin + custom == len(objects)
+    print(f"{scenario}: {builtin} built-in + {custom} custom objects validated")
+
+
+def test_the_strict_checks_catch_a_misspelt_field() -> None:
+    """The validators can fail: a typo in a Deployment and in each custom resource."""
+    pytest.importorskip("kubernetes_validate")
+    objects = render_scenario("default")
+    deployment = find(objects, "Deployment", "-worker")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    assert any("livenesProbe" in e for e in kubernetes_errors(deployment))
+    seen = set()
+    for obj in objects:
+        if obj["kind"] in CUSTOM_KINDS:
+            broken = json.loads(json.dumps(obj))
+            broken["spec"]["replicaz"] = 1
+            errors = crd_errors(broken)
+            assert errors, obj["kind"]
+            assert any("replicaz" in e for e in errors), obj["kind"]
+            seen.add(obj["kind"])
+    assert seen == CUSTOM_KINDS
+
+
+def test_the_scenarios_render_every_custom_resource_kind() -> None:
+    kinds = {o["kind"] for s in SCENARIOS for o in render_scenario(s)}
+    assert kinds >= CUSTOM_KINDS | {"Deployment", "Service", "HorizontalPodAutoscaler",
+                                    "PodDisruptionBudget", "CronJob", "ServiceAccount", "Role",
+                                    "RoleBinding", "ConfigMap", "NetworkPolicy", "Pod"}
+    assert "Secret" not in kinds, "the chart must reference Secrets, never make them"
+
+
+# --- checkov -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("scenario", ["default", "operator-cluster", "external-broker", "bridge"])
+def test_checkov_finds_no_unskipped_failure_in_the_rendered_chart(
+    scenario: str, tmp_path: Path
+) -> None:
+    checkov = find_checkov()
+    if checkov is None:
+        pytest.fail("checkov is not installed: run scripts/tools.sh (scripts/test.sh does)",
+                    pytrace=False)
+    manifest = tmp_path / "cargo.yaml"
+    manifest.write_text(render_text(scenario=scenario))
+    result = subprocess.run(
+        [checkov, "--file", str(manifest), "--framework", "kubernetes", "--compact",
+         "--skip-download", "--output", "json"],
+        capture_output=True, text=True, timeout=280, check=False, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "BC_SKIP_MAPPING": "TRUE", "HOME": str(tmp_path)},
+    )
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}"
+              for c in report["results"]["failed_checks"]]
+    assert not failed, "checkov failures without an inline, reasoned skip:\n" + "\n".join(failed)
+    assert report["summary"]["parsing_errors"] == 0, report["summary"]
+    assert report["summary"]["passed"] > 100, report["summary"]
+    print(f"checkov {scenario}: {report['summary']}")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_checkov_skip_names_a_check_and_gives_a_reason(scenario: str) -> None:
+    for obj in render_scenario(scenario):
+        for key, value in (obj["metadata"].get("annotations") or {}).items():
+            if key.startswith("checkov.io/skip"):
+                assert CHECKOV_SKIP.match(value), f"{obj['kind']} {key}: {value!r}"
+
+
+# --- the one rules file and the dashboards -------------------------------------------------
+
+
+def test_the_prometheus_rule_is_the_ops_rules_file_itself() -> None:
+    link = CHART / "files" / "prometheus" / "rules.yml"
+    assert link.is_symlink(), "helm/cargo/files/prometheus/rules.yml must link to ops/, not copy"
+    assert link.resolve() == OPS_RULES.resolve()
+    rule = find(render_scenario("default"), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(OPS_RULES.read_text())["groups"]
+    text = json.dumps(rule)
+    assert "{{ $labels.name }}" in text, "Prometheus' own templates must pass through unexpanded"
+
+
+def test_the_dashboards_configmap_is_ops_grafana_itself() -> None:
+    link = CHART / "files" / "grafana"
+    assert link.is_symlink()
+    assert link.resolve() == OPS_DASHBOARDS.resolve()
+    cm = find(render_scenario("default"), "ConfigMap", "-dashboards")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboards = {p.name: json.loads(p.read_text()) for p in OPS_DASHBOARDS.glob("*.json")}
+    assert dashboards
+    assert sorted(cm["data"]) == sorted(dashboards)
+    for name, text in cm["data"].items():
+        assert json.loads(text) == dashboards[name], name
+
+
+def test_helm_package_carries_the_linked_files(tmp_path: Path) -> None:
+    """A packaged chart (what a repository serves) holds the real rules and dashboards."""
+    helm("package", CHART, "--destination", tmp_path)
+    (package,) = tmp_path.glob("cargo-*.tgz")
+    with tarfile.open(package) as tar:
+        rules = tar.extractfile("cargo/files/prometheus/rules.yml")
+        assert rules is not None
+        assert rules.read().decode() == OPS_RULES.read_text()
+        names = {Path(m.name).name for m in tar.getmembers() if "/files/grafana/" in m.name}
+    assert names == {p.name for p in OPS_DASHBOARDS.glob("*.json")}
+
+
+@pytest.mark.parametrize("switch", ["serviceMonitor", "podMonitor", "prometheusRule",
+                                    "grafanaDashboards"])
+def test_each_monitoring_object_has_its_own_switch(switch: str) -> None:
+    kinds = {"serviceMonitor": "ServiceMonitor", "podMonitor": "PodMonitor",
+             "prometheusRule": "PrometheusRule", "grafanaDashboards": "ConfigMap"}
+    on = [o for o in render_scenario("default") if o["kind"] == kinds[switch]]
+    off = [o for o in render("--set", f"monitoring.{switch}.enabled=false")
+           if o["kind"] == kinds[switch]]
+    assert len(off) == len(on) - (1 if switch == "grafanaDashboards" else len(on))
+
+
+def test_the_scrape_jobs_are_the_ones_the_rules_and_dashboards_expect() -> None:
+    objects = render_scenario("bridge")
+    jobs = set()
+    for obj in objects:
+        if obj["kind"] in ("ServiceMonitor", "PodMonitor"):
+            spec = obj["spec"]
+            for endpoint in spec.get("endpoints") or spec.get("podMetricsEndpoints"):
+                jobs |= {r["replacement"] for r in endpoint["relabelings"]
+                         if r["targetLabel"] == "job"}
+    expected = {j["job_name"] for j in
+                yaml.safe_load((REPO / "ops/prometheus/prometheus.yml").read_text())
+                ["scrape_configs"]}
+    # cargo-canary is the Pushgateway's job, scraped by the Pushgateway's own chart.
+    assert jobs >= expected - {"cargo-canary"}
+    assert "cargo-bridge" in jobs
+
+
+# --- settings, KEDA and the workers' queue ------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_cargo_accepts_the_rendered_settings(scenario: str) -> None:
+    settings = settings_of(render_scenario(scenario))
+    assert settings.worker_metrics_port == VALUES["worker"]["metricsPort"]
+
+
+def test_every_config_value_is_a_cargo_setting_with_the_applications_default() -> None:
+    env = configmap_env(render_scenario("default"))
+    defaults = Settings()
+    for key in VALUES["config"]:
+        field = re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+        assert field in Settings.model_fields, f"config.{key} is no Cargo setting"
+        if key in ("logFormat", "bridgeMaxPriority"):
+            continue  # json for log collectors; null: unset
+        ours = settings_of(render_scenario("default"))
+        assert getattr(ours, field) == getattr(defaults, field), f"config.{key}"
+        assert f"CARGO_{field.upper()}" in env
+
+
+def test_the_keda_trigger_watches_the_queue_the_workers_consume() -> None:
+    for args in ([], ["--set", "config.taskQueue=jobs.high"]):
+        objects = render(*args)
+        scaled = find(objects, "ScaledObject")
+        worker = find(objects, "Deployment", "-worker")
+        assert scaled["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": worker["metadata"]["name"]}
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["type"] == "rabbitmq"
+        meta = trigger["metadata"]
+        assert meta["protocol"] == "http"
+        assert meta["mode"] == "QueueLength"
+        # the workers' queue: what Celery's task_queues take from broker.topology
+        topology = build_topology(settings_of(objects))
+        assert meta["queueName"] == topology.default_queue.name
+        assert worker["spec"]["template"]["spec"]["containers"][0]["envFrom"][0][
+            "configMapRef"]["name"] == find(objects, "ConfigMap", "-config")["metadata"]["name"]
+        auth = find(objects, "TriggerAuthentication")
+        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"username",
+                                                                             "password"}
+    assert meta["queueName"] == "jobs.high"
+
+
+def test_keda_reads_the_external_brokers_credentials_from_its_secret() -> None:
+    objects = render_scenario("external-broker")
+    (ref,) = find(objects, "TriggerAuthentication")["spec"]["secretTargetRef"]
+    assert ref == {"parameter": "host", "name": "cargo-rabbitmq", "key": "managementUrl"}
+    meta = find(objects, "ScaledObject")["spec"]["triggers"][0]["metadata"]
+    assert meta["vhostName"] == "cargo"
+    assert "host" not in meta
+
+
+def test_keda_values_reach_the_scaled_object() -> None:
+    spec = find(render_scenario("scale-to-zero"), "ScaledObject")["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["cooldownPeriod"]) == (0, 5, 600)
+    meta = spec["triggers"][0]["metadata"]
+    assert (meta["value"], meta["activationValue"]) == ("10", "2")
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert behavior["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 60}]
+
+
+def test_no_replica_count_fights_an_autoscaler() -> None:
+    """`helm upgrade` must not reset what KEDA or the HPA decided."""
+    objects = render_scenario("default")
+    assert "replicas" not in find(objects, "Deployment", "-worker")["spec"]
+    assert "replicas" not in find(objects, "Deployment", "-gateway")["spec"]
+    fixed = render_scenario("monitoring-off")
+    assert find(fixed, "Deployment", "-worker")["spec"]["replicas"] == 3
+    assert find(fixed, "Deployment", "-gateway")["spec"]["replicas"] == 2
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit() -> None:
+    from workers.catalog import task_specs
+
+    catalog = max(math.ceil(s.time_limit) for s in task_specs().values() if s.time_limit)
+    assert VALUES["worker"]["longestCatalogTimeLimit"] == catalog, (
+        "worker.longestCatalogTimeLimit is out of step with workers/catalog.py")
+    for scenario in SCENARIOS:
+        objects = render_scenario(scenario)
+        settings = settings_of(objects)
+        longest = max([catalog, settings.time_limit,
+                       *(t.time_limit for t in settings.task_limits.values() if t.time_limit)])
+        spec = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
+        assert spec["terminationGracePeriodSeconds"] > longest, scenario
+
+
+def test_the_worker_probes_are_the_cheap_heartbeat_checks(tmp_path: Path) -> None:
+    objects = render_scenario("default")
+    env = configmap_env(objects)
+    container = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "worker"
+    for probe, mode in (("startupProbe", "--liveness"), ("livenessProbe", "--liveness"),
+                        ("readinessProbe", "--readiness")):
+        command = container[probe]["exec"]["command"]
+        assert "inspect" not in command
+        assert "celery" not in command
+        assert command[:3] == ["cargoctl", "worker", "health"]
+        assert command[-1] == mode
+        assert command[command.index("--file") + 1] == env["CARGO_WORKER_HEARTBEAT_FILE"]
+        assert float(command[command.index("--max-age") + 1]) == float(
+            env["CARGO_WORKER_HEARTBEAT_MAX_AGE"])
+        # The real command line: with no heartbeat file it says "not live/ready" (exit 1),
+        # not a usage error (exit 2).
+        missing = tmp_path / "none.json"
+        argv = [str(REPO / ".venv" / "bin" / "cargoctl"), *command[1:]]
+        argv[argv.index("--file") + 1] = str(missing)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("not live" if mode == "--liveness" else "not ready")
+    assert [p["name"] for p in container["ports"]] == ["metrics"], "the canary finds it by name"
+
+
+def test_the_bridge_runs_with_its_probes_and_settings_when_enabled() -> None:
+    assert not [o for o in render_scenario("default") if o["metadata"]["name"].endswith("-bridge")
+                and o["kind"] == "Deployment"]
+    objects = render_scenario("bridge")
+    container = find(objects, "Deployment", "-bridge")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["bridge"]
+    assert container["livenessProbe"]["exec"]["command"][:3] == ["cargoctl", "bridge", "health"]
+    assert settings_of(objects).bridge_queue_names == ("default", "reports")
+
+
+# --- gateway, upgrade safety ----------------------------------------------------------------
+
+
+def test_the_gateway_probes_autoscaling_and_rolling_update() -> None:
+    objects = render_scenario("default")
+    gateway = find(objects, "Deployment", "-gateway")
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:1] == ["gateway"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert gateway["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    hpa = find(objects, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    pdb = find(objects, "PodDisruptionBudget", "-gateway")
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    service = find(objects, "Service", "-gateway")
+    assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+
+
+def test_a_config_change_rolls_every_pod() -> None:
+    before = render_scenario("bridge")
+    after = render("--set", "config.logLevel=DEBUG", scenario="bridge")
+    for kind, suffix in (("Deployment", "-gateway"), ("Deployment", "-worker"),
+                         ("Deployment", "-bridge"), ("CronJob", "-canary")):
+        old, new = (pod_template_annotations(find(o, kind, suffix)) for o in (before, after))
+        assert old["checksum/config"] != new["checksum/config"], f"{kind} {suffix}"
+
+
+def pod_template_annotations(obj: dict[str, Any]) -> dict[str, str]:
+    spec = obj["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else spec[
+        "template"]
+    annotations: dict[str, str] = template["metadata"]["annotations"]
+    return annotations
+
+
+# --- security, secrets, network ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_pod_is_locked_down_and_sized(scenario: str) -> None:
+    pods = [(o, s) for o in render_scenario(scenario) for s in pod_specs(o)]
+    assert pods
+    for obj, spec in pods:
+        name = f"{obj['kind']} {obj['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= resources["requests"].keys(), name
+            assert {"cpu", "memory"} <= resources["limits"].keys(), name
+            assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], name
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_secrets_come_only_from_existing_secrets(scenario: str) -> None:
+    text = render_text(scenario=scenario)
+    assert not re.search(r"(?i)password\s*[:=]\s*\S", text.replace("$(RABBITMQ_PASSWORD)", "")
+                         .replace("key: password", "").replace("parameter: password", ""))
+    assert "guest" not in text
+    for obj in render_scenario(scenario):
+        for spec in pod_specs(obj):
+            for container in spec["containers"]:
+                for var in container.get("env", []):
+                    if var["name"] in ("RABBITMQ_URL", "CARGO_MANAGEMENT_URL", "CARGO_AUTH_TOKEN",
+                                       "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"):
+                        assert "secretKeyRef" in var.get("valueFrom", {}) or (
+                            "$(RABBITMQ_PASSWORD)" in var["value"]), var
+
+
+def test_the_canary_runs_every_five_minutes_with_the_least_rbac() -> None:
+    objects = render_scenario("default")
+    cronjob = find(objects, "CronJob")
+    assert cronjob["spec"]["schedule"] == "*/5 * * * *"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"].endswith("-canary")
+    assert pod["automountServiceAccountToken"] is False
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding", "ClusterRole")]
+    assert pod["containers"][0]["args"][:3] == ["canary", "--gateway",
+                                                f"http://cargo-gateway.{NAMESPACE}.svc:8000"]
+    restarting = render_scenario("operator-cluster")
+    role = find(restarting, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                              "verbs": ["list", "delete"]}]
+    binding = find(restarting, "RoleBinding")
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    assert "--restart-unhealthy" in find(restarting, "CronJob")["spec"]["jobTemplate"]["spec"][
+        "template"]["spec"]["containers"][0]["args"]
+
+
+def test_helm_test_runs_the_canary() -> None:
+    pod = find(render_scenario("default"), "Pod", "-test-canary")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["args"][0] == "canary"
+
+
+@pytest.mark.parametrize("scenario", ["default", "bridge", "external-broker"])
+def test_every_pod_has_a_network_policy(scenario: str) -> None:
+    objects = render_scenario(scenario)
+    policies = [o["spec"]["podSelector"]["matchLabels"] for o in objects
+                if o["kind"] == "NetworkPolicy"]
+    for obj in objects:
+        for _spec in pod_specs(obj):
+            labels = (obj["spec"].get("template") or obj["spec"].get("jobTemplate", {})
+                      .get("spec", {}).get("template") or obj)["metadata"]["labels"]
+            assert any(p.items() <= labels.items() for p in policies), obj["metadata"]["name"]
+
+
+def test_the_rabbitmq_cluster_has_three_nodes_and_the_plugins() -> None:
+    cluster = find(render_scenario("default"), "RabbitmqCluster")
+    assert cluster["spec"]["replicas"] == 3
+    assert {"rabbitmq_management", "rabbitmq_prometheus"} <= set(
+        cluster["spec"]["rabbitmq"]["additionalPlugins"])
+    assert "default_queue_type = quorum" in cluster["spec"]["rabbitmq"]["additionalConfig"]
+    assert not [o for o in render_scenario("existing-cluster") if o["kind"] == "RabbitmqCluster"]
+
+
+# --- documentation -------------------------------------------------------------------------
+
+
+def test_every_value_is_documented_and_typed_strictly() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented: list[str] = []
+    parents: list[tuple[int, str]] = []  # (indent, key) of the enclosing keys
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)(- )?([A-Za-z][A-Za-z0-9_]*):", line)
+        if not match:
+            continue
+        indent = len(match[1])
+        parents = [(n, k) for n, k in parents if n < indent]
+        # Inside Kubernetes structures (resources, list items such as NetworkPolicy peers) the
+        # enclosing key's comment covers them.
+        inside_k8s = any(k in ("resources", "-") for _, k in parents) or bool(match[2])
+        if not inside_k8s and not lines[i - 1].lstrip().startswith("#"):
+            undocumented.append(line.strip())
+        parents.append((indent, "-" if match[2] else match[3]))
+    assert not undocumented, f"values without a comment above them: {undocumented}"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
+            for key, child in node.items():
+                walk(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, path)
+
+    walk(schema, "")
+
+    def keys(values: dict[str, Any], node: dict[str, Any], path: str) -> None:
+        for key, value in values.items():
+            assert key in node["properties"], f"{path}.{key} is not in values.schema.json"
+            child = node["properties"][key]
+            if isinstance(value, dict) and "properties" in child:
+                keys(value, child, f"{path}.{key}")
+
+    keys(VALUES, schema, "")
+
+
+def render_notes(tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as helm renders it, without a cluster: `helm install --dry-run` wants one,
+    so a copy of the chart renders the same text through tpl in a template of its own."""
+    chart = tmp_path / "cargo"
+    shutil.copytree(CHART, chart, symlinks=False)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes-source.txt")
+    (chart / "templates" / "notes-render.yaml").write_text(
+        'notes: {{ tpl (.Files.Get "notes-source.txt") . | toJson }}\n')
+    out = helm("template", "cargo", chart, "--namespace", NAMESPACE,
+               "--show-only", "templates/notes-render.yaml", *args).stdout
+    notes: str = yaml.safe_load(out)["notes"]
+    return notes
+
+
+def test_notes_say_how_to_reach_the_gateway_and_the_management_ui(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path / "cluster")
+    assert "port-forward svc/cargo-gateway 8000:8000" in notes
+    assert "port-forward svc/cargo-rabbitmq 15672:15672" in notes
+    assert "cargo-rabbitmq-default-user" in notes
+    assert "helm test cargo" in notes
+    external = render_notes(tmp_path / "external", "-f",
+                            str(CHART / "ci" / "external-broker-values.yaml"))
+    assert "Secret cargo-rabbitmq (key managementUrl)" in external
+    zero = render_notes(tmp_path / "zero", "-f", str(CHART / "ci" / "scale-to-zero-values.yaml"))
+    assert "Scale to zero is on" in zero
