@@ -3,8 +3,8 @@
 The workers have no result backend; the events stream is how results, errors
 and progress reach the gateways. Each event is published from the process that
 observed it (the prefork child running the task, or the main process for a
-hard time limit) through Celery's producer pool, with publisher confirms (the
-app sets ``confirm_publish``), so an event that was published is in the stream.
+hard time limit) on a confirm channel of that process (``workers.event_publisher``),
+so a task's outcome is in the stream before its message is acknowledged.
 
 Publishing an event must never change a task's outcome: a failed publish is
 logged and dropped, never raised into the task.
@@ -23,16 +23,15 @@ from celery.app.task import Context, Task
 
 from broker.events import CONTENT_TYPE, TaskEvent, TaskState, error_of, utc_now
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
+from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
 
 log = logging.getLogger(__name__)
 
-PERSISTENT = 2
+# Events a process does not wait for: the task's next event confirms them too.
+_LEFT_IN_FLIGHT = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 # A countdown travels through Celery's native delayed delivery, which prefixes
 # the routing key with 28 binary digits ("0.1.0....<queue>").
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
-# Retry a publish briefly across a reconnect; beyond that the event is dropped
-# (and logged) rather than holding the task up.
-_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 def routing_key_queue(delivery_info: Any) -> str | None:
@@ -54,7 +53,8 @@ class LifecycleEvents:
 
     def __init__(self, app: celery.Celery, publish_timeout: float) -> None:
         self._app = app
-        self._timeout = publish_timeout
+        # Connects on first use, in the process that publishes (after the fork).
+        self._publisher = EventPublisher(app.conf.broker_url, publish_timeout)
 
     def connect(self) -> None:
         """Connect to Celery's signals; connecting the same app twice is a no-op.
@@ -127,23 +127,18 @@ class LifecycleEvents:
         self.publish(event)
 
     def publish(self, event: TaskEvent) -> bool:
-        """Publish one event and wait for the broker's confirm; False (logged) on failure."""
+        """Publish one event; False (logged) on failure.
+
+        Returns once the broker confirmed it, except for ``started`` and
+        ``progress``, which the next confirmed event confirms with it (see
+        ``workers.event_publisher``).
+        """
+        pending = PendingEvent(event.to_json(), EVENTS_EXCHANGE,
+                               event_routing_key(event.state, event.name), CONTENT_TYPE)
         try:
-            with self._app.producer_pool.acquire(block=True, timeout=self._timeout) as producer:
-                producer.publish(
-                    event.to_json(),
-                    exchange=EVENTS_EXCHANGE,
-                    routing_key=event_routing_key(event.state, event.name),
-                    content_type=CONTENT_TYPE,
-                    content_encoding="utf-8",
-                    delivery_mode=PERSISTENT,
-                    retry=True,
-                    retry_policy=_RETRY_POLICY,
-                    timeout=self._timeout,
-                    confirm_timeout=self._timeout,
-                )
-        except Exception:
-            log.warning("could not publish the %s event of task %s[%s]", event.state,
-                        event.name, event.task_id, exc_info=True)
+            self._publisher.publish(pending, wait=event.state not in _LEFT_IN_FLIGHT)
+        except ConfirmFailed as exc:
+            log.warning("could not publish the %s event of task %s[%s]: %s", event.state,
+                        event.name, event.task_id, exc)
             return False
         return True
