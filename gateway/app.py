@@ -34,11 +34,13 @@ from gateway.keys import (
     METRICS_KEY,
     ORIGIN_KEY,
     PUBLISHER_KEY,
+    REVOKER_KEY,
     SETTINGS_KEY,
     TASK_IDS_KEY,
     TOPOLOGY_KEY,
 )
 from gateway.metrics import GatewayMetrics
+from gateway.revoker import Revoker
 from gateway.store import EventRing, TaskStore
 from gateway.task_ids import TaskIds
 
@@ -71,6 +73,15 @@ async def announcer_ctx(app: web.Application) -> AsyncIterator[None]:
     await announcer.close(DRAIN_SECONDS)
 
 
+async def revoker_ctx(app: web.Application) -> AsyncIterator[None]:
+    revoker = Revoker(app[BROKER_KEY], app[SETTINGS_KEY].publish_timeout)
+    app[REVOKER_KEY] = revoker
+    app[HUB_KEY].listeners.append(revoker.on_event)
+    yield
+    app[HUB_KEY].listeners.remove(revoker.on_event)
+    await revoker.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     middlewares = [error_middleware]
     if settings.auth_token is not None:  # one middleware less on the hot path otherwise
@@ -84,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(announcer_ctx)
+    app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
     for table in (tasks_api.routes, deadletters_api.routes, ws.routes, health.routes,
                   openapi.routes):

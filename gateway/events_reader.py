@@ -112,6 +112,8 @@ class EventsReader:
             hub.ring.append(event)
             hub.store.apply(event)
             hub.dispatch(event)
+            for listener in hub.listeners:
+                listener(event)
             self._metrics.observe_event(event, now)
 
 

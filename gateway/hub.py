@@ -8,7 +8,7 @@ between the two and never gets one twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from broker.events import TaskEvent
@@ -55,6 +55,8 @@ class Hub:
         self._all: set[Subscriber] = set()
         # Cursor of the last event the reader processed.
         self.high_water: int | None = None
+        # Called with every stream event after subscribers got it (the revoker).
+        self.listeners: list[Callable[[TaskEvent], None]] = []
 
     @property
     def connections(self) -> int:

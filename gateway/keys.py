@@ -13,6 +13,7 @@ from gateway.deadletters import DeadLetters
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.revoker import Revoker
 from gateway.task_ids import TaskIds
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -27,3 +28,4 @@ ORIGIN_KEY = web.AppKey("task_origin", str)
 EVENTS_KEY = web.AppKey("events_reader", EventsReader)
 ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
 DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)
+REVOKER_KEY = web.AppKey("revoker", Revoker)

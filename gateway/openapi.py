@@ -134,6 +134,20 @@ def build_openapi() -> dict[str, Any]:
                                   "content": {JSON: {"schema": _ref("Task")}}},
                           "401": SUBMIT_ERRORS["401"],
                           "404": _error("unknown or expired task id")},
+        }, "delete": {
+            "summary": "Revoke a queued or running task; it ends revoked",
+            "parameters": [{"name": "task_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"202": {"description": "revoke broadcast to the workers, confirmed "
+                                                 "by the broker; the revoked event follows",
+                                  "content": {JSON: {"schema": {
+                                      "type": "object", "required": ["task_id", "state"],
+                                      "properties": {"task_id": {"type": "string"},
+                                                     "state": {"type": "string"}}}}}},
+                          "401": SUBMIT_ERRORS["401"],
+                          "404": _error("unknown or expired task id (task_not_found)"),
+                          "409": _error("the task already ended (task_finished)"),
+                          "503": SUBMIT_ERRORS["503"]},
         }},
         "/ws": {"get": {
             "summary": "WebSocket of task events (see the API contract for frames)",

@@ -29,9 +29,11 @@ from gateway.keys import (
     METRICS_KEY,
     ORIGIN_KEY,
     PUBLISHER_KEY,
+    REVOKER_KEY,
     SETTINGS_KEY,
     TASK_IDS_KEY,
 )
+from gateway.store import TaskRecord
 from workers.catalog import InvalidArguments, get_task_spec
 
 log = structlog.get_logger(__name__)
@@ -225,10 +227,32 @@ async def memory_leak(request: web.Request) -> web.Response:
     return await submit(request, "memory_leak_task", body.args, body.kwargs, body.options)
 
 
-@routes.get("/tasks/{task_id}")
-async def task_status(request: web.Request) -> web.Response:
+def _known_task(request: web.Request) -> TaskRecord:
     task_id = request.match_info["task_id"]
     record = request.app[HUB_KEY].store.get(task_id)
     if record is None:
         raise ApiError(404, "task_not_found", f"no task with id {task_id!r} (unknown or expired)")
-    return web.json_response(record.to_json())
+    return record
+
+
+@routes.get("/tasks/{task_id}")
+async def task_status(request: web.Request) -> web.Response:
+    return web.json_response(_known_task(request).to_json())
+
+
+@routes.delete("/tasks/{task_id}")
+async def revoke_task(request: web.Request) -> web.Response:
+    """Revoke a queued or running task (``gateway.revoker``); it ends ``revoked``."""
+    record = _known_task(request)
+    if record.state.terminal:
+        raise ApiError(409, "task_finished",
+                       f"task {record.task_id!r} already ended {record.state.value}; "
+                       "nothing to revoke")
+    try:
+        await request.app[REVOKER_KEY].revoke(record.task_id)
+    except BrokerUnavailable as exc:
+        retry_after = {"Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
+        raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
+    log.info("task.revoke_requested", task_id=record.task_id, state=record.state.value)
+    return web.json_response({"task_id": record.task_id, "state": record.state.value},
+                             status=202)

@@ -230,6 +230,19 @@ async def test_a_publish_the_broker_never_confirms_is_a_503_not_an_accepted_task
     assert "Retry-After" in headers
 
 
+async def test_a_revoke_the_broker_never_confirms_is_a_503_with_retry_after(
+    proxied: tuple[Gateway, BrokerProxy],
+) -> None:
+    gw, proxy = proxied
+    task_id = await gw.submit("sleep", kwargs={"seconds": 2})
+    proxy.blackhole()
+    async with gw.http.delete(f"{gw.url}/tasks/{task_id}") as resp:
+        doc = await resp.json()
+        assert resp.status == 503, doc
+        assert doc["error"]["code"] == "broker_unavailable"
+        assert "Retry-After" in resp.headers
+
+
 async def test_a_websocket_open_across_a_broker_outage_keeps_receiving_events_once(
     proxied: tuple[Gateway, BrokerProxy], worker: Proc,
 ) -> None:
