@@ -78,7 +78,10 @@ def read_queue(host: str, meta: dict[str, str]) -> dict[str, Any]:
 def wait_for_messages(host: str, meta: dict[str, str], expected: int) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_SECONDS
     info = read_queue(host, meta)
-    while info.get("messages") != expected and time.monotonic() < deadline:
+    # A queue's figures arrive with its first stats emission, not all at once: wait for
+    # the count and the consumer figure both.
+    while ((info.get("messages") != expected or "consumers" not in info)
+           and time.monotonic() < deadline):
         time.sleep(0.5)
         info = read_queue(host, meta)
     shown = info.get("messages")
