@@ -156,15 +156,15 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
                        f"arguments are not JSON-encodable: {exc}") from None
 
     metrics = app[METRICS_KEY]
-    retry_after = {"Retry-After": str(settings.retry_after_seconds)}
     try:
         latency = await app[PUBLISHER_KEY].publish_task(message, queue, countdown=countdown)
     except QueueFull as exc:
         metrics.observe_submission(name, queue, "queue_full", 0.0)
-        raise ApiError(429, "queue_full", str(exc), headers=retry_after) from None
+        raise ApiError(429, "queue_full", str(exc), headers=_retry_after(request)) from None
     except BrokerUnavailable as exc:
         metrics.observe_submission(name, queue, "broker_unavailable", 0.0)
-        raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
+        raise ApiError(503, "broker_unavailable", str(exc),
+                       headers=_retry_after(request)) from None
     metrics.observe_submission(name, queue, "accepted", latency)
 
     event = TaskEvent(task_id, name, TaskState.QUEUED, now, queue=queue, retries=0)
@@ -174,6 +174,10 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     return web.Response(body=accepted_body(task_id, name), status=202,
                         content_type="application/json",
                         headers={"Location": f"/tasks/{task_id}"})
+
+
+def _retry_after(request: web.Request) -> dict[str, str]:
+    return {"Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -251,8 +255,8 @@ async def revoke_task(request: web.Request) -> web.Response:
     try:
         await request.app[REVOKER_KEY].revoke(record.task_id)
     except BrokerUnavailable as exc:
-        retry_after = {"Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
-        raise ApiError(503, "broker_unavailable", str(exc), headers=retry_after) from None
+        raise ApiError(503, "broker_unavailable", str(exc),
+                       headers=_retry_after(request)) from None
     log.info("task.revoke_requested", task_id=record.task_id, state=record.state.value)
     return web.json_response({"task_id": record.task_id, "state": record.state.value},
                              status=202)

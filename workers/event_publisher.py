@@ -60,8 +60,8 @@ class EventPublisher:
         self._connection: Any = None
         self._channel: Any = None
         self._next_tag = 1
-        self._confirmed = 0  # every tag up to this one is confirmed
         self._nacked = False
+        # Published, not yet confirmed, by delivery tag (ascending: publish order).
         self._unconfirmed: OrderedDict[int, PendingEvent] = OrderedDict()
 
     def publish(self, event: PendingEvent, *, wait: bool) -> None:
@@ -117,7 +117,6 @@ class EventPublisher:
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         self._connection, self._channel = connection, channel
-        self._confirmed = 0
         self._nacked = False
         pending = list(self._unconfirmed.values())
         self._unconfirmed.clear()
@@ -141,26 +140,26 @@ class EventPublisher:
         self._settle(delivery_tag, multiple)
 
     def _settle(self, delivery_tag: int, multiple: bool) -> None:
-        if multiple:
-            for tag in [t for t in self._unconfirmed if t <= delivery_tag]:
-                del self._unconfirmed[tag]
-        else:
+        if not multiple:
             self._unconfirmed.pop(delivery_tag, None)
-        first_open = next(iter(self._unconfirmed), self._next_tag)
-        self._confirmed = first_open - 1
+            return
+        while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
+            self._unconfirmed.popitem(last=False)
+
+    def _confirmed(self, tag: int) -> bool:
+        """Whether the broker confirmed ``tag`` and every tag before it."""
+        return next(iter(self._unconfirmed), self._next_tag) > tag
 
     def _take_confirms(self) -> None:
         """Process the confirms that already arrived, without blocking."""
         while True:
             try:
                 self._connection.connection.drain_events(timeout=0)
-            except TimeoutError:
-                return
-            except BlockingIOError:
+            except (TimeoutError, BlockingIOError):  # nothing more has arrived
                 return
 
     def _wait_confirmed(self, tag: int, deadline: float) -> None:
-        while self._confirmed < tag:
+        while not self._confirmed(tag):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ConfirmFailed(f"no confirm within {self._timeout * self._attempts:g}s")
