@@ -17,6 +17,10 @@ Each round, per side:
    completion - first completion)``, so start-up is not counted. For the
    bridged side the completion is the worker's ``succeeded`` event; the
    bridge's own rate (first to last ``queued`` announcement) is printed too.
+   The events are read back from the stream only once both queues are empty,
+   so the benchmark's own reading of ~3 events per message does not compete
+   with the bridge and the worker for the CPU during the drain (the Dramatiq
+   side's completions are a line appended to a file).
 2. **latency**: with the consumers idle, ``--probes`` messages are sent one at
    a time, each after the previous one completed; latency is completion minus
    the moment ``send`` returned. The bridged p50 minus Dramatiq's p50 is the
@@ -42,10 +46,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import dramatiq
 import psutil
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -156,6 +161,25 @@ def first_of(events: list[TaskEvent], ids: set[str], state: str) -> list[float]:
     return sorted(seen.values())
 
 
+async def queues_emptied(settings: Settings, queues: list[str], timeout: float) -> None:
+    """Wait until none of ``queues`` holds a ready message (checked twice in a row:
+    the bridge may be between taking a message and publishing its task)."""
+    connection = await aio_pika.connect(settings.rabbitmq_url, timeout=10)
+    try:
+        channel = await connection.channel()
+        deadline = time.monotonic() + timeout
+        empty_in_a_row = 0
+        while empty_in_a_row < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{queues} not emptied within {timeout}s")
+            await asyncio.sleep(0.1)
+            counts = [(await channel.declare_queue(name, passive=True))
+                      .declaration_result.message_count for name in queues]
+            empty_in_a_row = empty_in_a_row + 1 if not any(counts) else 0
+    finally:
+        await connection.close()
+
+
 async def run_bridged(settings: Settings, round_no: int, messages: int, concurrency: int,
                       probes: int) -> SideResult:
     broker, actor = producer(settings, BRIDGED_QUEUE)
@@ -163,15 +187,18 @@ async def run_bridged(settings: Settings, round_no: int, messages: int, concurre
                                      concurrency)
     bridge: Proc | None = None
     try:
-        async with StreamEvents(settings, offset="next") as events:
-            ids = {actor.send(i, 1).message_id for i in range(messages)}
-            bridge = await asyncio.to_thread(start_bridge, settings, f"bench-bridge-{round_no}",
-                                             env={"CARGO_BRIDGE_METRICS_PORT": "0"})
+        # A stream offset by time has one-second granularity: start a second early.
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        ids = {actor.send(i, 1).message_id for i in range(messages)}
+        bridge = await asyncio.to_thread(start_bridge, settings, f"bench-bridge-{round_no}",
+                                         env={"CARGO_BRIDGE_METRICS_PORT": "0"})
+        await queues_emptied(settings, [BRIDGED_QUEUE, settings.task_queue], 900)
+        async with StreamEvents(settings, offset=since) as events:
 
             def all_done(ids: set[str] = ids) -> bool:
                 return len(first_of(events.events, ids, "succeeded")) >= len(ids)
 
-            await wait_until(all_done, 900, "the bridged messages succeeding")
+            await wait_until(all_done, 120, "the bridged messages succeeding")
             done = first_of(events.events, ids, "succeeded")
             queued = first_of(events.events, ids, "queued")
             throughput = (messages - 1) / (done[-1] - done[0])

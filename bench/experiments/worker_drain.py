@@ -11,13 +11,18 @@ on one private vhost:
   the ``succeeded`` events' timestamps;
 - **plain-celery**: a bare Celery app (classic queue, late acks, prefetch 1,
   confirms, no events, no result backend); completion times are written by the
-  task to a file.
+  task to a file. ``--pools`` runs it once per Celery pool (``prefork``,
+  ``threads``), each with ``--concurrency`` slots;
+- **dramatiq** (with ``--dramatiq``): Dramatiq's own worker
+  (``--processes C --threads 1``) on the same trivial actor, as in
+  ``bench/bridge.py``, so the ratio to Dramatiq comes from the same run.
 
 Throughput is ``(N - 1) / (last completion - first completion)``; CPU is the
 worker's whole process tree and RabbitMQ's (``beam.smp``) over the drain,
 per task. One run, not a benchmark with goals: a measurement to read.
 
     .venv/bin/python -m bench.experiments.worker_drain --messages 3000 --concurrency 2
+    .venv/bin/python -m bench.experiments.worker_drain --pools prefork threads --dramatiq
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def rabbit_cpu() -> float:
 
 def report(side: str, times: list[float], worker_cpu: float, broker_cpu: float, n: int) -> None:
     rate = (n - 1) / (times[-1] - times[0])
-    print(f"{side:13s} {rate:7.0f} tasks/s   worker CPU {1000 * worker_cpu / n:5.2f} ms/task "
+    print(f"{side:22s} {rate:7.0f} tasks/s   worker CPU {1000 * worker_cpu / n:5.2f} ms/task "
           f"(incl. start-up)   RabbitMQ CPU {1000 * broker_cpu / n:5.2f} ms/task", flush=True)
 
 
@@ -117,7 +122,7 @@ async def cargo_side(settings: Settings, n: int, concurrency: int) -> None:
             await asyncio.to_thread(worker.stop)
 
 
-def plain_side(settings: Settings, n: int, concurrency: int) -> None:
+def plain_side(settings: Settings, n: int, concurrency: int, pool: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
         app = plain_app(settings.rabbitmq_url)
         with app.connection_for_write() as connection:
@@ -128,8 +133,8 @@ def plain_side(settings: Settings, n: int, concurrency: int) -> None:
         broker_before = rabbit_cpu()
         worker = subprocess.Popen(
             [str(BIN / "celery"), "-A", "bench.experiments.worker_drain:plain", "worker",
-             "-c", str(concurrency), "-Q", PLAIN_QUEUE, "-l", "warning", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
+             "-c", str(concurrency), "-P", pool, "-Q", PLAIN_QUEUE, "-l", "warning",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             def times() -> list[float]:
@@ -143,21 +148,37 @@ def plain_side(settings: Settings, n: int, concurrency: int) -> None:
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the plain Celery worker did not drain its queue")
                 time.sleep(0.2)
-            report("plain-celery", times()[:n], tree_cpu(worker.pid),
+            report(f"plain-celery {pool}", times()[:n], tree_cpu(worker.pid),
                    rabbit_cpu() - broker_before, n)
         finally:
             worker.terminate()
             worker.wait(30)
 
 
+async def dramatiq_side(settings: Settings, n: int, concurrency: int) -> None:
+    from bench.bridge import run_dramatiq  # needs the bench extra's dramatiq
+
+    broker_before = rabbit_cpu()
+    result = await run_dramatiq(settings, 1, n, concurrency, probes=1)
+    print(f"{'dramatiq':22s} {result.throughput:7.0f} tasks/s   "
+          f"RabbitMQ CPU {1000 * (rabbit_cpu() - broker_before) / n:5.2f} ms/task", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--pools", nargs="+", default=["prefork"], choices=["prefork", "threads"],
+                        help="the plain Celery worker's pools, one drain each")
+    parser.add_argument("--dramatiq", action="store_true",
+                        help="also drain with Dramatiq's own worker")
     args = parser.parse_args()
     with private_vhost("cargo-bench-drain") as settings:
         asyncio.run(cargo_side(settings, args.messages, args.concurrency))
-        plain_side(settings, args.messages, args.concurrency)
+        for pool in args.pools:
+            plain_side(settings, args.messages, args.concurrency, pool)
+        if args.dramatiq:
+            asyncio.run(dramatiq_side(settings, args.messages, args.concurrency))
     sys.exit(0)
 
 
