@@ -40,6 +40,7 @@ from pathlib import Path
 import celery
 import psutil
 
+from bench.bridge import PEER_QUEUE, done_times, producer, start_dramatiq_worker, wait_until
 from broker.settings import Settings
 from tests.support.events import StreamEvents
 from tests.support.processes import BIN, start_worker
@@ -156,12 +157,21 @@ def plain_side(settings: Settings, n: int, concurrency: int, pool: str) -> None:
 
 
 async def dramatiq_side(settings: Settings, n: int, concurrency: int) -> None:
-    from bench.bridge import run_dramatiq  # needs the bench extra's dramatiq
-
-    broker_before = rabbit_cpu()
-    result = await run_dramatiq(settings, 1, n, concurrency, probes=1)
-    print(f"{'dramatiq':22s} {result.throughput:7.0f} tasks/s   "
-          f"RabbitMQ CPU {1000 * (rabbit_cpu() - broker_before) / n:5.2f} ms/task", flush=True)
+    broker, actor = producer(settings, PEER_QUEUE)
+    with tempfile.TemporaryDirectory(prefix="bench-drain-dramatiq-") as tmp:
+        directory = Path(tmp)
+        for i in range(n):
+            actor.send(i, 1)
+        broker_before = rabbit_cpu()
+        worker = start_dramatiq_worker(settings, concurrency, directory)
+        try:
+            await wait_until(lambda: len(done_times(directory)) >= n, 600,
+                             "dramatiq draining its queue")
+            report("dramatiq", done_times(directory)[:n], tree_cpu(worker.pid),
+                   rabbit_cpu() - broker_before, n)
+        finally:
+            await asyncio.to_thread(worker.stop)
+            broker.close()
 
 
 def main() -> None:
