@@ -35,6 +35,7 @@ from broker.events import (
 from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.store import StaleEventFilter
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,10 @@ MARKER_TYPE = "cargo.gateway.marker.v1"
 MARKER_ROUTING_KEY = "gateway.marker"
 OFFSET_HEADER = "x-stream-offset"
 PREFETCH = 500
+# A replay from the stream also reads this many messages before ``since``, only to
+# recognise late ``queued`` announcements of tasks whose first events came
+# just before it (``StaleEventFilter``); they trail those events by moments.
+STALE_LOOKBACK_MESSAGES = 5_000
 
 
 def _offset(message: AbstractIncomingMessage) -> int:
@@ -107,13 +112,7 @@ class EventsReader:
         hub = self._hub
         now = utc_now()  # one read time for the whole message
         for event in events:
-            assert event.cursor is not None
-            hub.high_water = event.cursor
-            hub.ring.append(event)
-            hub.store.apply(event)
-            hub.dispatch(event)
-            for listener in hub.listeners:
-                listener(event)
+            hub.receive(event)
             self._metrics.observe_event(event, now)
 
 
@@ -126,18 +125,23 @@ def _is_marker(body: bytes, marker: str) -> bool:
 
 
 async def read_stream(connection: AbstractConnection, since: int, until: int,
-                      timeout: float = 30.0) -> AsyncIterator[TaskEvent]:
-    """Task events with ``since < cursor <= until``, read from the stream itself.
+                      timeout: float = 30.0,
+                      lookback: int = STALE_LOOKBACK_MESSAGES) -> AsyncIterator[TaskEvent]:
+    """Task events with ``since < cursor <= until``, read from the stream itself,
+    without the late ``queued`` announcements the live path does not deliver
+    either (judged from ``lookback`` messages before ``since`` on).
 
     Used when a client's ``since`` cursor is older than the in-memory ring.
     """
     channel = await connection.channel()
     last_offset = cursor_offset(until)
+    stale = StaleEventFilter()
     try:
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.get_queue(EVENTS_STREAM, ensure=False)
         deadline = time.monotonic() + timeout
-        start = cursor_offset(since)
+        # RabbitMQ starts at the first offset it still holds when asked for an earlier one.
+        start = max(0, cursor_offset(since) - lookback)
         async with queue.iterator(arguments={OFFSET_HEADER: start}) as messages:
             while True:
                 remaining = deadline - time.monotonic()
@@ -152,7 +156,7 @@ async def read_stream(connection: AbstractConnection, since: int, until: int,
                     events = []
                 for event in events:
                     assert event.cursor is not None
-                    if since < event.cursor <= until:
+                    if stale.admits(event) and since < event.cursor <= until:
                         yield event
                 if offset >= last_offset:
                     return

@@ -82,6 +82,18 @@ class Hub:
                     del self._by_task[task_id]
         subscriber.task_ids.clear()
 
+    def receive(self, event: TaskEvent) -> None:
+        """One event read from the stream, in stream order: into the store, and
+        unless the store found it stale, into the ring and to the subscribers."""
+        assert event.cursor is not None
+        self.high_water = event.cursor
+        if not self.store.apply(event):
+            return
+        self.ring.append(event)
+        self.dispatch(event)
+        for listener in self.listeners:
+            listener(event)
+
     def dispatch(self, event: TaskEvent) -> None:
         """Deliver one stream event to every subscriber that wants it."""
         targets = set(self._by_task.get(event.task_id, ()))

@@ -71,8 +71,15 @@ class TaskStore:
     def get(self, task_id: str) -> TaskRecord | None:
         return self._tasks.get(task_id)
 
-    def apply(self, event: TaskEvent) -> TaskRecord:
-        """Fold one event into the task's record and return the record."""
+    def apply(self, event: TaskEvent) -> bool:
+        """Fold one event into its task's record.
+
+        False when the record ignores it: a ``queued`` announcement that reached
+        the stream after the task had already started (the gateway announces a
+        task once RabbitMQ confirmed it, and a worker can be faster). Such an
+        event is stale: delivered, it would read as the task going back to
+        the queue.
+        """
         record = self._tasks.get(event.task_id)
         if record is None:
             record = TaskRecord(event.task_id, event.name, event.state, submitted_at=event.ts)
@@ -81,11 +88,11 @@ class TaskStore:
                 self._tasks.popitem(last=False)
         else:
             self._tasks.move_to_end(event.task_id)
-        # An event the record ignores (a late queued) must not become the
-        # "latest" one a new subscriber is sent.
-        if _fold(record, event) and event.cursor is not None:
+        if not _fold(record, event):
+            return False
+        if event.cursor is not None:
             record.last_event = event
-        return record
+        return True
 
 
 def _fold(record: TaskRecord, event: TaskEvent) -> bool:
@@ -130,6 +137,31 @@ def _restart(record: TaskRecord, event: TaskEvent) -> None:
         record.started_at = None
     record.result = record.error = record.reason = record.progress = None
     record.finished_at = None
+
+
+class StaleEventFilter:
+    """The store's rule for events read back from the stream without the store.
+
+    A ``queued`` event is stale when an earlier event of its task in stream
+    order is newer than it (the task had started already); a replayed task's
+    ``queued`` is newer than everything before it and passes. Remembers the
+    latest time of the ``max_tasks`` most recently seen tasks: a stale
+    announcement trails its task by moments, not by tens of thousands of tasks.
+    """
+
+    def __init__(self, max_tasks: int = 50_000) -> None:
+        self._max = max_tasks
+        self._latest: OrderedDict[str, datetime] = OrderedDict()
+
+    def admits(self, event: TaskEvent) -> bool:
+        latest = self._latest.pop(event.task_id, None)
+        if latest is not None and event.state is TaskState.QUEUED and latest > event.ts:
+            self._latest[event.task_id] = latest
+            return False
+        self._latest[event.task_id] = event.ts if latest is None else max(latest, event.ts)
+        if len(self._latest) > self._max:
+            self._latest.popitem(last=False)
+        return True
 
 
 class EventRing:

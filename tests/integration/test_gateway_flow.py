@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import aio_pika
 import aiohttp
 import pytest
 
+from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
 from broker.settings import Settings
+from broker.topology import EVENTS_EXCHANGE, event_routing_key
 from tests.support.events import StreamEvents
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env
@@ -67,6 +71,73 @@ async def test_a_subscriber_arriving_after_the_task_finished_gets_the_terminal_e
             # Exactly one frame for the finished task, nothing replayed twice.
             assert len(events_of(frames)) == 1
             assert await ws.quiet_for(0.5) == []
+
+
+async def publish_event(settings: Settings, event: TaskEvent) -> None:
+    """Put ``event`` on the events stream the way the gateways and workers do."""
+    connection = await aio_pika.connect(settings.rabbitmq_url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=True)
+        await exchange.publish(aio_pika.Message(event.to_json(), content_type=CONTENT_TYPE),
+                               routing_key=event_routing_key(event.state, event.name))
+
+
+async def test_a_queued_announcement_reaching_the_stream_after_its_task_finished_is_not_delivered(
+    rabbitmq: Settings, worker: Proc
+) -> None:
+    # The gateway announces a task (batched) once RabbitMQ confirmed it; on a
+    # loaded machine the worker's started and succeeded can reach the stream
+    # first. Put that order on the stream for real: the announcement again,
+    # after the task finished.
+    settings = rabbitmq.model_copy(update={"event_buffer_size": 1})  # replays from the stream
+    async with running_gateway(rabbitmq) as gw, gw.ws() as everything:
+        await everything.send({"op": "subscribe", "all": True})
+        await everything.receive()
+        task_id = await gw.submit("calculate_distance", args=[3, 4])
+        async with gw.ws(f"?task_id={task_id}") as watcher:
+            watched = await watcher.receive_until(terminal(task_id))
+            seen = await everything.receive_until(terminal(task_id))
+            _, doc = await gw.task(task_id)
+            # Another task's event in between: a replay from just after it has none
+            # of the task's own events in its window, only the late announcement.
+            spacer = TaskEvent(str(uuid.uuid4()), "sleep", TaskState.QUEUED, utc_now())
+            await publish_event(rabbitmq, spacer)
+            seen += await everything.receive_until(
+                lambda f: f.get("task_id") == spacer.task_id)
+            await publish_event(rabbitmq, TaskEvent(
+                task_id, "calculate_distance", TaskState.QUEUED,
+                datetime.fromisoformat(doc["submitted_at"]), queue=settings.task_queue))
+            # Events arrive in stream order: once a later task is seen, so was the late one.
+            later = await gw.submit("calculate_distance", args=[6, 8])
+            seen += await everything.receive_until(terminal(later))
+            watched += await watcher.quiet_for(0.5)
+        since = min(int(f["cursor"]) for f in events_of(seen, task_id)) - 1
+        async with gw.ws() as from_memory:
+            await from_memory.send({"op": "subscribe", "all": True, "since": str(since)})
+            replayed_from_memory = await from_memory.receive_until(terminal(later))
+        status, after = await gw.task(task_id)
+
+    since_spacer = int(events_of(seen, spacer.task_id)[0]["cursor"])
+    async with running_gateway(settings) as other:
+        async with other.ws() as from_stream:
+            await from_stream.send({"op": "subscribe", "all": True, "since": str(since)})
+            replayed_from_stream = await from_stream.receive_until(terminal(later))
+        async with other.ws() as after_it:
+            await after_it.send({"op": "subscribe", "all": True, "since": str(since_spacer)})
+            replayed_after_it = await after_it.receive_until(terminal(later))
+        _, other_doc = await other.task(task_id)
+
+    assert events_of(replayed_after_it, task_id) == []
+    for frames in (watched, seen, replayed_from_memory, replayed_from_stream):
+        states = [f["state"] for f in events_of(frames, task_id)]
+        assert states[-1] == "succeeded", states
+        assert states.count("succeeded") == 1
+        first_news = next(i for i, state in enumerate(states) if state != "queued")
+        assert "queued" not in states[first_news:], states
+    assert status == 200
+    assert after["state"] == other_doc["state"] == "succeeded"
+    assert after["result"] == other_doc["result"] == 5.0
 
 
 @pytest.mark.parametrize("ring_size", [50_000, 2], ids=["from-memory", "from-the-stream"])

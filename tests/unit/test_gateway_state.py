@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from broker.events import TaskEvent, TaskState
 from gateway.hub import Hub
-from gateway.store import EventRing, TaskStore
+from gateway.store import EventRing, StaleEventFilter, TaskRecord, TaskStore
 from gateway.tasks_api import accepted_body
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -19,11 +19,19 @@ def event(state: TaskState, cursor: int | None, task_id: str = "t1", seconds: fl
                      **fields)  # type: ignore[arg-type]
 
 
+def fold(store: TaskStore, e: TaskEvent) -> TaskRecord:
+    """Apply ``e`` and return its task's record."""
+    store.apply(e)
+    record = store.get(e.task_id)
+    assert record is not None
+    return record
+
+
 def test_a_task_moves_from_queued_through_started_to_succeeded() -> None:
     store = TaskStore(10)
     store.apply(event(TaskState.QUEUED, 1))
     store.apply(event(TaskState.STARTED, 2, seconds=1, retries=0))
-    record = store.apply(event(TaskState.SUCCEEDED, 3, seconds=2, result=5.0))
+    record = fold(store, event(TaskState.SUCCEEDED, 3, seconds=2, result=5.0))
     doc = record.to_json()
     assert doc["state"] == "succeeded"
     assert doc["result"] == 5.0
@@ -37,7 +45,9 @@ def test_a_task_moves_from_queued_through_started_to_succeeded() -> None:
 def test_a_queued_event_arriving_after_the_worker_started_does_not_move_the_task_back() -> None:
     store = TaskStore(10)
     store.apply(event(TaskState.STARTED, 1, seconds=1))
-    record = store.apply(event(TaskState.QUEUED, 2, seconds=0.5))
+    assert store.apply(event(TaskState.QUEUED, 2, seconds=0.5)) is False  # stale
+    record = store.get("t1")
+    assert record is not None
     assert record.state is TaskState.STARTED
 
 
@@ -46,19 +56,19 @@ def test_a_replayed_task_starts_over_after_its_terminal_state() -> None:
     store.apply(event(TaskState.STARTED, 1, seconds=1))
     store.apply(event(TaskState.DEAD_LETTERED, 2, seconds=2, reason="failed",
                       error={"type": "ValueError", "message": "boom"}))
-    record = store.apply(event(TaskState.QUEUED, 3, seconds=10))
+    record = fold(store, event(TaskState.QUEUED, 3, seconds=10))
     assert record.state is TaskState.QUEUED
     assert record.reason is None
     assert record.error is None
     assert record.finished_at is None
-    record = store.apply(event(TaskState.SUCCEEDED, 4, seconds=11, result=1))
+    record = fold(store, event(TaskState.SUCCEEDED, 4, seconds=11, result=1))
     assert record.state is TaskState.SUCCEEDED
     assert record.result == 1
 
 
 def test_a_task_that_returns_null_still_reports_its_result() -> None:
     store = TaskStore(10)
-    record = store.apply(event(TaskState.SUCCEEDED, 1, result=None))
+    record = fold(store, event(TaskState.SUCCEEDED, 1, result=None))
     assert "result" in record.to_json()
     assert record.to_json()["result"] is None
 
@@ -97,11 +107,7 @@ def _frames(hub: Hub, subscriber: object) -> list[dict[str, object]]:
 
 
 def _feed(hub: Hub, e: TaskEvent) -> None:
-    assert e.cursor is not None
-    hub.high_water = e.cursor
-    hub.ring.append(e)
-    hub.store.apply(e)
-    hub.dispatch(e)
+    hub.receive(e)
 
 
 def test_subscribing_to_a_task_sends_its_latest_event_then_only_later_ones() -> None:
@@ -165,7 +171,7 @@ def test_a_queued_event_stamped_before_a_fast_task_finished_does_not_reopen_it()
     store = TaskStore(10)
     store.apply(event(TaskState.STARTED, 1, seconds=0.001))
     store.apply(event(TaskState.SUCCEEDED, 2, seconds=0.002, result=5.0))
-    record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
+    record = fold(store, event(TaskState.QUEUED, 3, seconds=0.0))
     assert record.state is TaskState.SUCCEEDED
     assert record.result == 5.0
 
@@ -173,7 +179,7 @@ def test_a_queued_event_stamped_before_a_fast_task_finished_does_not_reopen_it()
 def test_a_late_queued_event_does_not_become_what_new_subscribers_are_sent() -> None:
     store = TaskStore(10)
     store.apply(event(TaskState.SUCCEEDED, 2, seconds=0.002, result=5.0))
-    record = store.apply(event(TaskState.QUEUED, 3, seconds=0.0))
+    record = fold(store, event(TaskState.QUEUED, 3, seconds=0.0))
     assert record.last_event is not None
     assert record.last_event.state is TaskState.SUCCEEDED
 
@@ -198,3 +204,41 @@ def test_a_replay_whose_queued_event_arrives_after_the_new_run_finished_stays_fi
     record = store.get("t")
     assert record is not None
     assert record.state is TaskState.SUCCEEDED
+
+
+def test_a_queued_announcement_reaching_the_stream_after_the_task_finished_is_sent_to_no_one(
+) -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    watcher, everything = hub.connect(10), hub.connect(10)
+    hub.subscribe_tasks(watcher, ["t1"])
+    hub.subscribe_all(everything, None, None)
+    seen: list[TaskState] = []
+    hub.listeners.append(lambda e: seen.append(e.state))
+    _feed(hub, event(TaskState.STARTED, 1, seconds=0.001))
+    _feed(hub, event(TaskState.SUCCEEDED, 2, seconds=0.002, result=5.0))
+    _feed(hub, event(TaskState.QUEUED, 3, seconds=0.0))  # the gateway's, late
+    for sub in (watcher, everything):
+        assert [f["state"] for f in _frames(hub, sub)] == ["started", "succeeded"]
+    assert seen == [TaskState.STARTED, TaskState.SUCCEEDED]
+    assert hub.high_water == 3  # read, though not delivered
+    late = hub.connect(10)  # a replay from memory skips it too
+    assert hub.subscribe_all(late, None, since=0) is None
+    assert [f["state"] for f in _frames(hub, late)] == ["started", "succeeded"]
+
+
+def test_a_stream_replay_drops_late_queued_announcements_and_keeps_a_replayed_tasks() -> None:
+    stale = StaleEventFilter()
+    stream = [event(TaskState.STARTED, 1, seconds=1), event(TaskState.SUCCEEDED, 2, seconds=2),
+              event(TaskState.QUEUED, 3, seconds=0.5),  # late: the task had started
+              event(TaskState.QUEUED, 4, task_id="t2", seconds=3),
+              event(TaskState.QUEUED, 5, seconds=10),  # t1 replayed from the dead letters
+              event(TaskState.STARTED, 6, seconds=11)]
+    assert [stale.admits(e) for e in stream] == [True, True, False, True, True, True]
+
+
+def test_the_stale_event_filter_remembers_a_bounded_number_of_tasks() -> None:
+    stale = StaleEventFilter(max_tasks=2)
+    for i, task_id in enumerate(("a", "b", "c")):
+        assert stale.admits(event(TaskState.STARTED, i, task_id=task_id, seconds=5))
+    assert stale.admits(event(TaskState.QUEUED, 9, task_id="a", seconds=1))  # forgotten
+    assert not stale.admits(event(TaskState.QUEUED, 10, task_id="c", seconds=1))
