@@ -140,10 +140,12 @@ def _restart(record: TaskRecord, event: TaskEvent) -> None:
 
 
 class StaleEventFilter:
-    """The store's rule for events read back from the stream without the store.
+    """Recognises stale ``queued`` events among events read back from the stream,
+    where the store's state (which is the present, not the replay's past) cannot.
 
-    A ``queued`` event is stale when an earlier event of its task in stream
-    order is newer than it (the task had started already); a replayed task's
+    By time rather than by state, to the same effect as ``TaskStore.apply``: a
+    ``queued`` event is stale when an earlier event of its task in stream order
+    is newer than it (the task had started already); a replayed task's
     ``queued`` is newer than everything before it and passes. Remembers the
     latest time of the ``max_tasks`` most recently seen tasks: a stale
     announcement trails its task by moments, not by tens of thousands of tasks.
