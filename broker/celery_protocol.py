@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-CONTENT_TYPE = "application/json"
+import kombu.compression
+
+# CONTENT_TYPE is defined with the checks and re-exported here, where senders look for it.
+from broker.celery_validation import CONTENT_TYPE as CONTENT_TYPE
+from broker.celery_validation import check_body, check_headers, check_properties
+
 CONTENT_ENCODING = "utf-8"
 REPR_MAX = 1024
 
@@ -114,22 +120,51 @@ class DecodedTask:
     headers: dict[str, Any]
 
 
+def check_task(body: bytes, headers: Any, properties: Mapping[str, Any] | None, *,
+               loads: Callable[[bytes], Any] = json.loads,
+               decompress: bool = True) -> DecodedTask:
+    """Validate a whole protocol v2 message; raises :class:`ProtocolError`, never anything else.
+
+    ``properties`` are the AMQP properties (``content_type`` is required);
+    ``decompress`` undoes a ``compression`` header first (kombu has already
+    done it for a message a worker received); ``loads`` is the JSON decoder
+    (kombu's in a worker, so the body is read exactly as Celery will read it).
+    """
+    try:
+        check_properties(properties or {})
+        checked = check_headers(headers)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+    except Exception as exc:  # a check must never take its caller down
+        raise ProtocolError(f"could not check the message: {type(exc).__name__}") from None
+    args, kwargs = decode_body(body, checked.compression if decompress else None, loads)
+    return DecodedTask(task_id=checked.id, name=checked.task, args=args, kwargs=kwargs,
+                       retries=checked.retries or 0, headers=dict(headers))
+
+
+def decode_body(body: bytes, compression: Any = None,
+                loads: Callable[[bytes], Any] = json.loads) -> tuple[list[Any], dict[str, Any]]:
+    """``(args, kwargs)`` of a protocol v2 body, decompressed first when ``compression``
+    names how; raises :class:`ProtocolError`, never anything else."""
+    try:
+        if compression:
+            try:
+                body = kombu.compression.decompress(body, str(compression))
+            except Exception as exc:  # unknown compression, or junk under it
+                raise ValueError(f"body does not decompress as {compression!r}: "
+                                 f"{type(exc).__name__}") from None
+        args, kwargs, _ = check_body(body, loads)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+    except Exception as exc:  # a check must never take its caller down
+        raise ProtocolError(f"could not read the body: {type(exc).__name__}") from None
+    return args, kwargs
+
+
 def decode_task(body: bytes, headers: dict[str, Any] | None,
                 content_type: str | None = CONTENT_TYPE) -> DecodedTask:
-    """Parse a protocol v2 JSON message; raises :class:`ProtocolError` on anything else."""
-    headers = dict(headers or {})
-    if content_type not in (None, CONTENT_TYPE):
-        raise ProtocolError(f"unsupported content type {content_type!r}")
-    task_id, name = headers.get("id"), headers.get("task")
-    if not isinstance(task_id, str) or not isinstance(name, str):
-        raise ProtocolError("missing 'id' or 'task' header: not a Celery protocol v2 message")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"body is not JSON: {exc}") from None
-    if (not isinstance(payload, list) or len(payload) != 3
-            or not isinstance(payload[0], list) or not isinstance(payload[1], dict)):
-        raise ProtocolError("body is not [args, kwargs, embed]")
-    retries = headers.get("retries") or 0
-    return DecodedTask(task_id=task_id, name=name, args=payload[0], kwargs=payload[1],
-                       retries=int(retries), headers=headers)
+    """Parse a protocol v2 JSON message; raises :class:`ProtocolError` on anything else.
+
+    A missing content type is read as JSON (a dead letter listed for a person).
+    """
+    return check_task(body, headers or {}, {"content_type": content_type or CONTENT_TYPE})

@@ -17,13 +17,13 @@ A message reaches ``<queue>.XQ`` in one of two ways:
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from broker.celery_protocol import ProtocolError, decode_task
+from broker.celery_protocol import ProtocolError, check_task, decode_body
 from broker.events import parse_rfc3339, rfc3339
 from broker.topology import (
     CARGO_DEATH_HEADERS,
@@ -145,7 +145,7 @@ def identify(headers: Mapping[str, Any] | None, body: bytes,
     if task_id is None or name is None:
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, a 5000-digit int, nested too deep
             doc = None
         if isinstance(doc, dict):
             task_id = task_id or _text(doc.get("message_id")) or _text(doc.get("id"))
@@ -153,17 +153,20 @@ def identify(headers: Mapping[str, Any] | None, body: bytes,
     return task_id, name
 
 
-def poison_problem(headers: Mapping[str, Any] | None, body: bytes, content_type: str | None,
-                   known_tasks: Container[str]) -> str | None:
-    """Why a message on a task queue can never run (None when it can).
+def poison_problem(headers: Any, body: bytes, properties: Mapping[str, Any] | None,
+                   known_tasks: Container[str], *, loads: Callable[[bytes], Any] = json.loads,
+                   decompress: bool = True) -> str | None:
+    """Why a message on a task queue can never run (None when it can). Never raises.
 
-    A message that is not Celery protocol v2 JSON (another framework's,
-    undecodable, the wrong shape) or that names no task this worker knows.
+    A message that is not Celery protocol v2 JSON with every header, property
+    and body part of the right type (another framework's, undecodable, the
+    wrong shape or types: :func:`broker.celery_protocol.check_task`) or that
+    names no task this worker knows.
     """
     if not isinstance(headers, Mapping) or not isinstance(headers.get("task"), str):
         return "not a Celery task message (no 'task' header)"
     try:
-        task = decode_task(body, dict(headers), content_type)
+        task = check_task(body, headers, properties, loads=loads, decompress=decompress)
     except ProtocolError as exc:
         return f"undecodable task message: {exc}"
     if task.name not in known_tasks:
@@ -197,6 +200,8 @@ class DeadLetter:
     dead_lettered_at: datetime | None
     args: list[Any] | None
     kwargs: dict[str, Any] | None
+    # Why args/kwargs are null: the message is not a valid Celery task message.
+    undecodable: str | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -210,6 +215,8 @@ class DeadLetter:
         }
         if self.error is not None:
             item["error"] = self.error
+        if self.undecodable is not None:
+            item["undecodable"] = self.undecodable
         return item
 
 
@@ -218,10 +225,21 @@ def parse_dead_letter(body: bytes, headers: Mapping[str, Any] | None,
     """Read a message from ``<queue>.XQ``; ``queue`` is the task queue it belongs to.
 
     Never raises: a poison message is listed with what can be told about it
-    (``args``/``kwargs`` are None when the body is not a Celery message).
+    (``args``/``kwargs`` null and ``undecodable`` saying why, when the message
+    is not a valid Celery task message).
     """
-    headers = headers or {}
-    properties = properties or {}
+    try:
+        return _parse_dead_letter(body, headers, properties, queue)
+    except Exception as exc:  # a listing shows every dead letter, whatever it holds
+        return DeadLetter(task_id=None, name=None, queue=queue, reason=None, error=None,
+                          dead_lettered_at=None, args=None, kwargs=None,
+                          undecodable=f"unreadable dead letter: {type(exc).__name__}")
+
+
+def _parse_dead_letter(body: bytes, headers: Mapping[str, Any] | None,
+                       properties: Mapping[str, Any] | None, queue: str) -> DeadLetter:
+    headers = headers if isinstance(headers, Mapping) else {}
+    properties = properties if isinstance(properties, Mapping) else {}
     task_id, name = identify(headers, body, properties)
     death = _latest_death(headers)
     origin = (_text(headers.get(QUEUE_HEADER))
@@ -236,11 +254,14 @@ def parse_dead_letter(body: bytes, headers: Mapping[str, Any] | None,
         error = {"type": error_type, "message": _text(headers.get(ERROR_MESSAGE_HEADER)) or ""}
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
-    content_type = _text(properties.get("content_type"))
+    undecodable: str | None = None
+    # Only the body is read here: why the message was poison is in its error
+    # (x-cargo-error-message), and the management API shows AMQP's null header
+    # values as the string "undefined", so the headers cannot be checked again.
     try:
-        decoded = decode_task(body, dict(headers), content_type)
-        args, kwargs = decoded.args, decoded.kwargs
-    except (ProtocolError, ValueError, TypeError):
-        pass
+        args, kwargs = decode_body(body, headers.get("compression"))
+    except ProtocolError as exc:
+        undecodable = str(exc)
     return DeadLetter(task_id=task_id, name=name, queue=origin, reason=reason_of(headers),
-                      error=error, dead_lettered_at=when, args=args, kwargs=kwargs)
+                      error=error, dead_lettered_at=when, args=args, kwargs=kwargs,
+                      undecodable=undecodable)

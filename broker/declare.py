@@ -3,28 +3,78 @@
 Both functions walk the same :class:`~broker.topology.Topology`, so the two
 sides always send RabbitMQ identical declarations; declaring twice, or from
 either side first, is a no-op.
+
+One exception is tolerated: a ``<queue>.XQ.watch`` queue declared by an older
+Cargo, without ``x-delivery-limit``. RabbitMQ refuses to redeclare it
+(PRECONDITION_FAILED), and refusing to start over a queue that only holds
+notices would turn an upgrade into an outage. It is declared on a channel of
+its own, so the refusal closes only that one; the queue is then used as it is
+and a warning says how to upgrade it (``cargoctl topology declare
+--replace-outdated-watch-queues``, README "Topology").
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import aiormq
+import amqp.exceptions
 import kombu
 from aio_pika.abc import AbstractChannel, ExchangeType
 
 from broker.topology import QueueSpec, Topology
 
+log = logging.getLogger(__name__)
 
-async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare every exchange, queue and binding on an aio-pika channel."""
+OUTDATED_WATCH_QUEUE = (
+    "%s was declared by an older Cargo with other arguments (no x-delivery-limit); it is "
+    "used as it is. Run `cargoctl topology declare --replace-outdated-watch-queues` "
+    "to recreate it (it holds only notices; the dead letters stay in their .XQ queue)")
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> list[str]:
+    """Declare every exchange, queue and binding on an aio-pika channel.
+
+    Returns the watch queues an older Cargo declared with other arguments (kept as they are).
+    """
+    outdated: list[str] = []
     for ex in topology.exchanges:
         await channel.declare_exchange(ex.name, ExchangeType(ex.type), durable=ex.durable,
                                        arguments=ex.arguments or None)
+    watch = {spec.name for spec in topology.dead_letter_watch_queues}
     for spec in topology.queues:
+        if spec.name in watch:
+            if not await declare_watch_queue(channel, spec):
+                outdated.append(spec.name)
+            continue
         queue = await channel.declare_queue(spec.name, durable=spec.durable,
                                             arguments=spec.arguments)
         for binding in spec.bindings:
             await queue.bind(binding.exchange, binding.routing_key)
+    return outdated
+
+
+async def declare_watch_queue(channel: AbstractChannel, spec: QueueSpec) -> bool:
+    """Declare a watch queue on channels of its own; False when an older one was kept."""
+    connection = (await channel.get_underlay_channel()).connection
+    current = True
+    own = await connection.channel()
+    try:
+        try:
+            await own.queue_declare(spec.name, durable=spec.durable,
+                                    arguments=dict(spec.arguments))
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            current = False
+            log.warning(OUTDATED_WATCH_QUEUE, spec.name)
+            own = await connection.channel()
+            await own.queue_declare(spec.name, passive=True)
+        for binding in spec.bindings:
+            await own.queue_bind(spec.name, binding.exchange, binding.routing_key)
+    finally:
+        if not own.is_closed:
+            await own.close()
+    return current
 
 
 def kombu_queue(spec: QueueSpec, topology: Topology) -> kombu.Queue:
@@ -76,8 +126,29 @@ def declare_with_kombu(connection: kombu.Connection, topology: Topology) -> None
     for ex in topology.exchanges:
         kombu.Exchange(ex.name, type=ex.type, durable=ex.durable,
                        arguments=ex.arguments or None)(channel).declare()
+    watch = {spec.name for spec in topology.dead_letter_watch_queues}
     for spec in topology.queues:
-        kombu_queue(spec, topology)(channel).declare()
+        if spec.name in watch:
+            declare_watch_queue_with_kombu(connection, spec, topology)
+        else:
+            kombu_queue(spec, topology)(channel).declare()
+
+
+def declare_watch_queue_with_kombu(connection: kombu.Connection, spec: QueueSpec,
+                                   topology: Topology) -> bool:
+    """:func:`declare_watch_queue` through kombu; False when an older one was kept."""
+    queue = kombu_queue(spec, topology)
+    try:
+        with connection.channel() as own:
+            queue(own).declare()
+        return True
+    except amqp.exceptions.PreconditionFailed:
+        log.warning(OUTDATED_WATCH_QUEUE, spec.name)
+    with connection.channel() as own:
+        bound = queue(own)
+        bound.queue_declare(passive=True)
+        bound.queue_bind()
+    return False
 
 
 

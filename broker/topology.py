@@ -63,6 +63,10 @@ CARGO_DEATH_HEADERS = (REASON_HEADER, ERROR_TYPE_HEADER, ERROR_MESSAGE_HEADER,
 # no worker reads it for long, the oldest notices go (the dead letters stay).
 WATCH_SUFFIX = ".watch"
 WATCH_MAX_LENGTH = 10_000
+# A notice that keeps killing the worker reading it is dropped after this many
+# deliveries (no dead-lettering of its own: the dead letter itself is in
+# <queue>.XQ). Queues declared by an older Cargo lack it; see broker/declare.py.
+WATCH_DELIVERY_LIMIT = 5
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -191,7 +195,7 @@ def dead_letter_watch_queue(queue: str) -> QueueSpec:
     return QueueSpec(
         name=dead_letter_watch_queue_name(queue),
         arguments={"x-queue-type": "quorum", "x-max-length": WATCH_MAX_LENGTH,
-                   "x-overflow": "drop-head"},
+                   "x-overflow": "drop-head", "x-delivery-limit": WATCH_DELIVERY_LIMIT},
         bindings=(BindingSpec(DEAD_LETTER_EXCHANGE, dead_letter_queue_name(queue)),),
     )
 

@@ -81,11 +81,20 @@ async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractC
         await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-async def _declare(settings: Settings, topology: Topology, timeout: float) -> None:
+async def _declare(settings: Settings, topology: Topology, timeout: float,
+                   replace_outdated: bool = False) -> list[str]:
+    """Declare; returns the outdated watch queues left as they are (none once replaced)."""
     connection = await _connect(settings, timeout)
     try:
         channel = await connection.channel()
-        await declare_topology(channel, topology)
+        outdated = await declare_topology(channel, topology)
+        if outdated and replace_outdated:
+            # A watch queue holds only notices of dead letters (which stay in
+            # <queue>.XQ): deleting it loses at most notices not yet announced.
+            for name in outdated:
+                await channel.queue_delete(name)
+            outdated = await declare_topology(channel, topology)
+        return outdated
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         raise DeclareError(
             f"RabbitMQ refused a declaration: {_describe(exc)}. An exchange or queue of that "
@@ -114,7 +123,10 @@ def topology() -> None:
 @click.option("--timeout", default=10.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="seconds to keep trying to reach the broker before giving up")
-def declare(timeout: float) -> None:
+@click.option("--replace-outdated-watch-queues", "replace_outdated", is_flag=True,
+              help="delete and declare again each <queue>.XQ.watch that an older Cargo "
+                   "declared with other arguments (it holds only notices)")
+def declare(timeout: float, replace_outdated: bool) -> None:
     """Declare every exchange, queue and binding on RABBITMQ_URL (idempotent)."""
     settings = settings_or_exit()
     spec = build_topology(settings)
@@ -122,7 +134,7 @@ def declare(timeout: float) -> None:
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        asyncio.run(_declare(settings, spec, timeout))
+        outdated = asyncio.run(_declare(settings, spec, timeout, replace_outdated))
     except DeclareError as exc:
         click.echo(f"cargoctl topology declare: {exc}", err=True)
         sys.exit(1)
@@ -131,6 +143,10 @@ def declare(timeout: float) -> None:
         click.echo(f"  exchange {ex.name} ({ex.type})")
     for queue in spec.queues:
         click.echo(_queue_line(queue))
+    for name in outdated:
+        click.echo(f"cargoctl topology declare: {name} was declared by an older Cargo with "
+                   f"other arguments (no x-delivery-limit) and is used as it is; run again "
+                   f"with --replace-outdated-watch-queues to recreate it", err=True)
 
 
 @topology.command()

@@ -12,28 +12,65 @@ own handlers for such messages do the same, as a backstop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Container
 from typing import Any
 
 import kombu
 from celery.worker.consumer import Consumer
+from kombu.utils import json as kombu_json
 from vine import promise
 
 from broker.deadletter import Reason, poison_problem
 from workers.deadletter import body_of, runtime_of
+
+log = logging.getLogger(__name__)
+
+
+def task_message_problem(message: kombu.Message, known_tasks: Container[str]) -> str | None:
+    """Why Celery could never run this message (None when it can); never raises.
+
+    The whole message is checked as Celery will read it: kombu has already
+    undone a ``compression`` header (and noted a failure in ``errors``), and the
+    body is decoded with kombu's own JSON decoder.
+    """
+    try:
+        if message.errors:
+            return "undecodable task message: the body does not decompress as its " \
+                   f"'compression' header says ({message.headers.get('compression')!r})"
+        properties = {**(message.properties or {}), "content_type": message.content_type,
+                      "content_encoding": message.content_encoding}
+        return poison_problem(message.headers, body_of(message), properties, known_tasks,
+                              loads=kombu_json.loads, decompress=False)
+    except Exception as exc:  # the check itself must never stop the worker
+        return f"could not check the message: {type(exc).__name__}"
 
 
 class CargoConsumer(Consumer):
     def create_task_handler(self, promise: Any = promise) -> Callable[[kombu.Message], Any]:
         handler: Callable[[kombu.Message], Any] = super().create_task_handler(promise)
         tasks = self.app.tasks
+        # Celery's own decode errors are handled by Celery (connection loss,
+        # a closed channel): those must reach Celery's consumer to reconnect.
+        passthrough = (*getattr(self, "connection_errors", ()),
+                       *getattr(self, "channel_errors", ()))
 
         def on_task_received(message: kombu.Message) -> Any:
-            problem = poison_problem(message.headers, body_of(message), message.content_type,
-                                     tasks)
+            problem = task_message_problem(message, tasks)
             if problem is not None:
                 return self._cargo_poison(message, problem)
-            return handler(message)
+            try:
+                return handler(message)
+            except passthrough:
+                raise
+            except Exception as exc:
+                # A backstop: whatever the check above missed must not stop the
+                # worker ("Unrecoverable error") and then the next one.
+                if message.acknowledged:
+                    raise
+                log.exception("Celery could not take a message; dead-lettering it as poison")
+                return self._cargo_poison(
+                    message, f"Celery could not take the message: {type(exc).__name__}")
 
         return on_task_received
 

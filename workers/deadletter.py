@@ -110,6 +110,9 @@ class DeadLetterer:
                                             "priority", "timestamp", "type", "app_id")
                  if properties.get(k) is not None}
         headers = dead_letter_headers(message.headers, reason=reason, queue=queue, error=error)
+        if headers.get("compression") and not message.errors:
+            # kombu already decompressed the body we publish: the header no longer holds.
+            del headers["compression"]
         try:
             with self._app.producer_pool.acquire(block=True, timeout=self._timeout) as producer:
                 producer.publish(

@@ -58,6 +58,10 @@ class WorkerMetrics:
             "cargo_worker_heartbeat_timestamp_seconds",
             "Unix time the worker's consumer loop last ran (the liveness heartbeat)",
             registry=r)
+        self.watch_dropped_total = Counter(
+            "cargo_dead_letter_notices_dropped_total",
+            "Dead-letter notices (<queue>.XQ.watch) the watcher could not read and dropped",
+            ["error"], registry=r)
         self.broker_connected = Gauge(
             "cargo_worker_broker_connected", "1 while the worker's consumer is connected",
             registry=r)
@@ -103,6 +107,9 @@ class WorkerMetrics:
         for queue in queues:
             for reason in reasons:
                 self.dead_lettered_total.labels(queue, reason)
+
+    def watch_dropped(self, error: str) -> None:
+        self.watch_dropped_total.labels(error).inc()
 
     def dead_lettered(self, queue: str, reason: str) -> None:
         self.dead_lettered_total.labels(queue, reason).inc()

@@ -15,13 +15,14 @@ among workers (competing consumers), so each dead-lettering is announced once
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kombu
 from celery import bootsteps
 
 from broker.deadletter import dead_lettered_by_cargo, identify, parse_dead_letter
-from broker.declare import kombu_queue
+from broker.declare import declare_watch_queue_with_kombu, kombu_queue
 from broker.events import TaskState
 from workers.deadletter import CargoRuntime, body_of, runtime_of
 
@@ -46,26 +47,61 @@ class DeadLetterWatcher(bootsteps.ConsumerStep):
         def on_message(message: kombu.Message) -> None:
             self.on_message(runtime, message, hostname)
 
+        def on_decode_error(message: kombu.Message, exc: BaseException) -> None:
+            # kombu fails some messages before on_message (a 'compression'
+            # header over junk); without this it raises into the worker's loop.
+            self.drop(runtime, message, exc)
+
+        # Declared in start(), tolerating an older Cargo's watch queue: the
+        # consumer must not redeclare it with other arguments.
         return [kombu.Consumer(channel, queues=queues, on_message=on_message,
-                               prefetch_count=PREFETCH, no_ack=False)]
+                               prefetch_count=PREFETCH, no_ack=False, auto_declare=False,
+                               on_decode_error=on_decode_error)]
 
     def start(self, parent: Any) -> None:
         self._runtime = runtime_of(parent.app)
         self._hostname = parent.hostname
+        if self._runtime is not None:
+            topology = self._runtime.topology
+            for spec in topology.dead_letter_watch_queues:
+                declare_watch_queue_with_kombu(parent.connection, spec, topology)
         super().start(parent)
 
     @staticmethod
     def on_message(runtime: CargoRuntime, message: kombu.Message, hostname: str | None) -> None:
-        headers = message.headers or {}
-        if not dead_lettered_by_cargo(headers):
-            queue = runtime.settings.task_queue
-            body = body_of(message)
-            letter = parse_dead_letter(body, headers, message.properties, queue)
-            reason = letter.reason or "unknown"
-            task_id, name = identify(headers, body, message.properties)
-            runtime.metrics.dead_lettered(letter.queue, reason)
-            log.warning("RabbitMQ dead-lettered %s[%s] from %s: %s", name, task_id,
-                        letter.queue, reason)
-            runtime.emit(task_id, name, TaskState.DEAD_LETTERED, queue=letter.queue,
-                         reason=reason, hostname=hostname)
+        try:
+            DeadLetterWatcher.announce(runtime, message, hostname)
+        except Exception as exc:
+            DeadLetterWatcher.drop(runtime, message, exc)
+            return
         message.ack()
+
+    @staticmethod
+    def drop(runtime: CargoRuntime, message: kombu.Message, exc: BaseException) -> None:
+        """Acknowledge a notice that cannot be read, with a log line and a metric.
+
+        A notice is only a copy (the dead letter itself stays in <queue>.XQ):
+        one that cannot be read is dropped, never allowed to stop the worker and
+        then the next one that receives it.
+        """
+        runtime.metrics.watch_dropped(type(exc).__name__)
+        log.error("dropped a dead-letter notice the watcher could not read (%s: %.200s)",
+                  type(exc).__name__, exc)
+        message.ack()
+
+    @staticmethod
+    def announce(runtime: CargoRuntime, message: kombu.Message, hostname: str | None) -> None:
+        """The ``dead_lettered`` event of a message RabbitMQ dead-lettered itself."""
+        headers = message.headers if isinstance(message.headers, Mapping) else {}
+        if dead_lettered_by_cargo(headers):
+            return
+        queue = runtime.settings.task_queue
+        body = body_of(message)
+        letter = parse_dead_letter(body, headers, message.properties, queue)
+        reason = letter.reason or "unknown"
+        task_id, name = identify(headers, body, message.properties)
+        runtime.metrics.dead_lettered(letter.queue, reason)
+        log.warning("RabbitMQ dead-lettered %s[%s] from %s: %s", name, task_id,
+                    letter.queue, reason)
+        runtime.emit(task_id, name, TaskState.DEAD_LETTERED, queue=letter.queue,
+                     reason=reason, hostname=hostname)

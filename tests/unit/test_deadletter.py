@@ -132,14 +132,14 @@ KNOWN = {"calculate_distance"}
 def test_poison_is_anything_a_worker_could_never_run(
     headers: dict, body: bytes, content_type: str, problem: str,  # type: ignore[type-arg]
 ) -> None:
-    found = poison_problem(headers, body, content_type, KNOWN)
+    found = poison_problem(headers, body, {"content_type": content_type}, KNOWN)
     assert found is not None
     assert problem in found
 
 
 def test_a_celery_message_for_a_known_task_is_not_poison() -> None:
     body, headers = message()
-    assert poison_problem(headers, body, "application/json", KNOWN) is None
+    assert poison_problem(headers, body, {"content_type": "application/json"}, KNOWN) is None
 
 
 def test_backoff_grows_exponentially_up_to_its_maximum_with_jitter_in_the_upper_half() -> None:
