@@ -58,7 +58,10 @@ def _moment(value: str | datetime | None) -> str | datetime | None:
         return value
     try:
         moment = value if isinstance(value, datetime) else isoparse(value)
-        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        # Celery moves it to the worker's zone and UTC before taking a timestamp.
+        aware.astimezone().timestamp()
+        aware.astimezone(UTC).timestamp()
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         raise ValueError(f"not an ISO 8601 date and time Celery can use: {exc}") from None
     return value
