@@ -108,7 +108,8 @@ def test_a_compression_header_over_junk_is_poison() -> None:
 
 
 def test_the_check_never_raises_whatever_it_is_given() -> None:
-    for headers in (None, [], {1: 2}, {"task": "calculate_distance", "id": object()}):
+    odd: list[Any] = [None, [], {1: 2}, {"task": "calculate_distance", "id": object()}]
+    for headers in odd:
         assert poison_problem(headers, b"[" * 100_000, {"content_type": 5}, KNOWN)
     with pytest.raises(ProtocolError):
         check_task(b"[]", {"id": "x", "task": "t"}, None)
