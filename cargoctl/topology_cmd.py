@@ -133,6 +133,8 @@ def declare(timeout: float, replace_outdated: bool) -> None:
     # aiormq logs each failed connection attempt; the one message below says it all.
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # An outdated watch queue is reported below, with what to do, once.
+    logging.getLogger("broker.declare").setLevel(logging.ERROR)
     try:
         outdated = asyncio.run(_declare(settings, spec, timeout, replace_outdated))
     except DeclareError as exc:
