@@ -203,7 +203,11 @@ def build_openapi() -> dict[str, Any]:
                                       "dead_lettered_at": {"type": ["string", "null"],
                                                            "format": "date-time"},
                                       "args": {"type": ["array", "null"]},
-                                      "kwargs": {"type": ["object", "null"]}}},
+                                      "kwargs": {"type": ["object", "null"]},
+                                      "undecodable": {
+                                          "type": "string",
+                                          "description": "why args and kwargs are null: "
+                                                         "the body could not be read"}}},
         "DeadLetterPage": {"type": "object", "required": ["items"],
                            "properties": {"items": {"type": "array",
                                                     "items": _ref("DeadLetter")},
