@@ -35,6 +35,7 @@ from broker.topology import (
     dead_letter_queue_name,
     dead_letter_watch_queue_name,
 )
+from tests.support.deadletters import free_port, metric_value, scrape
 from tests.support.events import StreamEvents
 from tests.support.gateway import running_gateway
 from tests.support.processes import BIN, Proc, process_env, start_worker
@@ -50,6 +51,7 @@ HUGE_INT = "9" * 5000  # past Python's 4300-digit int/str conversion limit
 class Fleet:
     settings: Settings
     worker: Proc
+    metrics_url: str
     published: list[str] = field(default_factory=list)
 
 
@@ -63,9 +65,11 @@ def assert_same_worker_serving(fleet: Fleet) -> None:
 @pytest.fixture(scope="module")
 def fleet(rabbitmq: Settings) -> Iterator[Fleet]:
     with private_vhost("cargo-test-poison") as settings:
-        worker = start_worker(settings, name="poison", concurrency=1)
+        port = free_port()
+        worker = start_worker(settings, name="poison", concurrency=1,
+                              CARGO_WORKER_METRICS_PORT=str(port))
         try:
-            yield Fleet(settings, worker)
+            yield Fleet(settings, worker, f"http://127.0.0.1:{port}/metrics")
         finally:
             worker.stop()
 
@@ -204,6 +208,13 @@ async def test_the_task_queue_never_redelivered_a_poison_message(fleet: Fleet) -
     assert int(stats.get("redeliver", 0)) == 0, stats
 
 
+def test_the_worker_counted_each_poison_message_once(fleet: Fleet) -> None:
+    assert fleet.published, "run with the poison cases"
+    text = scrape(fleet.metrics_url)
+    assert metric_value(text, "cargo_dead_lettered_total", queue=fleet.settings.task_queue,
+                        reason="poison") == len(fleet.published)
+
+
 # The dead-letter watcher (<queue>.XQ.watch)
 
 WATCH_CASES = [
@@ -236,6 +247,10 @@ async def test_notices_the_watcher_cannot_read_are_dropped_and_the_worker_surviv
                       routing_key=watch)
     await wait_queue_empty(fleet.settings, watch)
     assert_same_worker_serving(fleet)
+    # kombu itself fails the gzip-over-junk notice; the watcher drops it and counts it
+    dropped = metric_value(scrape(fleet.metrics_url), "cargo_dead_letter_notices_dropped_total")
+    assert dropped is not None
+    assert dropped >= 1
     async with StreamEvents(fleet.settings) as events, \
             gateway_publisher(fleet.settings) as publisher:
         task_id = await submit(publisher, fleet.settings, "calculate_distance", [6, 8])
