@@ -4,10 +4,14 @@ Celery acknowledges a message it cannot decode (the message is lost) and
 rejects one naming an unknown task (RabbitMQ then dead-letters it as
 ``rejected``, or a requeue loops it). Cargo's consumer instead checks every
 message on a task queue before Celery's strategy sees it: a message that is
-not Celery protocol v2 JSON with a known task name — garbage, the wrong shape,
-another framework's message — is published unchanged to ``<queue>.XQ`` with
-reason ``poison`` and only then acknowledged (``workers.deadletter``). Celery's
-own handlers for such messages do the same, as a backstop.
+not a valid Celery protocol v2 JSON message with a known task name — garbage,
+the wrong shape, a header, property or body part of the wrong type
+(``broker.celery_validation``), another framework's message — is published
+unchanged to ``<queue>.XQ`` with reason ``poison`` and only then acknowledged
+(``workers.deadletter``). Some of these used to raise inside Celery's consumer,
+which stops the whole worker ("Unrecoverable error"). Celery's own handlers for
+such messages, and any exception Celery still raises taking a message, do the
+same, as a backstop.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ class CargoConsumer(Consumer):
     def create_task_handler(self, promise: Any = promise) -> Callable[[kombu.Message], Any]:
         handler: Callable[[kombu.Message], Any] = super().create_task_handler(promise)
         tasks = self.app.tasks
-        # Celery's own decode errors are handled by Celery (connection loss,
-        # a closed channel): those must reach Celery's consumer to reconnect.
+        # Connection and channel errors must reach Celery's consumer, which
+        # reconnects; they say nothing about the message.
         passthrough = (*getattr(self, "connection_errors", ()),
                        *getattr(self, "channel_errors", ()))
 
