@@ -9,6 +9,7 @@ WebSocket frame gets an ``error`` frame and the same connection still answers a 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,9 @@ HOSTILE_REQUESTS: list[tuple[str, str, str, bytes | None, int, str]] = [
      "malformed_json"),
     ("number that overflows to infinity", "POST", "/tasks/calculate_distance",
      b'{"args": [1e400, 1]}', 400, "malformed_json"),
+    ("dead letters cursor nested 1000 deep", "GET",
+     "/dead-letters?after=" + base64.urlsafe_b64encode(b"[" * 1000 + b"]" * 1000).decode(), None,
+     422, "invalid_arguments"),
     ("duplicate keys", "POST", "/tasks/calculate_distance",
      b'{"args": [3, 4], "args": [6, 8]}', 400, "malformed_json"),
     ("duplicate keys nested", "POST", "/tasks/sleep",
