@@ -110,7 +110,11 @@ async def read_json(request: web.Request) -> Any:
     limit = request.app[SETTINGS_KEY].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip over bytes that are not
+        raise ApiError(400, "malformed_body",
+                       f"request body could not be read: {str(exc).strip()}") from None
     if not raw.strip():
         return None
     if request.content_type != "application/json":

@@ -161,6 +161,20 @@ async def test_other_hostile_input_on_every_rest_route_stays_a_4xx_in_the_contra
     await _assert_refused(gw, method, path, body, status, code)
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_does_not_decompress_is_a_400_not_a_500(
+    gw: Gateway, encoding: str,
+) -> None:
+    # aiohttp drops the connection after a payload error: this request gets its own.
+    headers = {**JSON, "Content-Encoding": encoding, "Connection": "close"}
+    async with gw.http.post(f"{gw.url}/tasks/calculate_distance", headers=headers,
+                            data=b'{"args": [3, 4]} is not compressed') as resp:
+        doc = await resp.json()
+        assert resp.status == 400, doc
+    assert doc["error"]["code"] == "malformed_body"
+    assert encoding in doc["error"]["message"]
+
+
 @pytest.mark.parametrize("field", ["eta", "expires"])
 async def test_a_time_beyond_delayed_deliverys_reach_is_a_422_naming_the_field(
     gw: Gateway, field: str,
