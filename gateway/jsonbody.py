@@ -19,7 +19,10 @@ from typing import Any
 # Deeper documents are refused before anything walks them (pydantic, jsonschema,
 # the task message encoder, a worker): a task's arguments never need more.
 MAX_DEPTH = 64
-_BRACKETS = re.compile(rb"[\[\]{}]|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
+# A JSON string, as an unrolled loop (about twice as fast as an alternation per character).
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 # A \u escape of a UTF-16 surrogate: only then can a decoded string hold a lone one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -57,24 +60,26 @@ _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_co
                             object_pairs_hook=_unique_keys)
 
 
-def _depth(raw: bytes) -> int:
-    """Deepest nesting of ``[`` and ``{`` outside strings."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(raw):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
+def _deeper_than(raw: bytes, max_depth: int) -> bool:
+    """Whether ``[``/``{`` outside strings nest more than ``max_depth`` levels.
+
+    Each round deletes the innermost pairs (a regex pass matches only pairs adjacent
+    before it), so a balanced document empties in exactly its depth of rounds; all of
+    it runs in C. Unbalanced input stops shrinking early and is left to the decoder.
+    """
+    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    for _ in range(max_depth):
+        brackets, removed = _INNERMOST.subn(b"", brackets)
+        if not brackets or not removed:
+            return False
+    return _INNERMOST.search(brackets) is not None
 
 
 def decode_json(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """The JSON document in ``raw``, or :class:`JsonInputError`."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     # Counting brackets is cheap; the exact depth is only worked out when there are many.
-    if data.count(b"[") + data.count(b"{") > max_depth and _depth(data) > max_depth:
+    if data.count(b"[") + data.count(b"{") > max_depth and _deeper_than(data, max_depth):
         raise JsonInputError("malformed_json", f"JSON is nested more than {max_depth} levels deep")
     try:
         text = data.decode("utf-8")
