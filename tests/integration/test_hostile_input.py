@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -272,6 +273,22 @@ async def test_one_socket_survives_every_hostile_frame_in_a_row(gw: Gateway) -> 
             await ws.send(frame)
             reply = await ws.receive(10)
             assert reply.get("error", {}).get("code") == code, (_case, reply)
+        await ws.send({"op": "ping"})
+        assert await ws.receive(10) == {"type": "pong"}
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_with_1007_as_rfc_6455_requires(
+    gw: Gateway,
+) -> None:
+    # The one bad frame that may not leave the connection open: RFC 6455 section 8.1 says
+    # to fail it, and aiohttp's reader does so before any handler sees the frame.
+    async with gw.ws() as ws:
+        assert ws.conn is not None
+        await ws.conn.send_frame(b'{"op": "ping", "x": "\xff"}', aiohttp.WSMsgType.TEXT)
+        message = await ws.conn.receive(10)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == aiohttp.WSCloseCode.INVALID_TEXT
+    async with gw.ws() as ws:  # and the gateway serves the next client
         await ws.send({"op": "ping"})
         assert await ws.receive(10) == {"type": "pong"}
 
