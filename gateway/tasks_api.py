@@ -60,8 +60,11 @@ class SubmitOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     countdown: float | None = Field(default=None, ge=0, le=MAX_COUNTDOWN)
-    eta: datetime | None = None
-    expires: float | datetime | None = None
+    eta: datetime | None = Field(
+        default=None, description=f"RFC 3339 time with a zone, at most {MAX_COUNTDOWN} s ahead")
+    expires: float | datetime | None = Field(
+        default=None, description=f"seconds (> 0) or an RFC 3339 time with a zone, at most "
+                                  f"{MAX_COUNTDOWN} s ahead")
     priority: int | None = Field(default=None, ge=0, le=255)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
 
