@@ -10,21 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 import kombu
-from aio_pika.abc import AbstractChannel, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
-from broker.topology import QueueSpec, Topology
+from broker.topology import CELERY_DELAYED_QUEUE_TYPE, QueueSpec, Topology
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Declare every exchange, queue and binding on an aio-pika channel."""
+    exchanges: dict[str, AbstractExchange] = {}
     for ex in topology.exchanges:
-        await channel.declare_exchange(ex.name, ExchangeType(ex.type), durable=ex.durable,
-                                       arguments=ex.arguments or None)
+        exchanges[ex.name] = await channel.declare_exchange(
+            ex.name, ExchangeType(ex.type), durable=ex.durable, arguments=ex.arguments or None)
     for spec in topology.queues:
         queue = await channel.declare_queue(spec.name, durable=spec.durable,
                                             arguments=spec.arguments)
         for binding in spec.bindings:
             await queue.bind(binding.exchange, binding.routing_key)
+    for eb in topology.exchange_bindings:
+        await exchanges[eb.destination].bind(eb.source, eb.routing_key)
 
 
 def kombu_queue(spec: QueueSpec, topology: Topology) -> kombu.Queue:
@@ -58,6 +61,7 @@ def celery_routing(topology: Topology) -> dict[str, Any]:
 
     A queue missing from ``task_queues`` would be auto-created without Cargo's
     arguments (no dead-lettering, no limits), so creating missing queues is off.
+    The delay-level queues' type is Cargo's too: the gateway declares them first.
     """
     default = topology.default_queue
     return {
@@ -67,6 +71,7 @@ def celery_routing(topology: Topology) -> dict[str, Any]:
         "task_default_exchange_type": topology.tasks_exchange.type,
         "task_default_routing_key": default.bindings[0].routing_key,
         "task_create_missing_queues": False,
+        "broker_native_delayed_delivery_queue_type": CELERY_DELAYED_QUEUE_TYPE,
     }
 
 
@@ -78,6 +83,11 @@ def declare_with_kombu(connection: kombu.Connection, topology: Topology) -> None
                        arguments=ex.arguments or None)(channel).declare()
     for spec in topology.queues:
         kombu_queue(spec, topology)(channel).declare()
+        # A kombu Queue carries one binding (Celery routes by it); bind the others.
+        for binding in spec.bindings[1:]:
+            kombu.Queue(spec.name)(channel).bind_to(binding.exchange, binding.routing_key)
+    for eb in topology.exchange_bindings:
+        kombu.Exchange(eb.destination)(channel).bind_to(eb.source, eb.routing_key)
 
 
 
