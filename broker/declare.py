@@ -21,9 +21,9 @@ from typing import Any
 import aiormq
 import amqp.exceptions
 import kombu
-from aio_pika.abc import AbstractChannel, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
-from broker.topology import QueueSpec, Topology
+from broker.topology import CELERY_DELAYED_QUEUE_TYPE, QueueSpec, Topology
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,10 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> list
     Returns the watch queues an older Cargo declared with other arguments (kept as they are).
     """
     outdated: list[str] = []
+    exchanges: dict[str, AbstractExchange] = {}
     for ex in topology.exchanges:
-        await channel.declare_exchange(ex.name, ExchangeType(ex.type), durable=ex.durable,
-                                       arguments=ex.arguments or None)
+        exchanges[ex.name] = await channel.declare_exchange(
+            ex.name, ExchangeType(ex.type), durable=ex.durable, arguments=ex.arguments or None)
     watch = {spec.name for spec in topology.dead_letter_watch_queues}
     for spec in topology.queues:
         if spec.name in watch:
@@ -52,6 +53,8 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> list
                                             arguments=spec.arguments)
         for binding in spec.bindings:
             await queue.bind(binding.exchange, binding.routing_key)
+    for eb in topology.exchange_bindings:
+        await exchanges[eb.destination].bind(eb.source, eb.routing_key)
     return outdated
 
 
@@ -108,6 +111,7 @@ def celery_routing(topology: Topology) -> dict[str, Any]:
 
     A queue missing from ``task_queues`` would be auto-created without Cargo's
     arguments (no dead-lettering, no limits), so creating missing queues is off.
+    The delay-level queues' type is Cargo's too: the gateway declares them first.
     """
     default = topology.default_queue
     return {
@@ -117,6 +121,7 @@ def celery_routing(topology: Topology) -> dict[str, Any]:
         "task_default_exchange_type": topology.tasks_exchange.type,
         "task_default_routing_key": default.bindings[0].routing_key,
         "task_create_missing_queues": False,
+        "broker_native_delayed_delivery_queue_type": CELERY_DELAYED_QUEUE_TYPE,
     }
 
 
@@ -132,6 +137,11 @@ def declare_with_kombu(connection: kombu.Connection, topology: Topology) -> None
             declare_watch_queue_with_kombu(connection, spec, topology)
         else:
             kombu_queue(spec, topology)(channel).declare()
+            # A kombu Queue carries one binding (Celery routes by it); bind the others.
+            for binding in spec.bindings[1:]:
+                kombu.Queue(spec.name)(channel).bind_to(binding.exchange, binding.routing_key)
+    for eb in topology.exchange_bindings:
+        kombu.Exchange(eb.destination)(channel).bind_to(eb.source, eb.routing_key)
 
 
 def declare_watch_queue_with_kombu(connection: kombu.Connection, spec: QueueSpec,

@@ -30,6 +30,10 @@ def export_definitions(topology: Topology, vhost: str | None = None) -> dict[str
          "routing_key": b.routing_key, "arguments": {}, **scope}
         for q in topology.queues
         for b in q.bindings
+    ] + [
+        {"source": b.source, "destination": b.destination, "destination_type": "exchange",
+         "routing_key": b.routing_key, "arguments": {}, **scope}
+        for b in topology.exchange_bindings
     ]
     doc: dict[str, Any] = {"exchanges": exchanges, "queues": queues, "bindings": bindings}
     if vhost is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CARGO_"
+# Settings whose values are secrets: an error names the variable, never echoes the value.
+SECRET_FIELDS = frozenset({"auth_token"})
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 class ConfigError(ValueError):
@@ -165,6 +169,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be a JSON object: {exc}") from None
         return value
 
+    @field_validator("auth_token")
+    @classmethod
+    def _usable_token(cls, value: str | None) -> str | None:
+        # It travels in an Authorization header and in ?token=: a space or a
+        # control character there is trimmed or refused on the way, so such a
+        # token could never match (and one of spaces would be no secret at all).
+        if value is not None and not _TOKEN_CHARS.fullmatch(value):
+            raise ValueError("must be printable ASCII without spaces (not blank or "
+                             "whitespace, no control or non-ASCII characters)")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -219,5 +234,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             var = _env_name(field) if field in Settings.model_fields else field
-            problems.append(f"{var}: {error['msg']} (got {error.get('input')!r})")
+            given = "value withheld" if field in SECRET_FIELDS else f"got {error.get('input')!r}"
+            problems.append(f"{var}: {error['msg']} ({given})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

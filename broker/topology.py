@@ -11,12 +11,16 @@ Shape::
     cargo.tasks (topic) --<queue>--> <queue> (quorum) --dead letter--> cargo.dlx (direct)
                                                         --<queue>.XQ--> <queue>.XQ, <queue>.XQ.watch
     cargo.events (topic) --#--> cargo.events.stream (stream, retention by age and size)
+    celery_delayed_27 .. celery_delayed_0 --> celery_delayed_delivery --#.<queue>--> cargo.tasks
+        (Celery's native delayed delivery, declared exactly as kombu declares it)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from kombu.transport import native_delayed_delivery as kombu_delayed
 
 from broker.settings import Settings
 
@@ -26,13 +30,16 @@ EVENTS_EXCHANGE = "cargo.events"
 EVENTS_STREAM = "cargo.events.stream"
 # Celery's native delayed delivery (quorum queues cannot hold ETA tasks in the
 # worker): a countdown is published to this exchange, never to the task queue.
-CELERY_DELAYED_EXCHANGE = "celery_delayed_27"
+CELERY_DELAYED_EXCHANGE = kombu_delayed.level_name(kombu_delayed.MAX_LEVEL)  # celery_delayed_27
+# The type of the delay-level queues; Celery's ``broker_native_delayed_delivery_queue_type``
+# is set from it, so the worker redeclares them with identical arguments.
+CELERY_DELAYED_QUEUE_TYPE = "quorum"
 DEAD_LETTER_SUFFIX = ".XQ"
 
 # Where Celery's delayed-delivery levels end (kombu.transport.native_delayed_delivery):
 # a topic exchange that forwards each message by the queue name at the end of its
 # routing key, so every queue a delayed task can reach is bound with ``#.<queue>``.
-CELERY_DELAYED_DELIVERY_EXCHANGE = "celery_delayed_delivery"
+CELERY_DELAYED_DELIVERY_EXCHANGE = kombu_delayed.CELERY_DELAYED_DELIVERY_EXCHANGE
 # Dramatiq's RabbitmqBroker names (dramatiq.common): ``<queue>.DQ`` holds delayed
 # messages, ``<queue>.XQ`` (DEAD_LETTER_SUFFIX) dead letters.
 DRAMATIQ_DELAY_SUFFIX = ".DQ"
@@ -116,6 +123,15 @@ class BindingSpec:
 
 
 @dataclass(frozen=True)
+class ExchangeBindingSpec:
+    """An exchange-to-exchange binding: ``source --routing_key--> destination``."""
+
+    source: str
+    destination: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
 class QueueSpec:
     name: str
     arguments: dict[str, Any]
@@ -136,17 +152,24 @@ class Topology:
     dead_letter_queues: tuple[QueueSpec, ...]
     events_stream: QueueSpec
     dead_letter_watch_queues: tuple[QueueSpec, ...] = ()
+    # Celery's native delayed delivery: a countdown is published to its top level,
+    # so it must exist before any worker ran, or RabbitMQ closes the publishing
+    # channel (404) under every other in-flight submission.
+    delayed_exchanges: tuple[ExchangeSpec, ...] = ()
+    delayed_queues: tuple[QueueSpec, ...] = ()
+    exchange_bindings: tuple[ExchangeBindingSpec, ...] = ()
 
     @property
     def exchanges(self) -> tuple[ExchangeSpec, ...]:
-        return (self.tasks_exchange, self.dead_letter_exchange, self.events_exchange)
+        return (self.tasks_exchange, self.dead_letter_exchange, self.events_exchange,
+                *self.delayed_exchanges)
 
     @property
     def queues(self) -> tuple[QueueSpec, ...]:
         # Dead-letter queues first: a task queue's dead letters must have somewhere
         # to go from the moment the task queue exists.
-        return (*self.dead_letter_queues, *self.dead_letter_watch_queues, *self.task_queues,
-                self.events_stream)
+        return (*self.dead_letter_queues, *self.dead_letter_watch_queues, *self.delayed_queues,
+                *self.task_queues, self.events_stream)
 
     @property
     def default_queue(self) -> QueueSpec:
@@ -178,7 +201,10 @@ def task_queue(queue: str, settings: Settings) -> QueueSpec:
     return QueueSpec(
         name=queue,
         arguments=task_queue_arguments(queue, settings),
-        bindings=(BindingSpec(TASKS_EXCHANGE, queue),),
+        # The second binding takes a delayed task back from celery_delayed_delivery
+        # (kombu's bind_queue_to_native_delayed_delivery_exchange binds the same).
+        bindings=(BindingSpec(TASKS_EXCHANGE, queue),
+                  BindingSpec(TASKS_EXCHANGE, delayed_delivery_binding_key(queue))),
     )
 
 
@@ -213,6 +239,44 @@ def events_stream(settings: Settings) -> QueueSpec:
     )
 
 
+def celery_delayed_queue(level: int) -> QueueSpec:
+    """One delay level: holds a message 2**level seconds, then dead-letters it one level down.
+
+    The arguments and binding are those of kombu's
+    ``declare_native_delayed_delivery_exchanges_and_queues``; RabbitMQ refuses the
+    worker's redeclaration if a single one differs.
+    """
+    name = kombu_delayed.level_name(level)
+    below = kombu_delayed.level_name(level - 1) if level > 0 else CELERY_DELAYED_DELIVERY_EXCHANGE
+    arguments: dict[str, Any] = {
+        "x-queue-type": CELERY_DELAYED_QUEUE_TYPE,
+        "x-overflow": "reject-publish",
+        "x-message-ttl": 2 ** level * 1000,
+        "x-dead-letter-exchange": below,
+    }
+    if CELERY_DELAYED_QUEUE_TYPE == "quorum":
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+    # Bit ``level`` of the delay set: the routing key's (MAX_LEVEL - level)-th word is 1.
+    key = "*." * (kombu_delayed.MAX_LEVEL - level) + "1.#"
+    return QueueSpec(name=name, arguments=arguments, bindings=(BindingSpec(name, key),))
+
+
+def celery_delayed_exchange_bindings(
+        task_queues: tuple[str, ...]) -> tuple[ExchangeBindingSpec, ...]:
+    """Bit ``level`` clear: skip that level's queue; the last level ends in the delivery
+    exchange, which hands each task back to ``cargo.tasks`` by its queue's name."""
+    levels = range(kombu_delayed.MAX_LEVEL, 0, -1)
+    skips = tuple(
+        ExchangeBindingSpec(kombu_delayed.level_name(level), kombu_delayed.level_name(level - 1),
+                            "*." * (kombu_delayed.MAX_LEVEL - level) + "0.#")
+        for level in levels)
+    last = ExchangeBindingSpec(kombu_delayed.level_name(0), CELERY_DELAYED_DELIVERY_EXCHANGE,
+                               "*." * kombu_delayed.MAX_LEVEL + "0.#")
+    back = tuple(ExchangeBindingSpec(CELERY_DELAYED_DELIVERY_EXCHANGE, TASKS_EXCHANGE,
+                                     delayed_delivery_binding_key(q)) for q in task_queues)
+    return (*skips, last, *back)
+
+
 def build_topology(settings: Settings) -> Topology:
     queues = (settings.task_queue,)
     return Topology(
@@ -223,4 +287,11 @@ def build_topology(settings: Settings) -> Topology:
         dead_letter_queues=tuple(dead_letter_queue(q) for q in queues),
         events_stream=events_stream(settings),
         dead_letter_watch_queues=tuple(dead_letter_watch_queue(q) for q in queues),
+        delayed_exchanges=(
+            *(ExchangeSpec(kombu_delayed.level_name(level), "topic")
+              for level in range(kombu_delayed.MAX_LEVEL, -1, -1)),
+            ExchangeSpec(CELERY_DELAYED_DELIVERY_EXCHANGE, "topic")),
+        delayed_queues=tuple(celery_delayed_queue(level)
+                             for level in range(kombu_delayed.MAX_LEVEL, -1, -1)),
+        exchange_bindings=celery_delayed_exchange_bindings(queues),
     )

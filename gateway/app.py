@@ -22,7 +22,7 @@ from broker.settings import Settings
 from broker.topology import build_topology
 from gateway import deadletters_api, health, openapi, tasks_api, ws
 from gateway.announcer import Announcer
-from gateway.auth import auth_middleware
+from gateway.auth import auth_middleware, warn_if_open
 from gateway.errors import error_middleware
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
@@ -117,5 +117,6 @@ def run(settings: Settings, host: str, port: int) -> None:
     loop = new_event_loop()
     log.info("gateway.starting", host=host, port=port, vhost=settings.vhost,
              loop=type(loop).__module__)
+    warn_if_open(settings)
     web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None,
                 shutdown_timeout=10.0, loop=loop)

@@ -23,6 +23,7 @@ from broker.management import ManagementClient
 from broker.publisher import BrokerUnavailable, QueueFull
 from broker.settings import Settings
 from broker.topology import TASKS_EXCHANGE, Topology, dead_letter_queue_name
+from gateway.jsonbody import decode_json
 from gateway.metrics import GatewayMetrics
 
 # A listing looks at each dead-letter queue's first this many messages.
@@ -55,7 +56,8 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         """Raises ValueError for anything but a cursor :meth:`encode` wrote."""
         try:
-            doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            # decode_json: a client's cursor may be any JSON, e.g. nested 1000 deep.
+            doc = decode_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         except (ValueError, TypeError):
             raise ValueError("not a cursor") from None
         if (not isinstance(doc, list) or len(doc) not in (1, 3) or not isinstance(doc[0], int)

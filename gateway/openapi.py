@@ -36,7 +36,9 @@ ACCEPTED = {
     "content": {JSON: {"schema": _ref("Accepted")}},
 }
 SUBMIT_ERRORS = {
-    "400": _error("malformed JSON"),
+    "400": _error("malformed JSON, or JSON refused: nested over 64 levels, NaN or Infinity, "
+                  "duplicate keys, lone surrogates, integers over 4,300 digits "
+                  "(malformed_json); a body that does not decompress (malformed_body)"),
     "401": _error("missing or wrong token (when auth is on)"),
     "404": _error("unknown task name"),
     "413": _error("body too large"),

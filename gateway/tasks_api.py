@@ -17,12 +17,21 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable, QueueFull
 from gateway.errors import ApiError
+from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import (
     ANNOUNCER_KEY,
     HUB_KEY,
@@ -47,23 +56,47 @@ routes = web.RouteTableDef()
 
 
 class SubmitOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN and infinities are not JSON and fit no delay.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     countdown: float | None = Field(default=None, ge=0, le=MAX_COUNTDOWN)
-    eta: datetime | None = None
-    expires: float | datetime | None = None
+    eta: datetime | None = Field(
+        default=None, description=f"RFC 3339 time with a zone, at most {MAX_COUNTDOWN} s ahead")
+    expires: float | datetime | None = Field(
+        default=None, description=f"seconds (> 0) or an RFC 3339 time with a zone, at most "
+                                  f"{MAX_COUNTDOWN} s ahead")
     priority: int | None = Field(default=None, ge=0, le=255)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @field_validator("eta", "expires")
+    @classmethod
+    def _within_delay_bound(cls, value: float | datetime | None,
+                            info: ValidationInfo) -> float | datetime | None:
+        """Times the delayed delivery can honour: at most MAX_COUNTDOWN seconds ahead."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{info.field_name} must include a timezone (RFC 3339)")
+            try:  # UTC from here on: Celery's workers convert it, and must not overflow
+                value = value.astimezone(UTC)
+                ahead = (value - datetime.now(UTC)).total_seconds()
+            except (OverflowError, ValueError):
+                raise ValueError(f"{info.field_name} is out of range") from None
+        elif value is not None:
+            if value <= 0:
+                raise ValueError("expires must be a positive number of seconds "
+                                 "or an RFC 3339 time")
+            ahead = value
+        else:
+            return None
+        if ahead > MAX_COUNTDOWN:
+            raise ValueError(f"{info.field_name} is more than {MAX_COUNTDOWN} seconds "
+                             f"(about 8.5 years) ahead, beyond what delayed delivery can hold")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> SubmitOptions:
         if self.countdown is not None and self.eta is not None:
             raise ValueError("give either countdown or eta, not both")
-        for label, moment in (("eta", self.eta), ("expires", self.expires)):
-            if isinstance(moment, datetime) and moment.tzinfo is None:
-                raise ValueError(f"{label} must include a timezone (RFC 3339)")
-        if isinstance(self.expires, float) and (self.expires <= 0 or math.isinf(self.expires)):
-            raise ValueError("expires must be a positive number of seconds or an RFC 3339 time")
         return self
 
 
@@ -80,7 +113,11 @@ async def read_json(request: web.Request) -> Any:
     limit = request.app[SETTINGS_KEY].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip over bytes that are not
+        raise ApiError(400, "malformed_body",
+                       f"request body could not be read: {str(exc).strip()}") from None
     if not raw.strip():
         return None
     if request.content_type != "application/json":
@@ -88,9 +125,9 @@ async def read_json(request: web.Request) -> Any:
                        f"send JSON with Content-Type: application/json, "
                        f"not {request.content_type!r}")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+        return decode_json(raw)
+    except JsonInputError as exc:
+        raise ApiError(400, exc.code, f"request body is refused: {exc.message}") from None
 
 
 def _pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import re
 from typing import Any
 
 import structlog
@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from gateway.auth import check_token
 from gateway.events_reader import read_stream
 from gateway.hub import Hub, Subscriber
+from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import BROKER_KEY, HUB_KEY, SETTINGS_KEY
 
 log = structlog.get_logger(__name__)
@@ -25,6 +26,8 @@ log = structlog.get_logger(__name__)
 MAX_FRAME_CHARS = 64 * 1024
 MAX_IDS_PER_FRAME = 1000
 HEARTBEAT_SECONDS = 30.0
+# Cursors are stream offsets (64 bits) scaled by a small factor.
+_CURSOR = re.compile(r"[0-9]{1,30}")
 
 routes = web.RouteTableDef()
 
@@ -62,7 +65,9 @@ def _since(frame: dict[str, Any]) -> int | None:
     since = frame.get("since")
     if since is None:
         return None
-    if isinstance(since, str) and since.isdigit():
+    # ASCII digits only, and a bounded count: str.isdigit() also takes '²', which int()
+    # refuses, and int() refuses more than 4,300 digits.
+    if isinstance(since, str) and _CURSOR.fullmatch(since):
         return int(since)
     raise FrameError("invalid_cursor", "'since' must be a cursor from an earlier event")
 
@@ -86,9 +91,9 @@ class Session:
             raise FrameError("frame_too_large",
                              f"frames are limited to {MAX_FRAME_CHARS} characters")
         try:
-            frame = json.loads(text)
-        except json.JSONDecodeError:
-            raise FrameError("malformed_json", "frame is not valid JSON") from None
+            frame = decode_json(text)
+        except JsonInputError as exc:
+            raise FrameError(exc.code, f"frame is refused: {exc.message}") from None
         if not isinstance(frame, dict):
             raise FrameError("invalid_frame", "frame must be a JSON object")
         op = frame.get("op")

@@ -62,8 +62,10 @@ def expected_state(topology: Topology) -> dict[str, Any]:
     return {
         "queues": {q.name: (q.queue_type, q.durable, q.arguments) for q in topology.queues},
         "exchanges": {e.name: (e.type, e.durable, e.arguments) for e in topology.exchanges},
-        "bindings": {(b.exchange, q.name, "queue", b.routing_key)
-                     for q in topology.queues for b in q.bindings},
+        "bindings": {*((b.exchange, q.name, "queue", b.routing_key)
+                       for q in topology.queues for b in q.bindings),
+                     *((b.source, b.destination, "exchange", b.routing_key)
+                       for b in topology.exchange_bindings)},
     }
 
 

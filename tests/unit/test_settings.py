@@ -165,7 +165,10 @@ def test_cargo_management_url_overrides_the_derived_one() -> None:
 def test_a_malformed_value_fails_naming_its_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(variable)) as failure:
         load_settings({variable: value})
-    assert repr(value) in str(failure.value)
+    if variable == "CARGO_AUTH_TOKEN":  # a secret: never echoed (see the token tests below)
+        assert value not in str(failure.value)
+    else:
+        assert repr(value) in str(failure.value)
 
 
 def test_every_variable_has_a_malformed_example_above() -> None:
@@ -225,3 +228,42 @@ def test_the_bridge_reads_a_comma_separated_list_of_dramatiq_queues() -> None:
 def test_a_bridged_queue_named_with_spaces_is_refused() -> None:
     with pytest.raises(ConfigError, match="CARGO_BRIDGE_QUEUES"):
         load_settings({"CARGO_BRIDGE_QUEUES": "default, emails"})
+
+
+# --- CARGO_AUTH_TOKEN ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [
+    "short-secret-x",                          # under 16 characters
+    " " * 24,                                  # only spaces
+    "\t\n  \t\n  \t\n  \t\n",                  # only whitespace
+    "correct horse battery staple",           # spaces inside: trimmed or split on the way
+    "  leading-spaces-token-0123",            # a header value loses them: could never match
+    "trailing-spaces-token-0123  ",
+    "non-ascii-tökén-0123456789",             # not sendable in a header as is
+    "control-\x01-character-0123456",
+], ids=["short", "spaces", "whitespace", "inner-spaces", "leading", "trailing", "non-ascii",
+        "control"])
+def test_a_refused_auth_token_is_named_but_its_value_never_appears_in_the_error(
+    token: str,
+) -> None:
+    with pytest.raises(ConfigError) as failure:
+        load_settings({"CARGO_AUTH_TOKEN": token})
+    message = str(failure.value)
+    assert "CARGO_AUTH_TOKEN" in message
+    assert "value withheld" in message
+    for part in token.split():
+        assert part not in message.replace("CARGO_AUTH_TOKEN", "")
+    assert repr(token) not in message
+    assert failure.value.__cause__ is None
+    assert failure.value.__suppress_context__
+
+
+def test_a_blank_auth_token_is_refused_saying_why() -> None:
+    with pytest.raises(ConfigError, match=r"CARGO_AUTH_TOKEN: .*without spaces \(not blank"):
+        load_settings({"CARGO_AUTH_TOKEN": " " * 32})
+
+
+def test_a_printable_auth_token_of_16_characters_or_more_is_accepted_as_is() -> None:
+    token = "Ab0-._~+/=!#$%&*" * 2
+    assert load_settings({"CARGO_AUTH_TOKEN": token}).auth_token == token

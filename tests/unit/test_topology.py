@@ -73,7 +73,9 @@ def test_the_delivery_limit_and_length_limit_follow_the_settings() -> None:
 
 def test_a_task_queue_is_bound_to_the_tasks_exchange_under_its_own_name(topo: Topology) -> None:
     queue = topo.default_queue
-    assert [(b.exchange, b.routing_key) for b in queue.bindings] == [(TASKS_EXCHANGE, "cargo")]
+    # ...and under ``#.cargo``, where Celery's delayed delivery hands countdowns back.
+    assert [(b.exchange, b.routing_key) for b in queue.bindings] == [
+        (TASKS_EXCHANGE, "cargo"), (TASKS_EXCHANGE, "#.cargo")]
 
 
 def test_each_task_queue_has_a_quorum_dead_letter_queue_bound_to_the_dlx(topo: Topology) -> None:
@@ -108,6 +110,8 @@ def test_the_exchanges_are_durable_with_the_types_routing_needs(topo: Topology) 
         ("cargo.tasks", "topic", True),
         ("cargo.dlx", "direct", True),
         ("cargo.events", "topic", True),
+        ("celery_delayed_delivery", "topic", True),
+        *((f"celery_delayed_{level}", "topic", True) for level in range(28)),
     }
 
 
@@ -118,7 +122,8 @@ def test_the_definitions_document_lists_every_object_with_exact_arguments(topo: 
     assert {e["name"]: e["type"] for e in doc["exchanges"]} == {
         e.name: e.type for e in topo.exchanges}
     assert {(b["source"], b["destination"], b["routing_key"]) for b in doc["bindings"]} == {
-        (b.exchange, q.name, b.routing_key) for q in topo.queues for b in q.bindings}
+        *((b.exchange, q.name, b.routing_key) for q in topo.queues for b in q.bindings),
+        *((b.source, b.destination, b.routing_key) for b in topo.exchange_bindings)}
     assert "vhosts" not in doc
     assert all("vhost" not in obj for key in ("queues", "exchanges", "bindings")
                for obj in doc[key])

@@ -135,13 +135,18 @@ default-user Secret by Kubernetes' $(VAR) expansion (its generated credentials a
 {{- end }}
 {{- end -}}
 
-{{/* CARGO_AUTH_TOKEN from its Secret, when auth is on. */}}
+{{/* The Secret holding the API token (auth.existingSecret, default <fullname>-auth). */}}
+{{- define "cargo.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "cargo.fullname" .)) -}}
+{{- end -}}
+
+{{/* CARGO_AUTH_TOKEN from its Secret, unless auth.enabled is false. */}}
 {{- define "cargo.authEnv" -}}
-{{- if .Values.auth.existingSecret }}
+{{- if .Values.auth.enabled }}
 - name: CARGO_AUTH_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.auth.existingSecret }}
+      name: {{ include "cargo.authSecret" . }}
       key: {{ .Values.auth.tokenKey }}
 {{- end }}
 {{- end -}}
@@ -216,6 +221,9 @@ CARGO_TASK_LIMITS time_limit. The worker's grace period must exceed it.
 
 {{/* Checks across values that a JSON schema cannot express; each fails the render with why. */}}
 {{- define "cargo.validate" -}}
+{{- if and (not .Values.auth.enabled) .Values.auth.existingSecret -}}
+{{- fail "auth.enabled is false but auth.existingSecret is set: remove auth.existingSecret to run the API without auth, or drop auth.enabled=false to use the token" -}}
+{{- end -}}
 {{- if and (eq .Values.rabbitmq.mode "external") (not .Values.rabbitmq.external.existingSecret) -}}
 {{- fail "rabbitmq.mode external needs rabbitmq.external.existingSecret: the name of a Secret with the broker's URL and management URL" -}}
 {{- end -}}
