@@ -47,6 +47,13 @@ def _explain(code: int | None, text: str, vhost: str) -> Failure:
                        "check the user and password in RABBITMQ_URL")
     if code == CONNECTION_FORCED and "vhost" in lowered and "deleted" in lowered:
         return Failure(f"vhost {vhost!r} was deleted ({code} {text})", vhost_lost=True)
+    if code == CONNECTION_FORCED and "vhost" in lowered and "is down" in lowered:
+        # Its processes stopped: it is being deleted (and may be back, new, before
+        # the next connect could say it was missing), or it crashed and restarts
+        # with its data. Counted as lost: rereading a stream that kept its data
+        # costs a replay; resuming in a new one would skip every event.
+        return Failure(f"vhost {vhost!r} is down on the broker ({code} {text})",
+                       vhost_lost=True)
     return Failure(f"the broker closed the connection ({code} {text})")
 
 

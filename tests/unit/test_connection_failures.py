@@ -18,6 +18,15 @@ def test_a_vhost_deleted_under_an_open_connection_is_named_and_counts_as_lost() 
     assert failure.reason.startswith("vhost 'cargo' was deleted (320 CONNECTION_FORCED")
 
 
+def test_a_vhost_that_went_down_is_named_and_counts_as_lost() -> None:
+    # RabbitMQ says "is down" instead of "is deleted" when the vhost's processes
+    # stopped before it closed the connections; it may be back, new, at once.
+    failure = describe(aiormq.exceptions.ConnectionClosed(
+        320, "CONNECTION_FORCED - vhost 'cargo' is down"), VHOST)
+    assert failure.vhost_lost
+    assert failure.reason.startswith("vhost 'cargo' is down on the broker (320")
+
+
 def test_a_missing_vhost_says_to_create_it_and_counts_as_lost() -> None:
     failure = describe(aiormq.exceptions.ConnectionNotAllowed(
         "NOT_ALLOWED - vhost cargo not found"), VHOST)
