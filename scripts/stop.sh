@@ -26,7 +26,7 @@ stop_process() {
     # Started with setsid, the process leads its own group, which also holds a
     # prefork worker's children.
     if [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]]; then group="-$pid"; fi
-    say "stopping $name (pid $pid; up to ${seconds}s for running tasks to finish) ..."
+    say "stopping $name (pid $pid; waiting up to ${seconds}s for it to finish its work) ..."
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + seconds))
     while process_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
