@@ -7,6 +7,12 @@ connect, open a confirm channel, declare the topology, run the ``on_connect``
 hooks (the events reader resumes *after* its last offset there), mark ready,
 wait for the connection or channel to close, repeat — so readiness is exactly
 "connected with topology declared" and every resource knows where to resume.
+
+While connected it also checks that the broker still answers
+(:mod:`broker.liveness`): a frozen broker keeps the TCP connection open and
+silent, which heartbeats alone notice only after minutes. Every failure is
+described by :mod:`broker.failures` (a missing vhost, refused access), and a
+lost vhost is announced to ``on_vhost_lost`` callbacks: its streams are new.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -21,6 +28,8 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from broker.declare import declare_topology
+from broker.failures import Failure, describe, refusal_reason, refused_open
+from broker.liveness import broker_stopped_answering
 from broker.settings import Settings
 from broker.topology import Topology
 
@@ -37,6 +46,7 @@ class BrokerConnection:
         self._topology = topology
         self._name = name
         self._hooks: list[OnConnect] = []
+        self._vhost_lost_callbacks: list[Callable[[], None]] = []
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._underlay: aiormq.Channel | None = None
@@ -47,6 +57,10 @@ class BrokerConnection:
     def on_connect(self, hook: OnConnect) -> None:
         """Run ``hook(connection)`` after every (re)connect, before becoming ready."""
         self._hooks.append(hook)
+
+    def on_vhost_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the vhost was deleted or is missing."""
+        self._vhost_lost_callbacks.append(callback)
 
     @property
     def ready(self) -> bool:
@@ -102,22 +116,36 @@ class BrokerConnection:
                 await self._connect_once()
                 self.last_error = None
                 log.info("broker.connected", name=self._name)
-                await self._wait_closed()
-                self.last_error = "connection lost"
-                log.warning("broker.disconnected", name=self._name)
+                failure = await self._wait_closed()
+                self._failed(failure)
+                log.warning("broker.disconnected", name=self._name, error=self.last_error,
+                            vhost_lost=failure.vhost_lost)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("broker.connect_failed", name=self._name, error=self.last_error)
+                failure = describe(exc, self._settings.vhost)
+                if refused_open(exc):  # aiormq lost the broker's reply code: ask again
+                    failure = await refusal_reason(
+                        self._settings.rabbitmq_url, self._settings.vhost,
+                        self._settings.connect_timeout) or failure
+                self._failed(failure)
+                log.warning("broker.connect_failed", name=self._name, error=self.last_error,
+                            vhost_lost=failure.vhost_lost)
             await self._close()
             await asyncio.sleep(self._settings.reconnect_interval)
+
+    def _failed(self, failure: Failure) -> None:
+        self.last_error = failure.reason
+        if failure.vhost_lost:
+            for callback in self._vhost_lost_callbacks:
+                callback()
 
     async def _connect_once(self) -> None:
         connection = await aio_pika.connect(
             self._settings.rabbitmq_url,
             timeout=self._settings.connect_timeout,
             client_properties={"connection_name": self._name},
+            heartbeat=self._settings.broker_heartbeat,
         )
         self._connection = connection
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -131,18 +159,37 @@ class BrokerConnection:
             await hook(connection)
         self._ready.set()
 
-    async def _wait_closed(self) -> None:
+    async def _wait_closed(self) -> Failure:
+        """Wait until the connection or the confirm channel closes (a channel error
+        closes only the channel) or the broker stops answering; say why."""
         assert self._connection is not None
         assert self._channel is not None
-        # Reopen on either the connection or the confirm channel closing (a
-        # channel error closes only the channel).
-        waiters = {
-            asyncio.ensure_future(self._connection.closed()),
-            asyncio.ensure_future(self._channel.closed()),
-        }
+        closed = self._connection.closed()
+        # aio-pika hands the connection's close exception (the broker's reply) to these.
+        reason: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+        def on_close(_: object, exc: BaseException | None) -> None:
+            if not reason.done():
+                reason.set_result(exc)
+
+        self._connection.close_callbacks.add(on_close)
+        silent = asyncio.ensure_future(broker_stopped_answering(
+            self._connection, self._settings.broker_check_interval,
+            self._settings.connect_timeout))
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(closed), asyncio.ensure_future(self._channel.closed()),
+            silent, reason}
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self._connection.is_closed and not reason.done():  # its reason comes next
+                await asyncio.wait({reason}, timeout=1)
         finally:
-            for waiter in waiters:
+            for waiter in waiters - {reason}:
                 waiter.cancel()
-        self._ready.clear()
+            self._ready.clear()
+        if silent.done() and not silent.cancelled() and silent.exception() is None:
+            return Failure(silent.result())
+        if reason.done():
+            return describe(reason.result(), self._settings.vhost)
+        return Failure("connection lost" if self._connection.is_closed
+                       else "the confirm channel closed")

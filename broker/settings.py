@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(default=1.0, gt=0, le=60)
     connect_timeout: float = Field(default=2.0, gt=0, le=60)
     reconnect_interval: float = Field(default=1.0, gt=0, le=60)
+    # The gateway's and bridge's connection: AMQP heartbeat, and an active round
+    # trip (answered within connect_timeout) that notices a frozen broker fast.
+    broker_heartbeat: int = Field(default=10, ge=0, le=600)
+    broker_check_interval: float = Field(default=2.0, gt=0, le=60)
 
     # Gateway
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -54,6 +54,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     connection = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway")
     reader = EventsReader(app[HUB_KEY], settings.events_replay_seconds, app[METRICS_KEY])
     connection.on_connect(reader.on_connect)
+    connection.on_vhost_lost(reader.forget_position)
     app[BROKER_KEY] = connection
     app[EVENTS_KEY] = reader
     app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout)

@@ -72,6 +72,13 @@ class EventsReader:
             return "next"
         return datetime.now(UTC) - timedelta(seconds=self._replay_seconds)
 
+    def forget_position(self) -> None:
+        """The vhost was lost: once it is back its stream is a new one, numbered from
+        0 again, so read it afresh (not after the old offset, which would skip every
+        new event) and count as caught up only when the marker comes back."""
+        self.last_offset = None
+        self.caught_up.clear()
+
     async def on_connect(self, connection: AbstractConnection) -> None:
         """Broker-connection hook: (re)start consuming where this replica left off."""
         channel = await connection.channel()

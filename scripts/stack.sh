@@ -10,9 +10,13 @@
 # and `cargoctl worker --concurrency 2`, logging to .local/logs/. The stack is
 # up when the gateway's /readyz answers 200 and the worker consumes the task queue.
 # Configuration (RABBITMQ_URL, CARGO_*) is passed through to the processes.
+# Stopping sends SIGTERM to the worker's main process only (Celery's warm shutdown:
+# running tasks finish, no new ones start) and waits up to $STACK_STOP_SECONDS
+# (default 120) for it, then stops the gateway (scripts/stop.sh).
 set -euo pipefail
 SCRIPT_NAME=stack
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/stop.sh"
 cd "$REPO_ROOT"
 
 mode=foreground
@@ -34,7 +38,8 @@ if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((10#$PORT < 1 || 10#$PORT > 65535)); then
 fi
 PORT=$((10#$PORT))
 READY_SECONDS=90
-STOP_SECONDS=20   # a Celery warm shutdown lets running tasks finish first
+STOP_SECONDS="${STACK_STOP_SECONDS:-120}"   # a Celery warm shutdown lets running tasks finish first
+[[ "$STOP_SECONDS" =~ ^[0-9]+$ ]] || die "STACK_STOP_SECONDS must be a whole number of seconds (got '$STOP_SECONDS')"
 
 STATE="$REPO_ROOT/.local"
 LOGS="$STATE/logs"
@@ -44,33 +49,10 @@ GATEWAY_URL="http://127.0.0.1:$PORT"
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 
-is_cargo_process() {  # the pid runs cargoctl (guards against a recycled pid)
-    [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null &&
-        ps -o args= -p "$1" 2>/dev/null | grep -q cargoctl
-}
-
-stop_process() {  # stop_process NAME PID: SIGTERM its process group, then SIGKILL
-    local name="$1" pid="$2" target deadline
-    is_cargo_process "$pid" || return 0
-    # Started with setsid: the process leads its own group, which also holds a
-    # prefork worker's children.
-    if [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]]; then target="-$pid"; else target="$pid"; fi
-    say "stopping $name (pid $pid) ..."
-    kill -TERM -- "$target" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "$name did not stop within ${STOP_SECONDS}s; killing it"
-        kill -KILL -- "$target" 2>/dev/null || true
-    fi
-    kill -KILL -- "$target" 2>/dev/null || true   # stragglers in the group
-    wait "$pid" 2>/dev/null || true
-}
-
 stop_all() {
     local name
     for name in worker gateway; do
-        stop_process "$name" "$(pid_of "$name")"
+        stop_process "$name" "$(pid_of "$name")" "$STOP_SECONDS"
         rm -f "$RUN/$name.pid"
     done
 }

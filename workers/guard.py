@@ -20,6 +20,15 @@ limit dead-letters it itself.
 
 Celery's ``worker_max_memory_per_child`` stays a backstop for memory a task
 leaves behind after it returns (it only acts between tasks).
+
+During a warm shutdown (SIGTERM) Celery stops the consumer, and with it this
+step's timer, before it waits for the running tasks: a task leaking then would
+grow unchecked until it ended or the pod was killed. So the step hands over to a
+small thread (:class:`DrainGuard`) that goes on checking until no task runs. It
+only kills the child: acknowledging or dead-lettering from that thread would
+write on the consumer's channel, which the main thread is still using to
+acknowledge finishing tasks. The killed child's message is requeued
+(``task_reject_on_worker_lost``) and the next worker's guard dead-letters it.
 """
 
 from __future__ import annotations
@@ -28,9 +37,12 @@ import contextlib
 import logging
 import os
 import signal
+import threading
+import time
 from typing import Any
 
 from celery import bootsteps
+from celery.worker import state
 from celery.worker.state import active_requests
 
 from broker.deadletter import Reason
@@ -57,8 +69,9 @@ def peak_rss(pid: int) -> int | None:
 class MemoryGuard:
     """Checks running tasks' memory and stops those past their limit."""
 
-    def __init__(self, runtime: CargoRuntime) -> None:
+    def __init__(self, runtime: CargoRuntime, *, dead_letter: bool = True) -> None:
         self._runtime = runtime
+        self._dead_letter = dead_letter
 
     def check(self) -> None:
         try:
@@ -92,6 +105,11 @@ class MemoryGuard:
             "message": (f"grew by {growth / MIB:.1f} MiB (from {baseline / MIB:.1f} MiB), "
                         f"past its memory limit of {limit / MIB:.1f} MiB"),
         }
+        if not self._dead_letter:
+            log.error("memory guard (shutting down): %s[%s] in process %d %s; stopped, "
+                      "its message goes back to the queue", request.name, request.id, pid,
+                      error["message"])
+            return
         log.error("memory guard: %s[%s] in process %d %s; stopped", request.name,
                   request.id, pid, error["message"])
         if request.cargo_dead_letter(Reason.MEMORY_LIMIT, error):
@@ -122,5 +140,29 @@ class MemoryGuardStep(bootsteps.StartStopStep):
         if self._entry is not None:
             self._entry.cancel()
             self._entry = None
+        runtime = runtime_of(parent.app)
+        # Celery's own test (state.maybe_shutdown): the exit code may be 0.
+        shutting_down = state.should_stop is not None and state.should_stop is not False
+        if runtime is not None and shutting_down and active_requests:
+            DrainGuard(MemoryGuard(runtime, dead_letter=False),
+                       runtime.settings.memory_check_interval).start()
 
-    shutdown = stop
+    def shutdown(self, parent: Any) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+            self._entry = None
+
+
+class DrainGuard(threading.Thread):
+    """Checks running tasks' memory while a warm shutdown waits for them, until none runs."""
+
+    def __init__(self, guard: MemoryGuard, interval: float) -> None:
+        super().__init__(name="cargo-memory-guard-drain", daemon=True)
+        self._guard = guard
+        self._interval = interval
+
+    def run(self) -> None:
+        log.info("memory guard: watching the running tasks until the warm shutdown is done")
+        while active_requests:
+            self._guard.check()
+            time.sleep(self._interval)

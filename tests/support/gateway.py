@@ -108,7 +108,10 @@ class WsClient:
 
     async def receive(self, timeout: float = 30) -> dict[str, Any]:
         assert self.conn is not None
-        message = await self.conn.receive(timeout)
+        # Bounded here: aiohttp restarts receive(timeout) after every ping it
+        # answers, and the gateway pings every 30 s, so longer waits never ended.
+        async with asyncio.timeout(timeout):
+            message = await self.conn.receive()
         if message.type != aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {message.type}: {message.data!r}")
         frame: dict[str, Any] = json.loads(message.data)

@@ -2,7 +2,9 @@
 
 ``down`` closes every connection and refuses new ones (the broker is gone);
 ``blackhole`` keeps connections open but drops everything the broker sends
-(publishes go out, confirms never come back).
+(publishes go out, confirms never come back); ``freeze`` stops forwarding in
+both directions but keeps every byte and connection, as a SIGSTOPped broker
+does (TCP open, nothing answered), until ``thaw``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Mode = Literal["up", "down", "blackhole"]
+Mode = Literal["up", "down", "blackhole", "frozen"]
 
 
 class BrokerProxy:
@@ -22,6 +24,8 @@ class BrokerProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.mode: Mode = "up"
         self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -51,6 +55,14 @@ class BrokerProxy:
     def blackhole(self) -> None:
         self.mode = "blackhole"
 
+    def freeze(self) -> None:
+        self.mode = "frozen"
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self.mode = "up"
+        self._flowing.set()
+
     async def _accept(self, client_r: asyncio.StreamReader,
                       client_w: asyncio.StreamWriter) -> None:
         if self.mode == "down":
@@ -71,7 +83,11 @@ class BrokerProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     upstream: bool) -> None:
         try:
-            while data := await reader.read(65536):
+            while True:
+                await self._flowing.wait()  # frozen: nothing read, nothing lost
+                if not (data := await reader.read(65536)):
+                    break
+                await self._flowing.wait()
                 if self.mode == "blackhole" and not upstream:
                     continue
                 writer.write(data)
