@@ -20,6 +20,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
+from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.settings import Settings
 from broker.topology import Topology
@@ -36,6 +37,8 @@ class BrokerConnection:
         self._settings = settings
         self._topology = topology
         self._name = name
+        # RABBITMQ_URL may name several nodes of one cluster: tried in turn.
+        self._addresses = AddressRotation(settings.rabbitmq_urls)
         self._hooks: list[OnConnect] = []
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -110,12 +113,13 @@ class BrokerConnection:
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("broker.connect_failed", name=self._name, error=self.last_error)
+            self._addresses.failed()  # lost or never reached: the next node's turn
             await self._close()
             await asyncio.sleep(self._settings.reconnect_interval)
 
     async def _connect_once(self) -> None:
         connection = await aio_pika.connect(
-            self._settings.rabbitmq_url,
+            self._addresses.current,
             timeout=self._settings.connect_timeout,
             client_properties={"connection_name": self._name},
         )

@@ -9,26 +9,26 @@
 #   scripts/rabbitmq-cluster.sh queues NODE ARGS… rabbitmq-queues on a node
 #
 # Nodes cargo-a@localhost, cargo-b@localhost, cargo-c@localhost: AMQP on
-# 127.0.0.1:${CARGO_CLUSTER_BASE_PORT}+0/1/2 (default 5681-5683), management on
+# 127.0.0.1:${RABBITMQ_CLUSTER_BASE_PORT}+0/1/2 (default 5681-5683), management on
 # 15681-15683, Erlang distribution on 25681-25683. Their data, logs, configs and
-# their own Erlang cookie live under CARGO_CLUSTER_DIR (default
+# their own Erlang cookie live under RABBITMQ_CLUSTER_DIR (default
 # /tmp/cargo-cluster-$UID). They run from /usr/lib/rabbitmq/bin with HOME set
 # to that directory, so they share a cookie with each other but never with the
 # machine's own node rabbit@localhost (5672), which this script cannot reach,
-# let alone stop. Every wait is bounded (CARGO_CLUSTER_WAIT_SECONDS, default
+# let alone stop. Every wait is bounded (RABBITMQ_CLUSTER_WAIT_SECONDS, default
 # 120); `start` on a running cluster only checks it.
 set -euo pipefail
 SCRIPT_NAME=rabbitmq-cluster
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DIR="${CARGO_CLUSTER_DIR:-/tmp/cargo-cluster-${UID}}"
-BASE="${CARGO_CLUSTER_BASE_PORT:-5681}"
-WAIT="${CARGO_CLUSTER_WAIT_SECONDS:-120}"
+DIR="${RABBITMQ_CLUSTER_DIR:-/tmp/cargo-cluster-${UID}}"
+BASE="${RABBITMQ_CLUSTER_BASE_PORT:-5681}"
+WAIT="${RABBITMQ_CLUSTER_WAIT_SECONDS:-120}"
 RMQ_BIN="${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin}"
 NODES=(a b c)
 [[ "$BASE" =~ ^[0-9]+$ ]] && ((BASE >= 1024 && BASE + 2 + 20000 <= 65535)) ||
-    die "CARGO_CLUSTER_BASE_PORT must be a port from 1024 to 45533 (got '$BASE')"
-[[ "$WAIT" =~ ^[0-9]+$ ]] || die "CARGO_CLUSTER_WAIT_SECONDS must be a number of seconds (got '$WAIT')"
+    die "RABBITMQ_CLUSTER_BASE_PORT must be a port from 1024 to 45533 (got '$BASE')"
+[[ "$WAIT" =~ ^[0-9]+$ ]] || die "RABBITMQ_CLUSTER_WAIT_SECONDS must be a number of seconds (got '$WAIT')"
 [[ -x "$RMQ_BIN/rabbitmq-server" ]] ||
     die "RabbitMQ is not installed at $RMQ_BIN (apt-get install rabbitmq-server, or set RABBITMQ_BIN_DIR)"
 
@@ -99,7 +99,7 @@ start_node() {
     fi
     local p
     for p in "$(amqp_port "$n")" "$(mgmt_port "$n")" "$(dist_port "$n")"; do
-        port_taken "$p" && die "port $p (for $(node_name "$n")) is used by another process; set CARGO_CLUSTER_BASE_PORT"
+        port_taken "$p" && die "port $p (for $(node_name "$n")) is used by another process; set RABBITMQ_CLUSTER_BASE_PORT"
     done
     write_config "$n"
     say "starting $(node_name "$n") (AMQP $(amqp_port "$n"), management $(mgmt_port "$n"))"
@@ -175,7 +175,7 @@ cmd_stop() {
         [[ -d "$DIR/$n" ]] || continue
         if running "$n"; then
             say "stopping $(node_name "$n")"
-            CARGO_CLUSTER_WAIT_SECONDS=60 rmq "$n" rabbitmqctl stop >/dev/null 2>&1 || true
+            RABBITMQ_CLUSTER_WAIT_SECONDS=60 rmq "$n" rabbitmqctl stop >/dev/null 2>&1 || true
         fi
         # A node that would not stop (or whose app was stopped) still has a pid.
         if [[ -s "$DIR/$n/pid" ]]; then

@@ -22,6 +22,7 @@ from celery import bootsteps
 from celery.app.task import Task
 from celery.exceptions import Ignore, Reject, Retry
 
+from broker.addresses import kombu_failover_url
 from broker.deadletter import Reason
 from broker.declare import celery_routing, declare_with_kombu, kombu_queue
 from broker.settings import ConfigError, Settings, load_settings
@@ -54,7 +55,9 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
     # change which app other code sees as Celery's "current" one.
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)
     app.conf.update(
-        broker_url=settings.rabbitmq_url,
+        # Several RABBITMQ_URL addresses (one cluster): kombu fails over in order.
+        broker_url=kombu_failover_url(settings.rabbitmq_urls),
+        broker_failover_strategy="round-robin",
         broker_connection_timeout=settings.connect_timeout,
         broker_connection_retry_on_startup=True,
         # Every publish from the workers (events, retries) waits for the
