@@ -7,6 +7,7 @@
 #   scripts/rabbitmq-cluster.sh url               RABBITMQ_URL listing the three nodes
 #   scripts/rabbitmq-cluster.sh ctl NODE ARGS…    rabbitmqctl on a node (a, b or c)
 #   scripts/rabbitmq-cluster.sh queues NODE ARGS… rabbitmq-queues on a node
+#   scripts/rabbitmq-cluster.sh streams NODE ARGS… rabbitmq-streams on a node
 #
 # Nodes cargo-a@localhost, cargo-b@localhost, cargo-c@localhost: AMQP on
 # 127.0.0.1:${RABBITMQ_CLUSTER_BASE_PORT}+0/1/2 (default 5681-5683), management on
@@ -216,5 +217,6 @@ case "${1:-}" in
     url) cluster_url ;;
     ctl) shift; n="${1:?ctl NODE ARGS…}"; index "$n" >/dev/null; shift; rmq "$n" rabbitmqctl "$@" ;;
     queues) shift; n="${1:?queues NODE ARGS…}"; index "$n" >/dev/null; shift; rmq "$n" rabbitmq-queues "$@" ;;
-    *) die "usage: $0 start|stop|status|url|ctl NODE ARGS…|queues NODE ARGS…" ;;
+    streams) shift; n="${1:?streams NODE ARGS…}"; index "$n" >/dev/null; shift; rmq "$n" rabbitmq-streams "$@" ;;
+    *) die "usage: $0 start|stop|status|url|ctl NODE ARGS…|queues NODE ARGS…|streams NODE ARGS…" ;;
 esac

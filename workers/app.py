@@ -88,8 +88,9 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
-        # Poison messages are dead-lettered, not acked or rejected (workers.consumer).
-        worker_consumer="workers.consumer:CargoConsumer",
+        # Poison messages are dead-lettered, not acked or rejected (workers.consumer);
+        # delayed delivery is declared on the connected node only (workers.failover).
+        worker_consumer="workers.failover:ClusterConsumer",
         # The memory guard (workers.guard) stops a task as it crosses its limit;
         # this only replaces a child that kept too much after its tasks returned
         # (in KiB of the child's whole resident size: twice the largest limit).

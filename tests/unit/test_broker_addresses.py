@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from kombu.utils.imports import symbol_by_name
 
 from broker.addresses import AddressRotation, kombu_failover_url, split_broker_urls
 from broker.settings import ConfigError, load_settings
 from workers.app import create_app
+from workers.consumer import CargoConsumer
+from workers.failover import ClusterDelayedDelivery, failover_order
 
 THREE = ("amqp://u:p@rabbit-0:5672/prod,amqp://u:p@rabbit-1:5672/prod,"
          "amqp://u:p@rabbit-2:5672/prod")
@@ -72,3 +77,38 @@ def test_one_address_is_retried_after_a_failure() -> None:
     rotation = AddressRotation(("amqp://h/",))
     rotation.failed()
     assert rotation.current == "amqp://h/"
+
+
+def test_delayed_delivery_is_declared_on_the_connected_node_and_never_waits_on_a_dead_one(
+) -> None:
+    """Celery's step would try (and sleep on) every address after each reconnect."""
+    app = create_app(load_settings({"RABBITMQ_URL": THREE}))
+    step = ClusterDelayedDelivery.__new__(ClusterDelayedDelivery)
+    tried: list[str] = []
+
+    def setup(c: object, url: str) -> None:
+        tried.append(url.split("@")[1])
+        if url.split("@")[1].startswith("rabbit-1"):
+            raise ConnectionRefusedError("the node went away")
+
+    step._setup_delayed_delivery = setup  # type: ignore[attr-defined]
+    consumer = SimpleNamespace(app=app, connection=SimpleNamespace(hostname="rabbit-2",
+                                                                    port=5672))
+    step.start(consumer)
+    assert tried == ["rabbit-2:5672/prod"]
+
+    tried.clear()  # connected node refuses: the next address, and no more
+    consumer.connection = SimpleNamespace(hostname="rabbit-1", port=5672)
+    step.start(consumer)
+    assert tried == ["rabbit-1:5672/prod", "rabbit-0:5672/prod"]
+
+
+def test_the_worker_uses_cargos_consumer_with_the_cluster_delayed_delivery_step() -> None:
+    app = create_app(load_settings({"RABBITMQ_URL": THREE}))
+    consumer_cls = symbol_by_name(app.conf.worker_consumer)
+    assert issubclass(consumer_cls, CargoConsumer)
+    steps = consumer_cls.Blueprint.default_steps
+    assert "workers.failover:ClusterDelayedDelivery" in steps
+    assert not any(step.endswith(":DelayedDelivery") for step in steps)
+    assert failover_order("amqp://a:1/;amqp://b:2/;amqp://c:3/", "c", 3) == [
+        "amqp://c:3/", "amqp://a:1/", "amqp://b:2/"]
