@@ -57,7 +57,10 @@ class StreamTally:
                     queue = await channel.declare_queue(EVENTS_STREAM, passive=True)
                     await queue.consume(self._on_message,
                                         arguments={"x-stream-offset": "first"})
-                    await connection.closed()
+                    # Polled: awaiting connection.closed() did not return when the
+                    # node shut down (the reader then missed everything after).
+                    while not (connection.is_closed or channel.is_closed):  # noqa: ASYNC110
+                        await asyncio.sleep(0.5)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -110,7 +110,12 @@ start_node() {
 }
 
 await_node() {
-    local n="$1"
+    local n="$1" deadline=$((SECONDS + WAIT))
+    # await_startup fails at once while the VM is not yet reachable: wait for it first.
+    until running "$n"; do
+        ((SECONDS < deadline)) || break
+        sleep 0.5
+    done
     rmq "$n" rabbitmqctl await_startup --timeout "$WAIT" >/dev/null 2>&1 || {
         local logs
         logs="$(tail -n 20 "$DIR/$n"/log/*.log 2>/dev/null | tail -n 20 || true)"
