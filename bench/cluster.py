@@ -9,6 +9,7 @@ a private vhost on it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ from broker.management import ManagementClient
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "rabbitmq-cluster.sh"
 NODES = ("a", "b", "c")
-BASE_PORT = 5681  # the script's default RABBITMQ_CLUSTER_BASE_PORT
+DEFAULT_BASE_PORT = 5681  # the script's default RABBITMQ_CLUSTER_BASE_PORT
+
+
+def base_port() -> int:
+    """The cluster's first AMQP port, as the script reads it (read when used)."""
+    return int(os.environ.get("RABBITMQ_CLUSTER_BASE_PORT", DEFAULT_BASE_PORT))
 
 
 class ClusterError(RuntimeError):
@@ -55,12 +61,12 @@ def letter_of(node: str) -> str:
 
 
 def amqp_url(letter: str, vhost: str) -> str:
-    port = BASE_PORT + NODES.index(letter)
+    port = base_port() + NODES.index(letter)
     return f"amqp://guest:guest@127.0.0.1:{port}/{quote(vhost, safe='')}"
 
 
 def management_url(letter: str) -> str:
-    return f"http://guest:guest@127.0.0.1:{BASE_PORT + 10000 + NODES.index(letter)}"
+    return f"http://guest:guest@127.0.0.1:{base_port() + 10000 + NODES.index(letter)}"
 
 
 @dataclass(frozen=True)

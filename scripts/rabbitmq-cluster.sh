@@ -41,9 +41,10 @@ dist_port() { echo $((BASE + 20000 + $(index "$1"))); }
 
 # Every RabbitMQ command runs with the node's own environment (never the
 # machine's /etc/rabbitmq files, never root's or rabbitmq's cookie).
-node_env() {
+with_node_env() {  # with_node_env NODE COMMAND… : run COMMAND in that node's environment
     local n="$1" d="$DIR/$1"
-    echo HOME="$DIR" \
+    shift
+    env HOME="$DIR" \
         RABBITMQ_NODENAME="$(node_name "$n")" \
         RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
         RABBITMQ_NODE_PORT="$(amqp_port "$n")" \
@@ -55,13 +56,13 @@ node_env() {
         RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
         RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
-        ERL_EPMD_ADDRESS=127.0.0.1
+        ERL_EPMD_ADDRESS=127.0.0.1 \
+        "$@"
 }
 rmq() {  # rmq NODE TOOL ARGS… : a RabbitMQ CLI tool aimed at that node, bounded
     local n="$1" tool="$2"
     shift 2
-    # shellcheck disable=SC2046  # node_env prints NAME=value words on purpose
-    env $(node_env "$n") timeout "$WAIT" "$RMQ_BIN/$tool" -n "$(node_name "$n")" "$@"
+    with_node_env "$n" timeout "$WAIT" "$RMQ_BIN/$tool" -n "$(node_name "$n")" "$@"
 }
 
 write_config() {
@@ -104,8 +105,7 @@ start_node() {
     done
     write_config "$n"
     say "starting $(node_name "$n") (AMQP $(amqp_port "$n"), management $(mgmt_port "$n"))"
-    # shellcheck disable=SC2046
-    env $(node_env "$n") "$RMQ_BIN/rabbitmq-server" -detached >"$DIR/$n/log/detached.out" 2>&1 ||
+    with_node_env "$n" "$RMQ_BIN/rabbitmq-server" -detached >"$DIR/$n/log/detached.out" 2>&1 ||
         die "$(node_name "$n") did not start: $(tail -5 "$DIR/$n/log/detached.out")"
 }
 

@@ -14,6 +14,7 @@ module (``cluster_run``); each test checks one property of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ def local_cluster() -> Iterator[None]:
     try:
         cluster.start()
     except cluster.ClusterError as exc:
+        with contextlib.suppress(cluster.ClusterError):
+            cluster.stop()  # whatever it did start
         pytest.fail(f"the local cluster did not start:\n{exc}", pytrace=False)
     try:
         yield
