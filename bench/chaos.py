@@ -2,7 +2,7 @@
 three-node cluster while workers are SIGKILLed, a node restarts, the gateway restarts
 and a node is stopped for good. Prints accepted, lost, executed twice and drain time.
 
-    .venv/bin/python -m bench.chaos [--tasks 3000] [--rate 100] [--workers 2]
+    .venv/bin/python -m bench.chaos [--tasks 3000] [--rate 60] [--workers 2]
                                     [--kill-every 3] [--keep-cluster]
 
 The cluster is ``scripts/rabbitmq-cluster.sh``'s (started if needed, stopped at the
@@ -18,7 +18,8 @@ were accepted (202). Meanwhile, on a fixed timeline:
 - at 5 s the gateway is stopped (SIGTERM) and started again on the same port;
 - at 12 s the broker node leading the task queue restarts (``stop_app``, 3 s,
   ``start_app``): every connection to it drops, the queue elects a new leader;
-- at 24 s the node then leading the task queue is stopped for good.
+- at 24 s the whole broker restarts: all three nodes stop, then start together;
+- at 50 s the node then leading the task queue is stopped for good.
 
 Then the kills stop and the run waits (bounded, ``--drain-timeout``) until every
 accepted task has a terminal event on ``cargo.events.stream`` — the ground truth,
@@ -161,6 +162,13 @@ class Chaos:
         self.note("broker node back", node=cluster.node_name(leader))
 
         await self.at(24)
+        self.note("whole broker restart (all three nodes)")
+        await asyncio.gather(*(asyncio.to_thread(cluster.stop_node, n) for n in cluster.NODES))
+        await asyncio.sleep(2)
+        await asyncio.gather(*(asyncio.to_thread(cluster.start_node, n) for n in cluster.NODES))
+        self.note("whole broker back")
+
+        await self.at(50)
         up = next(n for n in cluster.NODES if n != leader)
         victim = await asyncio.to_thread(cluster.leader_of, self.vhost, QUEUE, up)
         self.note("broker node stopped for good", node=cluster.node_name(victim))
@@ -255,6 +263,20 @@ def print_result(result: dict[str, Any], path: Path) -> None:
     print(f"written to {path}")
 
 
+async def teardown(run: Chaos, vhost: cluster.ClusterVhost, keep_cluster: bool) -> None:
+    """Put the cluster back (or stop it); a failure here is reported, not raised, so the
+    run's result is still written."""
+    try:
+        if run.stopped_node is not None:
+            await asyncio.to_thread(cluster.start_node, run.stopped_node)
+        with contextlib.suppress(Exception):
+            await cluster.delete_vhost(vhost, via="a")
+        if not keep_cluster:
+            await asyncio.to_thread(cluster.stop)
+    except cluster.ClusterError as exc:
+        print(f"cluster teardown: {exc}", flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> int:
     # Each dropped connection is expected here and counted; aiormq's tracebacks are noise.
     for name in ("aiormq", "aio_pika"):
@@ -269,13 +291,7 @@ async def main_async(args: argparse.Namespace) -> int:
         result = await run.run()
     finally:
         run.stop()
-        if run.stopped_node is not None:
-            with contextlib.suppress(cluster.ClusterError):
-                await asyncio.to_thread(cluster.start_node, run.stopped_node)
-        with contextlib.suppress(Exception):
-            await cluster.delete_vhost(vhost, via="a")
-        if not args.keep_cluster:
-            await asyncio.to_thread(cluster.stop)
+        await teardown(run, vhost, args.keep_cluster)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"chaos-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -287,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=3000, help="tasks to get accepted")
-    parser.add_argument("--rate", type=float, default=100.0, help="attempts per second")
+    parser.add_argument("--rate", type=float, default=60.0, help="attempts per second")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kill-every", type=float, default=3.0,

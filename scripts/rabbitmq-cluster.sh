@@ -185,7 +185,7 @@ cmd_stop() {
         fi
         # A node that would not stop (or whose app was stopped) still has a pid.
         if [[ -s "$DIR/$n/pid" ]]; then
-            pid="$(cat "$DIR/$n/pid")"
+            pid="$(cat "$DIR/$n/pid" 2>/dev/null || true)"  # gone once the node stopped
             if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
                 grep -q "cargo-$n@localhost" "/proc/$pid/cmdline" 2>/dev/null; then
                 kill -KILL "$pid" 2>/dev/null || true
