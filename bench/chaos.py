@@ -35,6 +35,8 @@ read from its first offset (``bench.stream_tally``). Definitions:
 - **ran though not accepted**: task ids with a ``started`` or terminal event that
   were never answered 202 (a 503 whose message the broker confirmed after all, or a
   request cut by the gateway's restart);
+- **last event not terminal**: accepted tasks whose latest event came after their
+  terminal one (what ``GET /tasks`` then shows);
 - **drain time**: from the last submission to the last accepted task's terminal event.
 
 The result JSON goes to ``bench/results/chaos-<UTC time>.json``.
@@ -222,6 +224,10 @@ class Chaos:
             terminal = [e for e in tally.events[t] if e.state.value in TERMINAL]
             first = terminal[0]
             final[first.state.value + (f" ({first.reason})" if first.reason else "")] += 1
+        # what a client sees last: a terminal state followed by another event
+        # (e.g. 'retrying' from a worker that lost its node after success)
+        ends_not_terminal = [t for t in accepted - missing
+                             if tally.events[t][-1].state.value not in TERMINAL]
         drain = None  # lost tasks: the drain never ended
         if not missing and last_terminal is not None:
             # the last terminal event's own timestamp, from the last submission
@@ -239,6 +245,7 @@ class Chaos:
             "started_twice": len(started_twice),
             "outcome_twice": len(outcome_twice),
             "ran_though_not_accepted": len(ran - accepted),
+            "last_event_not_terminal": len(ends_not_terminal),
             "final_states": dict(final),
             "drain_seconds": None if drain is None else round(drain, 2),
             "submission_seconds": round(submitted - self.started, 2),
@@ -259,7 +266,8 @@ def print_result(result: dict[str, Any], path: Path) -> None:
           f"{result['executed_twice']} ({result['started_twice']} / {result['outcome_twice']})"
           f" | {result['ran_though_not_accepted']} | {result['not_accepted']} | "
           f"{result['worker_kills']} | {result['drain_seconds']} s |")
-    print(f"final states: {result['final_states']}")
+    print(f"final states: {result['final_states']}; tasks whose last event is not terminal:"
+          f" {result['last_event_not_terminal']}")
     print(f"written to {path}")
 
 
