@@ -45,6 +45,7 @@ from kombu.transport.native_delayed_delivery import (
 from bridge.metrics import BridgeMetrics
 from bridge.queues import BridgedQueue
 from bridge.translate import Untranslatable, parse_message, translate
+from broker.addresses import kombu_failover_url
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.deadletter import Reason, dead_letter_headers, identify
@@ -101,7 +102,8 @@ class Bridge:
     async def on_connect(self, connection: AbstractConnection) -> None:
         """Declare the Dramatiq side and start consuming (a BrokerConnection hook)."""
         self._consumers = []
-        await asyncio.to_thread(declare_delayed_delivery, self._settings.rabbitmq_url,
+        await asyncio.to_thread(declare_delayed_delivery,
+                                kombu_failover_url(self._settings.rabbitmq_urls),
                                 self._settings.connect_timeout)
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._settings.bridge_prefetch)

@@ -27,6 +27,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
+from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.failures import Failure, describe, refusal_reason, refused_open
 from broker.liveness import broker_stopped_answering
@@ -45,6 +46,8 @@ class BrokerConnection:
         self._settings = settings
         self._topology = topology
         self._name = name
+        # RABBITMQ_URL may name several nodes of one cluster: tried in turn.
+        self._addresses = AddressRotation(settings.rabbitmq_urls)
         self._hooks: list[OnConnect] = []
         self._vhost_lost_callbacks: list[Callable[[], None]] = []
         self._connection: AbstractConnection | None = None
@@ -126,11 +129,12 @@ class BrokerConnection:
                 failure = describe(exc, self._settings.vhost)
                 if refused_open(exc):  # aiormq lost the broker's reply code: ask again
                     failure = await refusal_reason(
-                        self._settings.rabbitmq_url, self._settings.vhost,
+                        self._addresses.current, self._settings.vhost,
                         self._settings.connect_timeout) or failure
                 self._failed(failure)
                 log.warning("broker.connect_failed", name=self._name, error=self.last_error,
                             vhost_lost=failure.vhost_lost)
+            self._addresses.failed()  # lost or never reached: the next node's turn
             await self._close()
             await asyncio.sleep(self._settings.reconnect_interval)
 
@@ -142,7 +146,7 @@ class BrokerConnection:
 
     async def _connect_once(self) -> None:
         connection = await aio_pika.connect(
-            self._settings.rabbitmq_url,
+            self._addresses.current,
             timeout=self._settings.connect_timeout,
             client_properties={"connection_name": self._name},
             heartbeat=self._settings.broker_heartbeat,

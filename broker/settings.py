@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from broker.addresses import split_broker_urls
+
 ENV_PREFIX = "CARGO_"
 # Settings whose values are secrets: an error names the variable, never echoes the value.
 SECRET_FIELDS = frozenset({"auth_token"})
@@ -63,7 +65,8 @@ class Settings(BaseSettings):
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias="RABBITMQ_URL",
-        description="AMQP URL of the broker, vhost included",
+        description="AMQP URL of the broker, vhost included; several comma-separated "
+                    "URLs name the nodes of one cluster",
     )
     management_url: str | None = Field(
         default=None,
@@ -138,14 +141,8 @@ class Settings(BaseSettings):
 
     @field_validator("rabbitmq_url")
     @classmethod
-    def _amqp_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise ValueError("must be an amqp:// or amqps:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a malformed port
-        except ValueError as exc:
-            raise ValueError(f"has a malformed port: {exc}") from None
+    def _amqp_urls(cls, value: str) -> str:
+        split_broker_urls(value)  # raises, saying which address is wrong
         return value
 
     @field_validator("management_url", "gateway_url", "canary_pushgateway")
@@ -195,9 +192,14 @@ class Settings(BaseSettings):
         return tuple(dict.fromkeys(q for q in self.bridge_queues.split(",") if q))
 
     @property
+    def rabbitmq_urls(self) -> tuple[str, ...]:
+        """Every broker address in RABBITMQ_URL (one, or the nodes of one cluster)."""
+        return split_broker_urls(self.rabbitmq_url)
+
+    @property
     def vhost(self) -> str:
         """The vhost named by RABBITMQ_URL ('/' when the path is empty)."""
-        path = urlsplit(self.rabbitmq_url).path
+        path = urlsplit(self.rabbitmq_urls[0]).path
         return unquote(path[1:]) if len(path) > 1 else "/"
 
     @property
@@ -205,7 +207,7 @@ class Settings(BaseSettings):
         """Base URL of the management API, credentials included."""
         if self.management_url:
             return self.management_url.rstrip("/")
-        parts = urlsplit(self.rabbitmq_url)
+        parts = urlsplit(self.rabbitmq_urls[0])
         scheme = "https" if parts.scheme == "amqps" else "http"
         user = quote(unquote(parts.username or "guest"), safe="")
         password = quote(unquote(parts.password or "guest"), safe="")

@@ -20,6 +20,7 @@ import aio_pika
 import aiormq.exceptions
 import click
 
+from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.definitions import export_definitions
 from broker.settings import Settings
@@ -49,14 +50,15 @@ def _describe(exc: BaseException) -> str:
 
 async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractConnection:
     """Connect, retrying refused or dropped connections until ``timeout`` has passed."""
-    where = redacted(settings.rabbitmq_url)
-    user = urlsplit(settings.rabbitmq_url).username or "guest"
+    addresses = AddressRotation(settings.rabbitmq_urls)  # several: one cluster's nodes
     deadline = time.monotonic() + timeout
     while True:
+        where = redacted(addresses.current)
+        user = urlsplit(addresses.current).username or "guest"
         remaining = deadline - time.monotonic()
         try:
             return await aio_pika.connect(
-                settings.rabbitmq_url,
+                addresses.current,
                 timeout=max(0.1, min(settings.connect_timeout, remaining)),
                 client_properties={"connection_name": "cargoctl topology declare"},
             )
@@ -65,6 +67,7 @@ async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractC
                                f"check the credentials in RABBITMQ_URL") from None
         except aiormq.exceptions.AMQPConnectionError as exc:
             last = _describe(exc)
+            addresses.failed()
         except aiormq.exceptions.AMQPError:
             # RabbitMQ closes the connection while opening it when the vhost is
             # missing or the user may not use it.
@@ -75,6 +78,7 @@ async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractC
             ) from None
         except (OSError, TimeoutError) as exc:
             last = _describe(exc) if str(exc) else "connection timed out"
+            addresses.failed()
         if time.monotonic() >= deadline:
             raise DeclareError(f"RabbitMQ at {where} is unreachable after {timeout:g}s: {last}. "
                                f"Is it running? (scripts/rabbitmq.sh starts a local one)")
@@ -140,7 +144,8 @@ def declare(timeout: float, replace_outdated: bool) -> None:
     except DeclareError as exc:
         click.echo(f"cargoctl topology declare: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"declared on {redacted(settings.rabbitmq_url)} (vhost {settings.vhost!r}):")
+    where = ", ".join(map(redacted, settings.rabbitmq_urls))
+    click.echo(f"declared on {where} (vhost {settings.vhost!r}):")
     for ex in spec.exchanges:
         click.echo(f"  exchange {ex.name} ({ex.type})")
     for queue in spec.queues:

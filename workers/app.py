@@ -22,6 +22,7 @@ from celery import bootsteps
 from celery.app.task import Task
 from celery.exceptions import Ignore, Reject, Retry
 
+from broker.addresses import kombu_failover_url
 from broker.deadletter import Reason
 from broker.declare import celery_routing, declare_with_kombu, kombu_queue
 from broker.settings import ConfigError, Settings, load_settings
@@ -54,7 +55,9 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
     # change which app other code sees as Celery's "current" one.
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)
     app.conf.update(
-        broker_url=settings.rabbitmq_url,
+        # Several RABBITMQ_URL addresses (one cluster): kombu fails over in order.
+        broker_url=kombu_failover_url(settings.rabbitmq_urls),
+        broker_failover_strategy="round-robin",
         broker_connection_timeout=settings.connect_timeout,
         broker_connection_retry_on_startup=True,
         # Every publish from the workers (events, retries) waits for the
@@ -85,8 +88,9 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
-        # Poison messages are dead-lettered, not acked or rejected (workers.consumer).
-        worker_consumer="workers.consumer:CargoConsumer",
+        # Poison messages are dead-lettered, not acked or rejected (workers.consumer);
+        # delayed delivery is declared on the connected node only (workers.failover).
+        worker_consumer="workers.failover:ClusterConsumer",
         # The memory guard (workers.guard) stops a task as it crosses its limit;
         # this only replaces a child that kept too much after its tasks returned
         # (in KiB of the child's whole resident size: twice the largest limit).

@@ -1,0 +1,96 @@
+"""Cargo processes for benchmarks: workers and gateways as real subprocesses.
+
+Each runs in its own process group (so a SIGKILL reaches a prefork worker's
+children too) with its output in a log file. ``bench/`` does not import
+``tests/``; this is the benchmarks' own copy of what they need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+
+BIN = Path(sys.executable).parent
+
+
+def clean_env(rabbitmq_url: str, **extra: str) -> dict[str, str]:
+    """This environment without any CARGO_ or RABBITMQ_URL of the caller's, plus ours."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CARGO_") and k != "RABBITMQ_URL"}
+    env["RABBITMQ_URL"] = rabbitmq_url
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A subprocess in its own process group, with its output in ``log_dir``."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = log_dir / f"{name}-{time.time_ns()}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a prefork worker's children too)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.alive():
+            self.kill(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        self.kill(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        self._log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_worker(name: str, env: dict[str, str], log_dir: Path, concurrency: int = 2) -> Proc:
+    env = {"CARGO_WORKER_METRICS_PORT": "0",
+           "CARGO_WORKER_HEARTBEAT_FILE": str(log_dir / f"{name}.heartbeat.json"), **env}
+    return Proc(name, [str(BIN / "cargoctl"), "worker", "--concurrency", str(concurrency),
+                       "--hostname", f"{name}-{os.getpid()}@%h"], env, log_dir)
+
+
+def start_gateway(port: int, env: dict[str, str], log_dir: Path) -> Proc:
+    return Proc("gateway", [str(BIN / "cargoctl"), "gateway", "--host", "127.0.0.1",
+                            "--port", str(port)], env, log_dir)
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Proc,
+                     timeout: float = 60) -> None:
+    """Until ``url/readyz`` answers 200 (bounded); fails early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited; see {proc.log_path}")
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status == 200:
+                    return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"{proc.name} not ready after {timeout}s; see {proc.log_path}")
