@@ -56,7 +56,8 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     connection.on_connect(reader.on_connect)
     app[BROKER_KEY] = connection
     app[EVENTS_KEY] = reader
-    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout)
+    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout,
+                                   settings.publish_outcome_timeout)
     hub = app[HUB_KEY]
     app[METRICS_KEY].bind(connections=lambda: hub.connections,
                           subscriptions=lambda: hub.subscriptions,

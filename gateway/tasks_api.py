@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState
-from broker.publisher import BrokerUnavailable, QueueFull
+from broker.publisher import BrokerUnavailable, OutcomeUnknown, QueueFull
 from gateway.errors import ApiError
 from gateway.keys import (
     ANNOUNCER_KEY,
@@ -165,6 +165,9 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
         metrics.observe_submission(name, queue, "broker_unavailable", 0.0)
         raise ApiError(503, "broker_unavailable", str(exc),
                        headers=_retry_after(request)) from None
+    except OutcomeUnknown as exc:
+        metrics.observe_submission(name, queue, "outcome_unknown", 0.0)
+        raise outcome_unknown(request, task_id, exc) from None
     metrics.observe_submission(name, queue, "accepted", latency)
 
     event = TaskEvent(task_id, name, TaskState.QUEUED, now, queue=queue, retries=0)
@@ -174,6 +177,17 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     return web.Response(body=accepted_body(task_id, name), status=202,
                         content_type="application/json",
                         headers={"Location": f"/tasks/{task_id}"})
+
+
+def outcome_unknown(request: web.Request, task_id: str, exc: OutcomeUnknown) -> ApiError:
+    """The message was sent but its confirm never came: it may be queued. Not a 503
+    (which promises the task will not run): a 504 naming the task id, so the client
+    follows that id instead of submitting a second task (README, "When the broker
+    does not answer")."""
+    return ApiError(504, "publish_outcome_unknown",
+                    f"{exc}; the task may run: watch task {task_id} or resubmit with the "
+                    "same Idempotency-Key", {"task_id": task_id},
+                    headers=_retry_after(request))
 
 
 def _retry_after(request: web.Request) -> dict[str, str]:
