@@ -26,11 +26,13 @@ from gateway.auth import auth_middleware
 from gateway.errors import error_middleware
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
+from gateway.idempotency import IdempotencyKeys
 from gateway.keys import (
     ANNOUNCER_KEY,
     BROKER_KEY,
     EVENTS_KEY,
     HUB_KEY,
+    IDEMPOTENCY_KEY,
     METRICS_KEY,
     ORIGIN_KEY,
     PUBLISHER_KEY,
@@ -94,6 +96,8 @@ def create_app(settings: Settings) -> web.Application:
     app[TASK_IDS_KEY] = TaskIds()
     app[ORIGIN_KEY] = task_origin()
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
+    app[IDEMPOTENCY_KEY] = IdempotencyKeys(settings.task_store_size)
+    app[HUB_KEY].observers.append(app[IDEMPOTENCY_KEY].learn)
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
