@@ -51,7 +51,8 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         pass
 
     task_cls = CargoAppTask
-    guard_duplicates(task_cls)  # workers.duplicates: a task id that already ended is not rerun
+    # workers.duplicates: a task id that already succeeded is not run again.
+    guard_duplicates(task_cls, settings.rabbitmq_url)
     # set_as_current=False: creating an app (tests make several) must not
     # change which app other code sees as Celery's "current" one.
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)

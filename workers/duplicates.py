@@ -24,6 +24,7 @@ that was dead-lettered or revoked may be replayed on purpose
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 from celery.worker.state import reserved_requests, successful_requests, task_ready
 
 from workers.deadletter import CargoRequest, CargoTask
+from workers.stream_lookup import succeeded_on_stream
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,13 @@ def finished_of(task: Any) -> FinishedTasks | None:
     return finished if isinstance(finished, FinishedTasks) else None
 
 
-def guard_duplicates(task_cls: type[CargoTask]) -> None:
-    """Give the app's task class the guarded Request and its own memory of outcomes."""
+def guard_duplicates(task_cls: type[CargoTask], broker_url: str) -> None:
+    """Give the app's task class the guarded Request, its own memory of outcomes
+    and the stream lookup for redelivered messages."""
     task_cls.Request = f"{__name__}:GuardedRequest"
     task_cls.cargo_finished = FinishedTasks()  # type: ignore[attr-defined]
+    task_cls.cargo_stream_lookup = functools.partial(  # type: ignore[attr-defined]
+        succeeded_on_stream, broker_url)
 
 
 __all__ = ["FinishedTasks", "GuardedRequest", "guard_duplicates"]
