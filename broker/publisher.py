@@ -53,6 +53,10 @@ _UNIQUE_HEADERS = ("id", "root_id", "argsrepr", "kwargsrepr", "eta", "expires")
 _WRITER_BUSY_RETRY = 0.001
 
 
+# (channel, frames, message id, confirmation, deadline to be written by) of one publish.
+_Pending = tuple[aiormq.Channel, bytes, str, "asyncio.Future[Any]", float]
+
+
 class PublishFailed(Exception):
     """Base of publish failures; ``reason`` is a short machine-readable word."""
 
@@ -83,8 +87,8 @@ class Publisher:
         self._outcome_timeout = outcome_timeout
         self._headers = TableEncoder(unique_keys=_UNIQUE_HEADERS)
         self._event_ids = (f"cargo-event-{n}" for n in itertools.count())
-        # (channel, frames, message id, future) waiting for this iteration's write.
-        self._pending: list[tuple[aiormq.Channel, bytes, str, asyncio.Future[Any]]] = []
+        # Publishes waiting for this iteration's write.
+        self._pending: list[_Pending] = []
         self._flush_scheduled = False
         self._watched: aiormq.Channel | None = None
 
@@ -155,14 +159,13 @@ class Publisher:
     async def _publish(self, channel: aiormq.Channel, frames: bytes, message_id: str,
                        routing_key: str) -> float:
         started = time.perf_counter()
-        confirmation: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        item = (channel, frames, message_id, confirmation)
-        self._pending.append(item)
+        loop = asyncio.get_running_loop()
+        confirmation: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((channel, frames, message_id, confirmation,
+                              loop.time() + self._timeout))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        unwritten = asyncio.get_running_loop().call_later(self._timeout, self._expire, item)
-        confirmation.add_done_callback(lambda _: unwritten.cancel())
+            loop.call_soon(self._flush)
         try:
             await confirmation
         except aiormq.exceptions.PublishError as exc:
@@ -189,22 +192,29 @@ class Publisher:
         live = [item for item in batch if not item[3].done()]
         channel = self._connection.confirm_channel
         stale = [item for item in live if item[0] is not channel]
-        for _, _, _, confirmation in stale:  # the channel they were built for is gone
+        for _, _, _, confirmation, _ in stale:  # the channel they were built for is gone
             confirmation.set_exception(
                 BrokerUnavailable("the broker connection was lost before the message was sent"))
         batch = [item for item in live if item[0] is channel]
         if not batch or channel is None:
             return
         if channel.write_queue.full():
-            # No delivery tag is assigned yet, so trying again later keeps the order.
-            self._pending[:0] = batch  # (_expire fails those that wait too long)
+            # No delivery tag is assigned yet, so trying again later keeps the order;
+            # what waited longer than the timeout is not sent at all (a sure 503).
+            now = asyncio.get_running_loop().time()
+            for _, _, _, confirmation, deadline in batch:
+                if deadline <= now:
+                    confirmation.set_exception(BrokerUnavailable(
+                        f"the message could not be sent to the broker within "
+                        f"{self._timeout:g}s"))
+            self._pending[:0] = [item for item in batch if not item[3].done()]
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(_WRITER_BUSY_RETRY, self._flush)
             return
         # One synchronous step: tags in the order the frames are written.
         confirmations = channel.confirmations
         tags_by_message_id = channel.message_id_delivery_tag
-        for _, _, message_id, confirmation in batch:
+        for _, _, message_id, confirmation, _ in batch:
             channel.delivery_tag += 1
             tag = channel.delivery_tag
             confirmations[tag] = confirmation
@@ -224,15 +234,6 @@ class Publisher:
                 confirmation.set_exception(OutcomeUnknown(
                     f"the broker did not answer within {self._outcome_timeout:g}s "
                     "after the message was sent"))
-
-    def _expire(self, item: tuple[aiormq.Channel, bytes, str, asyncio.Future[Any]]) -> None:
-        """The timeout passed and the message is still not written: it never will be."""
-        confirmation = item[3]
-        if confirmation.done() or not any(p is item for p in self._pending):
-            return  # written (or settled): wait for the broker's answer instead
-        self._pending = [p for p in self._pending if p is not item]
-        confirmation.set_exception(BrokerUnavailable(
-            f"the message could not be sent to the broker within {self._timeout:g}s"))
 
 
 def _forget_message_id(tags_by_message_id: dict[str, int], message_id: str, tag: int,
