@@ -77,6 +77,11 @@ class TaskEvent:
     retries: int | None = None
     queue: str | None = None
     hostname: str | None = None
+    # On ``queued`` announcements of idempotent submissions (gateway.idempotency):
+    # a digest of the Idempotency-Key and the request's fingerprint, so every
+    # replica learns the key. Never sent to WebSocket clients.
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
     # Set only when read back from the stream.
     cursor: int | None = None
 
@@ -106,6 +111,9 @@ class TaskEvent:
             doc["queue"] = self.queue
         if self.hostname is not None:
             doc["hostname"] = self.hostname
+        if self.idempotency_key is not None:
+            doc["idempotency_key"] = self.idempotency_key
+            doc["fingerprint"] = self.fingerprint
         return doc
 
     def to_client(self) -> dict[str, Any]:
@@ -142,12 +150,18 @@ class TaskEvent:
                 retries=doc.get("retries"),
                 queue=doc.get("queue"),
                 hostname=doc.get("hostname"),
+                idempotency_key=_text_or_none(doc.get("idempotency_key")),
+                fingerprint=_text_or_none(doc.get("fingerprint")),
                 cursor=cursor,
             )
         except EventDecodeError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise EventDecodeError(f"malformed task event: {exc}") from None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def encode_batch(events: list[TaskEvent]) -> bytes:

@@ -1,10 +1,19 @@
 """Publishing tasks and events with publisher confirms, errors mapped explicitly.
 
 A publish returns only once RabbitMQ confirmed the message (it is in the quorum
-queue, replicated). Everything else becomes one of two exceptions the gateway
-maps to status codes: :class:`BrokerUnavailable` (503: not connected, channel
-error, no confirm within the timeout, unroutable) and :class:`QueueFull` (429:
-the queue's ``reject-publish`` overflow nacked it).
+queue, replicated). Everything else becomes one of three exceptions the gateway
+maps to status codes: :class:`BrokerUnavailable` (503: the message was never
+written to the broker's socket — not connected, or not written within the
+timeout — or the broker returned it unroutable), :class:`QueueFull` (429: the
+queue's ``reject-publish`` overflow nacked it) and :class:`OutcomeUnknown` (the
+message was written but the channel ended before its confirm: it may be in the
+queue).
+
+The timeout bounds only getting the message onto the wire. Once written, the
+publisher waits for the broker's answer or the channel's end, up to
+``outcome_timeout`` (then :class:`OutcomeUnknown` too): answering "not accepted"
+for a written message would be a lie the broker can contradict by running the
+task.
 
 Why not ``aiormq.Channel.basic_publish``: it writes every message to the socket
 on its own (a ``send`` per message, and a RabbitMQ wake-up per message) and
@@ -20,6 +29,7 @@ one synchronous step, so they stay in the order RabbitMQ sees the messages.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from typing import Any
@@ -43,6 +53,10 @@ _UNIQUE_HEADERS = ("id", "root_id", "argsrepr", "kwargsrepr", "eta", "expires")
 _WRITER_BUSY_RETRY = 0.001
 
 
+# (channel, frames, message id, confirmation, deadline to be written by) of one publish.
+_Pending = tuple[aiormq.Channel, bytes, str, "asyncio.Future[Any]", float]
+
+
 class PublishFailed(Exception):
     """Base of publish failures; ``reason`` is a short machine-readable word."""
 
@@ -57,16 +71,24 @@ class QueueFull(PublishFailed):
     reason = "queue_full"
 
 
+class OutcomeUnknown(PublishFailed):
+    """Written to the broker, but the channel ended before it confirmed or refused."""
+
+    reason = "outcome_unknown"
+
+
 class Publisher:
     """Publishes on the connection's confirm channel; never reports success unconfirmed."""
 
-    def __init__(self, connection: BrokerConnection, timeout: float) -> None:
+    def __init__(self, connection: BrokerConnection, timeout: float,
+                 outcome_timeout: float = 30.0) -> None:
         self._connection = connection
         self._timeout = timeout
+        self._outcome_timeout = outcome_timeout
         self._headers = TableEncoder(unique_keys=_UNIQUE_HEADERS)
         self._event_ids = (f"cargo-event-{n}" for n in itertools.count())
-        # (channel, frames, message id, future) waiting for this iteration's write.
-        self._pending: list[tuple[aiormq.Channel, bytes, str, asyncio.Future[Any]]] = []
+        # Publishes waiting for this iteration's write.
+        self._pending: list[_Pending] = []
         self._flush_scheduled = False
         self._watched: aiormq.Channel | None = None
 
@@ -130,17 +152,20 @@ class Publisher:
         """
         for confirmation in channel.confirmations.values():
             if not confirmation.done():
-                confirmation.set_exception(BrokerUnavailable(
-                    "the broker connection closed before the message was confirmed"))
+                confirmation.set_exception(OutcomeUnknown(
+                    "the broker connection closed after the message was sent and before "
+                    "the broker confirmed it"))
 
     async def _publish(self, channel: aiormq.Channel, frames: bytes, message_id: str,
                        routing_key: str) -> float:
         started = time.perf_counter()
-        confirmation: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((channel, frames, message_id, confirmation))
+        loop = asyncio.get_running_loop()
+        confirmation: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((channel, frames, message_id, confirmation,
+                              loop.time() + self._timeout))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         try:
             await confirmation
         except aiormq.exceptions.PublishError as exc:
@@ -152,17 +177,12 @@ class Publisher:
             raise QueueFull(f"the broker refused the message: {routing_key!r} is full") from exc
         except PublishFailed:
             raise
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # our caller was cancelled (a client that went away)
-            # _expire cancelled the confirmation: the broker did not answer in time.
-            raise BrokerUnavailable(
-                f"the broker did not confirm within {self._timeout:g}s") from None
         except Exception as exc:
-            # The channel or connection closed before the confirm (aiormq fails
-            # every pending confirmation with the reason): not accepted.
-            raise BrokerUnavailable(f"broker connection failed: {type(exc).__name__}") from exc
+            # aiormq failed the confirmation because the channel or connection
+            # closed. _flush registers a confirmation only as it writes it, so
+            # the message may have reached the broker.
+            raise OutcomeUnknown(f"broker connection failed after the message was sent: "
+                                 f"{type(exc).__name__}") from exc
         return time.perf_counter() - started
 
     def _flush(self) -> None:
@@ -172,41 +192,52 @@ class Publisher:
         live = [item for item in batch if not item[3].done()]
         channel = self._connection.confirm_channel
         stale = [item for item in live if item[0] is not channel]
-        for _, _, _, confirmation in stale:  # the channel they were built for is gone
+        for _, _, _, confirmation, _ in stale:  # the channel they were built for is gone
             confirmation.set_exception(
                 BrokerUnavailable("the broker connection was lost before the message was sent"))
         batch = [item for item in live if item[0] is channel]
         if not batch or channel is None:
             return
         if channel.write_queue.full():
-            # No delivery tag is assigned yet, so trying again later keeps the order.
-            self._pending[:0] = batch
+            # No delivery tag is assigned yet, so trying again later keeps the order;
+            # what waited longer than the timeout is not sent at all (a sure 503).
+            now = asyncio.get_running_loop().time()
+            for _, _, _, confirmation, deadline in batch:
+                if deadline <= now:
+                    confirmation.set_exception(BrokerUnavailable(
+                        f"the message could not be sent to the broker within "
+                        f"{self._timeout:g}s"))
+            self._pending[:0] = [item for item in batch if not item[3].done()]
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(_WRITER_BUSY_RETRY, self._flush)
             return
         # One synchronous step: tags in the order the frames are written.
         confirmations = channel.confirmations
         tags_by_message_id = channel.message_id_delivery_tag
-        sent: list[tuple[int, str, asyncio.Future[Any]]] = []
-        for _, _, message_id, confirmation in batch:
+        for _, _, message_id, confirmation, _ in batch:
             channel.delivery_tag += 1
             tag = channel.delivery_tag
             confirmations[tag] = confirmation
             tags_by_message_id[message_id] = tag
-            sent.append((tag, message_id, confirmation))
+            confirmation.add_done_callback(
+                functools.partial(_forget_message_id, tags_by_message_id, message_id, tag))
         channel.write_queue.put_nowait(
             ChannelFrame(payload=b"".join(item[1] for item in batch), should_close=False))
-        asyncio.get_running_loop().call_later(self._timeout, self._expire, channel, sent)
+        asyncio.get_running_loop().call_later(
+            self._outcome_timeout, self._give_up, [item[3] for item in batch])
 
-    @staticmethod
-    def _expire(channel: aiormq.Channel, sent: list[tuple[int, str, asyncio.Future[Any]]]) -> None:
-        """After the timeout: stop waiting for what is unconfirmed; forget the message ids."""
-        tags_by_message_id = channel.message_id_delivery_tag
-        for tag, message_id, confirmation in sent:
-            if tags_by_message_id.get(message_id) == tag:
-                del tags_by_message_id[message_id]
+    def _give_up(self, confirmations: list[asyncio.Future[Any]]) -> None:
+        """Written long ago and still neither confirmed nor refused: say so.
+        (A confirm that still comes is dropped by aiormq, with a warning.)"""
+        for confirmation in confirmations:
             if not confirmation.done():
-                # Cancelled, not failed, and left in ``confirmations``: a late
-                # (possibly multiple) ack must still find its tag there, and
-                # aiormq drops confirms of cancelled publishes quietly.
-                confirmation.cancel()
+                confirmation.set_exception(OutcomeUnknown(
+                    f"the broker did not answer within {self._outcome_timeout:g}s "
+                    "after the message was sent"))
+
+
+def _forget_message_id(tags_by_message_id: dict[str, int], message_id: str, tag: int,
+                       _: asyncio.Future[Any]) -> None:
+    """A settled publish's message id is no longer needed to match a ``basic.return``."""
+    if tags_by_message_id.get(message_id) == tag:
+        del tags_by_message_id[message_id]

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     events_max_bytes: int = Field(default=1_000_000_000, gt=0)
     events_segment_bytes: int = Field(default=50_000_000, gt=0)
     publish_timeout: float = Field(default=1.0, gt=0, le=60)
+    publish_outcome_timeout: float = Field(default=30.0, gt=0, le=3600)
     connect_timeout: float = Field(default=2.0, gt=0, le=60)
     reconnect_interval: float = Field(default=1.0, gt=0, le=60)
     # The gateway's and bridge's connection: AMQP heartbeat, and an active round

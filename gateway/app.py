@@ -26,11 +26,13 @@ from gateway.auth import auth_middleware, warn_if_open
 from gateway.errors import error_middleware
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
+from gateway.idempotency import IdempotencyKeys
 from gateway.keys import (
     ANNOUNCER_KEY,
     BROKER_KEY,
     EVENTS_KEY,
     HUB_KEY,
+    IDEMPOTENCY_KEY,
     METRICS_KEY,
     ORIGIN_KEY,
     PUBLISHER_KEY,
@@ -57,7 +59,8 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     connection.on_vhost_lost(reader.forget_position)
     app[BROKER_KEY] = connection
     app[EVENTS_KEY] = reader
-    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout)
+    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout,
+                                   settings.publish_outcome_timeout)
     hub = app[HUB_KEY]
     app[METRICS_KEY].bind(connections=lambda: hub.connections,
                           subscriptions=lambda: hub.subscriptions,
@@ -94,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app[TASK_IDS_KEY] = TaskIds()
     app[ORIGIN_KEY] = task_origin()
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
+    app[IDEMPOTENCY_KEY] = IdempotencyKeys(settings.task_store_size)
+    app[HUB_KEY].observers.append(app[IDEMPOTENCY_KEY].learn)
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from broker.settings import Settings
 from broker.topology import TASKS_EXCHANGE, Topology, dead_letter_queue_name
 from gateway.jsonbody import decode_json
 from gateway.metrics import GatewayMetrics
+from gateway.side_channels import close_channel, open_channel
 
 # A listing looks at each dead-letter queue's first this many messages.
 LIST_SCAN = 10_000
@@ -102,6 +102,7 @@ class DeadLetters:
         self._broker = broker
         self._management = management
         self._metrics = metrics
+        self._refreshing: asyncio.Future[None] | None = None
 
     @property
     def queues(self) -> list[str]:
@@ -148,7 +149,8 @@ class DeadLetters:
         if connection is None:
             raise BrokerUnavailable(
                 f"not connected to the broker ({self._broker.last_error or 'reconnecting'})")
-        return await connection.channel(publisher_confirms=confirms, on_return_raises=confirms)
+        return await open_channel(connection, publisher_confirms=confirms,
+                                  on_return_raises=confirms)
 
     async def _republish(self, channel: AbstractChannel, message: AbstractIncomingMessage,
                          queue: str) -> None:
@@ -197,8 +199,7 @@ class DeadLetters:
                     return Replayed(task_id, name, queue)
         finally:
             # Closing the channel puts every other message it took back, in order.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(channel.close(), AMQP_TIMEOUT)
+            await close_channel(channel)
         return None
 
     async def purge(self, queue: str) -> int:
@@ -211,8 +212,19 @@ class DeadLetters:
             result = await dlq.purge(timeout=AMQP_TIMEOUT)
             return int(result.message_count or 0)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(channel.close(), AMQP_TIMEOUT)
+            await close_channel(channel)
+
+    async def refresh_depths_within(self, timeout: float) -> None:
+        """Refresh the gauges, waiting at most ``timeout``: a scrape that gives up
+        stops waiting but never cancels the refresh (a channel cancelled mid-open
+        costs the whole connection), and scrapes share the one under way."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self.refresh_depths())
+        refreshing = self._refreshing
+        done, _ = await asyncio.wait({refreshing}, timeout=timeout)
+        if not done:
+            raise TimeoutError(f"the broker did not answer within {timeout:g}s")
+        refreshing.result()
 
     async def refresh_depths(self) -> None:
         """Set the dead-letter depth, queue length and consumer gauges from RabbitMQ
@@ -238,5 +250,4 @@ class DeadLetters:
                 self._metrics.queue_length.labels(queue).set(result.message_count or 0)
                 self._metrics.queue_consumers.labels(queue).set(result.consumer_count or 0)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(channel.close(), AMQP_TIMEOUT)
+            await close_channel(channel)

@@ -35,6 +35,7 @@ from broker.events import (
 from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM
 from gateway.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.side_channels import side_channel
 from gateway.store import StaleEventFilter
 
 log = structlog.get_logger(__name__)
@@ -140,32 +141,32 @@ async def read_stream(connection: AbstractConnection, since: int, until: int,
 
     Used when a client's ``since`` cursor is older than the in-memory ring.
     """
-    channel = await connection.channel()
     last_offset = cursor_offset(until)
     stale = StaleEventFilter()
-    try:
+    # A channel of its own, ended by closing it (gateway.side_channels): never a
+    # basic.cancel that nacks buffered stream deliveries.
+    async with side_channel(connection) as channel:
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.get_queue(EVENTS_STREAM, ensure=False)
         deadline = time.monotonic() + timeout
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         # RabbitMQ starts at the first offset it still holds when asked for an earlier one.
         start = max(0, cursor_offset(since) - lookback)
-        async with queue.iterator(arguments={OFFSET_HEADER: start}) as messages:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"stream replay did not reach cursor {until}")
-                message = await asyncio.wait_for(messages.__anext__(), remaining)
-                await message.ack()
-                offset = _offset(message)
-                try:
-                    events = decode_stream_message(message.body, offset)
-                except EventDecodeError:
-                    events = []
-                for event in events:
-                    assert event.cursor is not None
-                    if stale.admits(event) and since < event.cursor <= until:
-                        yield event
-                if offset >= last_offset:
-                    return
-    finally:
-        await channel.close()
+        await queue.consume(inbox.put, arguments={OFFSET_HEADER: start})
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"stream replay did not reach cursor {until}")
+            message = await asyncio.wait_for(inbox.get(), remaining)
+            await message.ack()  # on a stream, only credit for the next deliveries
+            offset = _offset(message)
+            try:
+                events = decode_stream_message(message.body, offset)
+            except EventDecodeError:
+                events = []
+            for event in events:
+                assert event.cursor is not None
+                if stale.admits(event) and since < event.cursor <= until:
+                    yield event
+            if offset >= last_offset:
+                return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 from aiohttp import web
 
@@ -40,8 +38,7 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     try:
-        async with asyncio.timeout(DEPTH_TIMEOUT):
-            await request.app[DEADLETTERS_KEY].refresh_depths()
+        await request.app[DEADLETTERS_KEY].refresh_depths_within(DEPTH_TIMEOUT)
     except Exception as exc:  # a metric that could not be refreshed keeps its last value
         log.warning("metrics.dead_letter_depth_failed", error=f"{type(exc).__name__}: {exc}")
     body = request.app[METRICS_KEY].render()

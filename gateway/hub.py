@@ -57,6 +57,9 @@ class Hub:
         self.high_water: int | None = None
         # Called with every stream event after subscribers got it (the revoker).
         self.listeners: list[Callable[[TaskEvent], None]] = []
+        # Called with every stream event first, even one the store finds stale
+        # (a late ``queued`` announcement still teaches its idempotency key).
+        self.observers: list[Callable[[TaskEvent], None]] = []
 
     @property
     def connections(self) -> int:
@@ -87,6 +90,8 @@ class Hub:
         unless the store found it stale, into the ring and to the subscribers."""
         assert event.cursor is not None
         self.high_water = event.cursor
+        for observer in self.observers:
+            observer(event)
         if not self.store.apply(event):
             return
         self.ring.append(event)

@@ -12,6 +12,7 @@ from gateway.announcer import Announcer
 from gateway.deadletters import DeadLetters
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
+from gateway.idempotency import IdempotencyKeys
 from gateway.metrics import GatewayMetrics
 from gateway.revoker import Revoker
 from gateway.task_ids import TaskIds
@@ -29,3 +30,4 @@ EVENTS_KEY = web.AppKey("events_reader", EventsReader)
 ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
 DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)
 REVOKER_KEY = web.AppKey("revoker", Revoker)
+IDEMPOTENCY_KEY = web.AppKey("idempotency", IdempotencyKeys)

@@ -31,9 +31,24 @@ def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
 
 
 ACCEPTED = {
-    "description": "accepted: the broker confirmed the task message",
-    "headers": {"Location": {"schema": {"type": "string"}, "description": "status URL"}},
+    "description": "accepted: the broker confirmed the task message (or, with an "
+                   "idempotency key used before for the same request, the first "
+                   "submission's task, and nothing was published again)",
+    "headers": {"Location": {"schema": {"type": "string"}, "description": "status URL"},
+                "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                                        "description": "present when this answers a repeated "
+                                                       "idempotency key"}},
     "content": {JSON: {"schema": _ref("Accepted")}},
+}
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    "description": "draft-ietf-httpapi-idempotency-key-header; the same as "
+                   "options.idempotency_key (both given: they must be equal). The same key "
+                   "with the same request returns the first task (same task_id, nothing "
+                   "published or run again), on any gateway replica once the first was "
+                   "accepted; with a different request it is 422; while the first is "
+                   "still unconfirmed it is 409.",
 }
 SUBMIT_ERRORS = {
     "400": _error("malformed JSON, or JSON refused: nested over 64 levels, NaN or Infinity, "
@@ -43,9 +58,22 @@ SUBMIT_ERRORS = {
     "404": _error("unknown task name"),
     "413": _error("body too large"),
     "415": _error("not JSON"),
-    "422": _error("arguments that do not fit the task"),
+    "409": _error("a submission with the same idempotency key is still waiting for the "
+                  "broker's confirm (idempotency_key_in_flight); retry with the same key",
+                  retry_after=True),
+    "422": _error("arguments that do not fit the task; an idempotency key used before for a "
+                  "different request (idempotency_key_reused); header and option differ "
+                  "(idempotency_key_conflict)"),
     "429": _error("the queue is at its length limit", retry_after=True),
-    "503": _error("the broker is unreachable or did not confirm", retry_after=True),
+    "503": _error("not accepted, and it will not run: the broker is unreachable or the "
+                  "message could not be sent within CARGO_PUBLISH_TIMEOUT "
+                  "(broker_unavailable)", retry_after=True),
+    "504": _error("outcome unknown (publish_outcome_unknown): the message was sent but the "
+                  "broker's confirm never came (connection lost, or none within "
+                  "CARGO_PUBLISH_OUTCOME_TIMEOUT); the task may run. details.task_id names "
+                  "it: follow that id, or resubmit with the same idempotency key (the same "
+                  "task id; a worker does not run a task id again once it succeeded)",
+                  retry_after=True),
 }
 
 
@@ -58,21 +86,23 @@ def build_openapi() -> dict[str, Any]:
         "/tasks/{name}": {"post": {
             "summary": "Submit a task",
             "parameters": [{"name": "name", "in": "path", "required": True,
-                            "schema": {"type": "string", "enum": sorted(task_specs())}}],
+                            "schema": {"type": "string", "enum": sorted(task_specs())}},
+                           IDEMPOTENCY_HEADER],
             "requestBody": {"required": False,
                             "content": {JSON: {"schema": _ref("SubmitBody")}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
         }},
         "/distance/": {"post": {
             "summary": "Submit calculate_distance(x, y) (the original design's route)",
-            "parameters": [{"name": k, "in": "query", "required": True, "schema": number}
-                           for k in ("x", "y")],
+            "parameters": [*({"name": k, "in": "query", "required": True, "schema": number}
+                             for k in ("x", "y")), IDEMPOTENCY_HEADER],
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
         }},
         "/memory-leak/": {"post": {
             "summary": "Submit memory_leak_task (the original design's route): it leaks until "
                        "the worker's memory guard stops it and it is dead-lettered with "
                        "reason memory_limit",
+            "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": {"required": False,
                             "content": {JSON: {"schema": _ref("SubmitBody")}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},

@@ -28,6 +28,7 @@ from broker.control import (
 )
 from broker.events import TERMINAL_STATES, TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable
+from gateway.side_channels import close_channel, open_channel
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,8 @@ class Revoker:
         try:
             # A channel of its own: the shared confirm channel's delivery tags belong to
             # the task publisher. Revokes are rare; a channel per revoke is cheap enough.
-            channel = await asyncio.wait_for(connection.channel(publisher_confirms=True),
+            # (gateway.side_channels: a timed-out open must not leave it half-open.)
+            channel = await asyncio.wait_for(open_channel(connection, publisher_confirms=True),
                                              self._timeout)
             try:
                 exchange = await channel.declare_exchange(
@@ -91,7 +93,7 @@ class Revoker:
                                      content_encoding="utf-8", headers=revoke_headers()),
                     routing_key="", timeout=self._timeout)
             finally:
-                await channel.close()
+                await close_channel(channel)
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
             raise BrokerUnavailable(
                 f"the revoke was not confirmed: {type(exc).__name__}: {exc}") from None

@@ -29,12 +29,14 @@ from pydantic import (
 
 from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState
-from broker.publisher import BrokerUnavailable, QueueFull
+from broker.publisher import BrokerUnavailable, OutcomeUnknown, QueueFull
 from gateway.errors import ApiError
+from gateway.idempotency import Standing, Verdict, fingerprint, key_digest
 from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import (
     ANNOUNCER_KEY,
     HUB_KEY,
+    IDEMPOTENCY_KEY,
     METRICS_KEY,
     ORIGIN_KEY,
     PUBLISHER_KEY,
@@ -49,6 +51,7 @@ log = structlog.get_logger(__name__)
 
 # uuid5 namespace for task ids derived from idempotency keys.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-4c8e-5b0e-9d57-8a3c1f0c2a90")
+MAX_IDEMPOTENCY_KEY = 256
 # Celery's native delayed delivery encodes the delay in 28 bits of seconds.
 MAX_COUNTDOWN = 2**28 - 1
 
@@ -66,7 +69,8 @@ class SubmitOptions(BaseModel):
         default=None, description=f"seconds (> 0) or an RFC 3339 time with a zone, at most "
                                   f"{MAX_COUNTDOWN} s ahead")
     priority: int | None = Field(default=None, ge=0, le=255)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    idempotency_key: str | None = Field(default=None, min_length=1,
+                                        max_length=MAX_IDEMPOTENCY_KEY)
 
     @field_validator("eta", "expires")
     @classmethod
@@ -146,10 +150,32 @@ def parse_body(doc: Any) -> SubmitBody:
                        _pydantic_details(exc)) from None
 
 
-def _task_id(app: web.Application, name: str, options: SubmitOptions) -> str:
-    if options.idempotency_key is not None:
-        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{name}\x00{options.idempotency_key}"))
+def _task_id(app: web.Application, name: str, idempotency_key: str | None) -> str:
+    if idempotency_key is not None:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{name}\x00{idempotency_key}"))
     return app[TASK_IDS_KEY]()
+
+
+def _idempotency_key(request: web.Request, options: SubmitOptions) -> str | None:
+    """The ``Idempotency-Key`` header (a bare or quoted string) or
+    ``options.idempotency_key``: the same thing, so two different values are 422."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None:
+        return options.idempotency_key
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]  # a structured-field string, as the draft spells it
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ApiError(422, "invalid_idempotency_key",
+                       f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                       "characters", [{"loc": ["header", "Idempotency-Key"],
+                                       "msg": "invalid length"}])
+    if options.idempotency_key is not None and options.idempotency_key != key:
+        raise ApiError(422, "idempotency_key_conflict",
+                       "the Idempotency-Key header and options.idempotency_key differ",
+                       [{"loc": ["header", "Idempotency-Key"],
+                         "msg": "must equal options.idempotency_key when both are given"}])
+    return key
 
 
 NO_OPTIONS = SubmitOptions()
@@ -183,7 +209,8 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     if isinstance(expires, float | int):
         expires = datetime.fromtimestamp(now.timestamp() + float(expires), UTC)
 
-    task_id = _task_id(app, name, options)
+    key = _idempotency_key(request, options)
+    task_id = _task_id(app, name, key)
     queue = spec.queue or settings.task_queue
     try:
         message = encode_task(task_id, name, args, kwargs, eta=eta, expires=expires,
@@ -192,25 +219,73 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
         raise ApiError(422, "invalid_arguments",
                        f"arguments are not JSON-encodable: {exc}") from None
 
+    keys = app[IDEMPOTENCY_KEY]
+    digest = request_print = None
+    if key is not None:
+        digest = key_digest(key)
+        request_print = fingerprint(name, args, kwargs, options.model_dump(
+            mode="json", exclude={"idempotency_key"}))
+        verdict = keys.begin(digest, request_print, task_id,
+                             task_known=app[HUB_KEY].store.get(task_id) is not None)
+        if verdict is Verdict.REPLAY:
+            return _accepted(task_id, name, {"Idempotent-Replayed": "true"})
+        if verdict is Verdict.IN_FLIGHT:
+            raise ApiError(409, "idempotency_key_in_flight",
+                           "a submission with this idempotency key is still waiting for the "
+                           "broker's confirm; retry shortly", {"task_id": task_id},
+                           headers=_retry_after(request))
+        if verdict is Verdict.MISMATCH:
+            raise ApiError(422, "idempotency_key_reused",
+                           "this idempotency key was used for a different request",
+                           [{"loc": ["header", "Idempotency-Key"],
+                             "msg": "already used with another task, arguments or options"}])
+
     metrics = app[METRICS_KEY]
+    # Until the publish says otherwise (a cancelled request too), the message may
+    # have reached the queue.
+    standing: Standing | None = Standing.UNKNOWN
     try:
         latency = await app[PUBLISHER_KEY].publish_task(message, queue, countdown=countdown)
+        standing = Standing.ACCEPTED
     except QueueFull as exc:
+        standing = None
         metrics.observe_submission(name, queue, "queue_full", 0.0)
         raise ApiError(429, "queue_full", str(exc), headers=_retry_after(request)) from None
     except BrokerUnavailable as exc:
+        standing = None
         metrics.observe_submission(name, queue, "broker_unavailable", 0.0)
         raise ApiError(503, "broker_unavailable", str(exc),
                        headers=_retry_after(request)) from None
+    except OutcomeUnknown as exc:
+        metrics.observe_submission(name, queue, "outcome_unknown", 0.0)
+        raise outcome_unknown(request, task_id, exc) from None
+    finally:
+        if digest is not None:
+            keys.settle(digest, standing)
     metrics.observe_submission(name, queue, "accepted", latency)
 
-    event = TaskEvent(task_id, name, TaskState.QUEUED, now, queue=queue, retries=0)
+    event = TaskEvent(task_id, name, TaskState.QUEUED, now, queue=queue, retries=0,
+                      idempotency_key=digest, fingerprint=request_print)
     app[HUB_KEY].store.apply(event)
     app[ANNOUNCER_KEY].announce(event)
+    return _accepted(task_id, name)
 
+
+def _accepted(task_id: str, name: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=accepted_body(task_id, name), status=202,
                         content_type="application/json",
-                        headers={"Location": f"/tasks/{task_id}"})
+                        headers={"Location": f"/tasks/{task_id}", **(headers or {})})
+
+
+def outcome_unknown(request: web.Request, task_id: str, exc: OutcomeUnknown) -> ApiError:
+    """The message was sent but its confirm never came: it may be queued. Not a 503
+    (which promises the task will not run): a 504 naming the task id, so the client
+    follows that id instead of submitting a second task (README, "When the broker
+    does not answer")."""
+    return ApiError(504, "publish_outcome_unknown",
+                    f"{exc}; the task may run: watch task {task_id} or resubmit with the "
+                    "same Idempotency-Key", {"task_id": task_id},
+                    headers=_retry_after(request))
 
 
 def _retry_after(request: web.Request) -> dict[str, str]:

@@ -29,6 +29,7 @@ from broker.settings import ConfigError, Settings, load_settings
 from broker.topology import MAX_RETRIES_HEADER, Topology, build_topology
 from workers.catalog import InvalidArguments, TaskSpec, task_specs
 from workers.deadletter import CargoRuntime, CargoTask, DeadLetterer, runtime_of
+from workers.duplicates import guard_duplicates
 from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents, routing_key_queue
@@ -51,6 +52,8 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         pass
 
     task_cls = CargoAppTask
+    # workers.duplicates: a task id that already succeeded is not run again.
+    guard_duplicates(task_cls, settings.rabbitmq_url)
     # set_as_current=False: creating an app (tests make several) must not
     # change which app other code sees as Celery's "current" one.
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)

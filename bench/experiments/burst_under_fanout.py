@@ -1,0 +1,117 @@
+"""Issue 11's scenario 4, scaled to this machine: a burst of submissions while many
+WebSocket clients subscribed to ``all`` keep the gateway's event loop busy; a client
+retries every 503/504/409 with the same Idempotency-Key, as the README advises.
+
+Prints the first answers by status, the retries, how many task messages ran (the
+``started`` events per task id on the stream: more than one is a duplicate) and
+whether the gateway's broker connection was reopened. Real broker (a private
+vhost), a real worker, a real gateway and real WebSocket clients, in one process
+with the gateway (which makes its loop busier still).
+
+``python -m bench.experiments.burst_under_fanout [--clients 1000] [--burst 1000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+
+from broker.events import TaskState
+from broker.settings import Settings
+from gateway.keys import BROKER_KEY
+from tests.support.events import StreamEvents
+from tests.support.gateway import Gateway, WsClient, running_gateway
+from tests.support.processes import start_worker
+from tests.support.rabbit import private_vhost
+
+MAX_TRIES = 50
+
+
+async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter[int],
+                                retries: collections.Counter[int]) -> str:
+    key = f"burst-{uuid.uuid4()}"
+    for attempt in range(MAX_TRIES):
+        # The key both ways (a gateway without the header still reads the option).
+        async with gw.http.post(f"{gw.url}/tasks/calculate_distance",
+                                json={"args": [n, 0], "options": {"idempotency_key": key}},
+                                headers={"Idempotency-Key": key}) as resp:
+            doc: Any = await resp.json()
+            if attempt == 0:
+                firsts[resp.status] += 1
+            else:
+                retries[resp.status] += 1
+            if resp.status == 202:
+                return str(doc["task_id"])
+            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")) / 4)
+    raise RuntimeError(f"submission {n} not accepted after {MAX_TRIES} tries")
+
+
+async def run(settings: Settings, clients: int, burst: int) -> None:
+    # A session of their own without aiohttp's 100-connection limit.
+    async with running_gateway(settings) as gw, StreamEvents(settings) as stream, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as ws_http:
+        link = gw.app[BROKER_KEY].connection
+        ws_url = gw.url.replace("http", "ws", 1) + "/ws"
+        sockets = [WsClient(ws_http, ws_url) for _ in range(clients)]
+        for ws in sockets:
+            await ws.__aenter__()
+            await ws.send({"op": "subscribe", "all": True})
+
+        async def drain(ws: Any) -> None:
+            while True:
+                await ws.conn.receive()
+
+        drains = [asyncio.create_task(drain(ws)) for ws in sockets]
+        firsts: collections.Counter[int] = collections.Counter()
+        retries: collections.Counter[int] = collections.Counter()
+        started = time.monotonic()
+        ids = await asyncio.gather(*(submit_until_accepted(gw, n, firsts, retries)
+                                     for n in range(burst)))
+        answered = time.monotonic() - started
+        wanted = set(ids)
+
+        def all_done(_: Any) -> bool:
+            done = {e.task_id for e in stream.events if e.state is TaskState.SUCCEEDED}
+            return wanted <= done
+
+        await stream.wait(all_done, timeout=600, what="every task succeeded")
+        # Duplicates would have run by now if any were queued.
+        await asyncio.sleep(2)
+        runs = collections.Counter(e.task_id for e in stream.events
+                                   if e.state is TaskState.STARTED
+                                   and e.task_id in wanted)
+        reopened = gw.app[BROKER_KEY].connection is not link
+        for task in drains:
+            task.cancel()
+        for ws in sockets:
+            await ws.__aexit__(None, None, None)
+    print(f"clients={clients} burst={burst} answered_in={answered:.1f}s")
+    print(f"first answers: {dict(sorted(firsts.items()))}; "
+          f"retries: {dict(sorted(retries.items()))}")
+    print(f"tasks accepted: {len(wanted)}; executions: {sum(runs.values())}; "
+          f"ran more than once: {sum(1 for c in runs.values() if c > 1)}; "
+          f"never started: {len(wanted - set(runs))}")
+    print(f"broker connection reopened: {reopened}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=1000)
+    args = parser.parse_args()
+    with private_vhost("cargo-bench-burst") as settings:
+        worker = start_worker(settings, "bench-burst-worker")
+        try:
+            asyncio.run(run(settings, args.clients, args.burst))
+        finally:
+            worker.stop()
+
+
+if __name__ == "__main__":
+    main()
