@@ -76,9 +76,10 @@ class TaskStore:
 
         False when the record ignores it: a ``queued`` announcement that reached
         the stream after the task had already started (the gateway announces a
-        task once RabbitMQ confirmed it, and a worker can be faster). Such an
-        event is stale: delivered, it would read as the task going back to
-        the queue.
+        task once RabbitMQ confirmed it, and a worker can be faster), or a late
+        event that would move a finished task out of its terminal state
+        (``_ends_nothing``). Such an event is stale: delivered, it would read
+        as the task going back to the queue or running again.
         """
         record = self._tasks.get(event.task_id)
         if record is None:
@@ -86,6 +87,8 @@ class TaskStore:
             self._tasks[event.task_id] = record
             while len(self._tasks) > self._max:
                 self._tasks.popitem(last=False)
+        elif _ends_nothing(record, event.state):
+            return False
         else:
             self._tasks.move_to_end(event.task_id)
         if not _fold(record, event):
@@ -127,6 +130,27 @@ def _fold(record: TaskRecord, event: TaskEvent) -> bool:
         if event.error is not None:
             record.error = event.error
     return True
+
+
+# Events that report on an attempt still going (or its failure before a retry).
+_ATTEMPT_EVENTS = frozenset({TaskState.PROGRESS, TaskState.FAILED, TaskState.RETRYING})
+
+
+def _ends_nothing(record: TaskRecord, state: TaskState) -> bool:
+    """True for an event that must not move a finished task out of its terminal
+    state: every task reaches exactly one terminal state (API.md).
+
+    ``succeeded`` is final: its result was reported and a worker never runs a
+    succeeded task id again on purpose, so whatever follows it is a late echo of
+    a duplicate delivery (a worker that lost its broker connection between the
+    outcome and the ack, or an at-least-once re-run), never news. After
+    ``dead_lettered`` or ``revoked`` only a new run counts (``started`` or a
+    newer ``queued``: a dead letter replayed with its id); a late ``progress``,
+    ``failed`` or ``retrying`` belongs to the attempt that already ended.
+    """
+    if record.state is TaskState.SUCCEEDED:
+        return True
+    return record.state.terminal and state in _ATTEMPT_EVENTS
 
 
 def _restart(record: TaskRecord, event: TaskEvent) -> None:

@@ -84,6 +84,17 @@ class LifecycleEvents:
                   reason: Any = None, **_: Any) -> None:
         if not self._ours(sender) or request is None:
             return
+        if reason is None:
+            # Celery's own cancel of an unacknowledged request after its broker
+            # connection was lost (worker_cancel_long_running_tasks_on_connection_loss)
+            # signals a retry without a reason. Nothing failed: the broker
+            # redelivers the message, and its task may even have succeeded already
+            # (the child's ``succeeded`` was confirmed, the main process could not
+            # ack), so a ``retrying`` here would follow ``succeeded``. The next
+            # delivery says ``started`` if it runs again.
+            log.info("task %s[%s] cancelled after a lost broker connection; the broker "
+                     "redelivers it", sender.name, request.id)
+            return
         # The contract's path for a failed attempt that will run again is
         # failed -> retrying; Celery signals only the retry, so say both.
         cause = getattr(reason, "exc", None)

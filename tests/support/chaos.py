@@ -14,8 +14,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+from celery import signals
 from celery.exceptions import Reject
 
 from broker.settings import load_settings
@@ -46,6 +48,25 @@ def fail_once(marker: str) -> str:
     return "succeeded on a later run"
 
 
+def succeed_then_kill_worker() -> str:
+    """Succeed; :func:`kill_worker_before_the_ack` then kills the whole worker."""
+    return "succeeded, then the worker died before the ack"
+
+
+def kill_worker_before_the_ack(sender: Any = None, **_: Any) -> None:
+    """``task_postrun`` of ``succeed_then_kill_worker``: SIGKILL to the worker's whole
+    process group (main process and children: the worker runs in a session of its own).
+
+    ``task_postrun`` comes after ``task_success``, whose handler returns only once
+    the broker confirmed the ``succeeded`` event, and before the child hands the
+    result to the main process, which sends the ack: so the worker always dies
+    after the task's outcome is on the events stream and before its message is
+    acknowledged, every time it runs this task.
+    """
+    if getattr(sender, "name", None) == "succeed_then_kill_worker":
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 def reject_self() -> None:
     raise Reject("this task rejects its own message", requeue=False)
 
@@ -59,6 +80,7 @@ CHAOS_SPECS = (
              retry_backoff_max=1.0),
     TaskSpec("fail_once", fail_once, max_retries=0),
     TaskSpec("reject_self", reject_self),
+    TaskSpec("succeed_then_kill_worker", succeed_then_kill_worker),
 )
 
 
@@ -77,6 +99,7 @@ def freeze_main_thread(signum: int, frame: object) -> None:
 @click.option("--hostname", default=None)
 def main(concurrency: int, hostname: str | None) -> None:
     signal.signal(signal.SIGUSR2, freeze_main_thread)
+    signals.task_postrun.connect(kill_worker_before_the_ack, weak=False)  # inherited by the pool
     sys.exit(run_worker(load_settings(), concurrency, hostname, [], extra_specs=CHAOS_SPECS))
 
 

@@ -242,3 +242,47 @@ def test_the_stale_event_filter_remembers_a_bounded_number_of_tasks() -> None:
         assert stale.admits(event(TaskState.STARTED, i, task_id=task_id, seconds=5))
     assert stale.admits(event(TaskState.QUEUED, 9, task_id="a", seconds=1))  # forgotten
     assert not stale.admits(event(TaskState.QUEUED, 10, task_id="c", seconds=1))
+
+
+def test_a_late_retrying_after_succeeded_does_not_move_the_task_out_of_its_terminal_state(
+) -> None:
+    # a worker that lost its broker connection between the outcome and the ack
+    # (Celery cancels the unacknowledged request and signals a retry)
+    store = TaskStore(10)
+    store.apply(event(TaskState.STARTED, 1, seconds=1))
+    store.apply(event(TaskState.SUCCEEDED, 2, seconds=2, result=5.0))
+    for late in (event(TaskState.RETRYING, 3, seconds=3, retries=1),
+                 event(TaskState.STARTED, 4, seconds=4),  # a re-run elsewhere
+                 event(TaskState.PROGRESS, 5, seconds=5, progress={"done": 1}),
+                 event(TaskState.FAILED, 6, seconds=6, error={"type": "E", "message": "m"}),
+                 event(TaskState.SUCCEEDED, 7, seconds=7, result=6.0),
+                 event(TaskState.QUEUED, 8, seconds=8)):
+        assert store.apply(late) is False, late.state
+    record = store.get("t1")
+    assert record is not None
+    assert (record.state, record.result, record.finished_at) == (
+        TaskState.SUCCEEDED, 5.0, T0 + timedelta(seconds=2))
+    assert record.last_event is not None
+    assert record.last_event.cursor == 2
+
+
+def test_a_late_attempt_event_after_dead_lettered_or_revoked_is_ignored_but_a_replay_runs(
+) -> None:
+    for terminal in (TaskState.DEAD_LETTERED, TaskState.REVOKED):
+        store = TaskStore(10)
+        store.apply(event(TaskState.STARTED, 1, seconds=1))
+        store.apply(event(terminal, 2, seconds=2, reason="failed"))
+        for late in (TaskState.RETRYING, TaskState.PROGRESS, TaskState.FAILED):
+            assert store.apply(event(late, 3, seconds=3)) is False, (terminal, late)
+        assert fold(store, event(TaskState.STARTED, 4, seconds=10)).state is TaskState.STARTED
+
+
+def test_subscribers_get_one_succeeded_and_no_late_retrying_after_it() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    watcher = hub.connect(10)
+    hub.subscribe_tasks(watcher, ["t1"])
+    _feed(hub, event(TaskState.STARTED, 1, seconds=1))
+    _feed(hub, event(TaskState.SUCCEEDED, 2, seconds=2, result=5.0))
+    _feed(hub, event(TaskState.RETRYING, 3, seconds=3, retries=1))
+    _feed(hub, event(TaskState.SUCCEEDED, 4, seconds=4, result=5.0))
+    assert [f["state"] for f in _frames(hub, watcher)] == ["started", "succeeded"]

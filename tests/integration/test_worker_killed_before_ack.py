@@ -1,0 +1,77 @@
+"""A worker SIGKILLed between a task's outcome and its ack (issue 11).
+
+The chaos worker's ``succeed_then_kill_worker`` kills its own worker's whole
+process group right after its ``succeeded`` event was confirmed and before the
+main process could acknowledge the message (``tests.support.chaos``), every time
+it runs. RabbitMQ delivers the message again to the next worker; that worker must
+recognise the redelivered task as done (``workers.duplicates``) instead of
+running it again, and a WebSocket subscriber must hear ``succeeded`` once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from broker.celery_protocol import encode_task
+from broker.events import TaskState
+from broker.settings import Settings
+from tests.support.events import StreamEvents
+from tests.support.gateway import events_of, running_gateway, terminal
+from tests.support.processes import Proc, start_chaos_worker
+from tests.support.workers import gateway_publisher, submit, wait_queue_empty
+
+pytestmark = pytest.mark.integration
+
+
+async def _wait_dead(proc: Proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.alive():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker is still alive after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neither_loses_nor_reruns_nor_reports_it_twice(  # noqa: E501
+    rabbitmq: Settings,
+) -> None:
+    # A queue of its own, so only these two workers take the message.
+    settings = rabbitmq.model_copy(update={"task_queue": f"killack-{uuid.uuid4().hex[:8]}"})
+    task_id = str(uuid.uuid4())
+    async with running_gateway(settings) as gw, gateway_publisher(settings) as publisher, \
+            StreamEvents(settings) as stream, gw.ws(f"?task_id={task_id}") as ws:
+        first = await asyncio.to_thread(start_chaos_worker, settings, name="killack-first",
+                                        CARGO_TASK_QUEUE=settings.task_queue)
+        try:
+            await publisher.publish_task(
+                encode_task(task_id, "succeed_then_kill_worker", [], {}), settings.task_queue)
+            await stream.until_state(task_id, {"succeeded"})
+            await _wait_dead(first)
+        finally:
+            await asyncio.to_thread(first.stop)
+        frames = await ws.receive_until(terminal(task_id), timeout=60)
+        # The unacknowledged message is still in the queue; the next worker gets it
+        # redelivered. Had it run it, it would have died the same way.
+        second = await asyncio.to_thread(start_chaos_worker, settings, name="killack-second",
+                                         CARGO_TASK_QUEUE=settings.task_queue)
+        try:
+            sentinel = await submit(publisher, settings, "calculate_distance", [6, 8])
+            await stream.until_state(sentinel, {"succeeded"})
+            await wait_queue_empty(settings, settings.task_queue)
+            assert second.alive(), second.output()[-3000:]
+            log = second.output()
+        finally:
+            await asyncio.to_thread(second.stop)
+        frames += await ws.quiet_for(1.0)  # anything the redelivery would have caused
+        status, doc = await gw.task(task_id)
+    states = [e.state for e in stream.of(task_id)]
+    assert states.count(TaskState.STARTED) == 1, states
+    assert states.count(TaskState.SUCCEEDED) == 1, states
+    assert f"events stream lookup for {task_id}: succeeded" in log
+    ws_states = [f["state"] for f in events_of(frames, task_id)]
+    assert ws_states.count("succeeded") == 1, ws_states
+    assert ws_states[-1] == "succeeded", ws_states
+    assert (status, doc["state"]) == (200, "succeeded"), doc
