@@ -32,9 +32,14 @@ read from its first offset (``bench.stream_tally``). Definitions:
   when the drain ends;
 - **executed twice**: accepted tasks with more than one ``started`` event, or more
   than one terminal event (outcome);
+- **504 outcome unknown**: answered ``504 publish_outcome_unknown`` (the message was
+  written, its confirm never came: it may run), counted apart from the 503s, with how
+  many of them ran;
 - **ran though not accepted**: task ids with a ``started`` or terminal event that
-  were never answered 202 (a 503 whose message the broker confirmed after all, or a
-  request cut by the gateway's restart);
+  were never answered 202 nor 504 (a 503 whose message the broker enqueued after
+  all, or a request cut by the gateway's restart);
+- **duplicate causes**: each executed-twice task's cause, from its events
+  (``bench.duplicate_causes``);
 - **last event not terminal**: accepted tasks whose latest event came after their
   terminal one (what ``GET /tasks`` then shows);
 - **drain time**: from the last submission to the last accepted task's terminal event.
@@ -62,6 +67,7 @@ from typing import Any
 import aiohttp
 
 from bench import cluster
+from bench.duplicate_causes import cause_of
 from bench.procs import Proc, clean_env, free_port, start_gateway, start_worker, wait_ready
 from bench.stream_tally import TERMINAL, StreamTally
 
@@ -75,6 +81,9 @@ class Outcome:
 
     accepted: dict[str, float] = field(default_factory=dict)  # task_id -> time of the 202
     not_accepted: Counter[str] = field(default_factory=Counter)  # "503", "unreachable"…
+    # 504 publish_outcome_unknown: written, never confirmed; may run (task ids)
+    outcome_unknown: set[str] = field(default_factory=set)
+    killed: list[str] = field(default_factory=list)  # hostname prefixes of killed workers
     attempts: int = 0
     worker_kills: int = 0
     chaos: list[dict[str, Any]] = field(default_factory=list)  # the timeline, as it ran
@@ -124,6 +133,8 @@ class Chaos:
                     body = await resp.json(content_type=None)
                     if resp.status == 202:
                         self.outcome.accepted[body["task_id"]] = time.monotonic()
+                    elif resp.status == 504 and _code(body) == "publish_outcome_unknown":
+                        self.outcome.outcome_unknown.add(body["error"]["details"]["task_id"])
                     else:
                         self.outcome.not_accepted[str(resp.status)] += 1
             except TimeoutError:
@@ -140,6 +151,7 @@ class Chaos:
             if stop.is_set():
                 return
             victim = random.randrange(len(self.workers))
+            self.outcome.killed.append(f"{self.workers[victim].name}-")
             self.workers[victim].kill(signal.SIGKILL)
             await asyncio.to_thread(self.workers[victim].stop, 5)
             self.outcome.worker_kills += 1
@@ -228,6 +240,9 @@ class Chaos:
         # (e.g. 'retrying' from a worker that lost its node after success)
         ends_not_terminal = [t for t in accepted - missing
                              if tally.events[t][-1].state.value not in TERMINAL]
+        causes = Counter(c for t in accepted - missing
+                         if (c := cause_of(tally.events[t], self.outcome.killed)) is not None)
+        unknown = self.outcome.outcome_unknown
         drain = None  # lost tasks: the drain never ended
         if not missing and last_terminal is not None:
             # the last terminal event's own timestamp, from the last submission
@@ -244,7 +259,10 @@ class Chaos:
             "executed_twice": len(set(started_twice) | set(outcome_twice)),
             "started_twice": len(started_twice),
             "outcome_twice": len(outcome_twice),
-            "ran_though_not_accepted": len(ran - accepted),
+            "duplicate_causes": dict(causes),
+            "outcome_unknown_504": len(unknown),
+            "outcome_unknown_504_ran": len(ran & unknown),
+            "ran_though_not_accepted": len(ran - accepted - unknown),
             "last_event_not_terminal": len(ends_not_terminal),
             "final_states": dict(final),
             "drain_seconds": None if drain is None else round(drain, 2),
@@ -259,13 +277,20 @@ class Chaos:
             proc.stop()
 
 
+def _code(body: Any) -> Any:
+    return body.get("error", {}).get("code") if isinstance(body, dict) else None
+
+
 def print_result(result: dict[str, Any], path: Path) -> None:
     print(f"\n| accepted | lost | executed twice (started / outcome) | ran though not accepted"
-          f" | not accepted | worker SIGKILLs | drain time |\n| ---: | ---: | ---: | ---: | --- "
-          f"| ---: | ---: |\n| {result['accepted']} | {result['lost']} | "
+          f" | 504 outcome unknown (ran) | not accepted | worker SIGKILLs | drain time |\n"
+          f"| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n"
+          f"| {result['accepted']} | {result['lost']} | "
           f"{result['executed_twice']} ({result['started_twice']} / {result['outcome_twice']})"
-          f" | {result['ran_though_not_accepted']} | {result['not_accepted']} | "
+          f" | {result['ran_though_not_accepted']} | {result['outcome_unknown_504']} "
+          f"({result['outcome_unknown_504_ran']}) | {result['not_accepted']} | "
           f"{result['worker_kills']} | {result['drain_seconds']} s |")
+    print(f"duplicate causes: {result['duplicate_causes']}")
     print(f"final states: {result['final_states']}; tasks whose last event is not terminal:"
           f" {result['last_event_not_terminal']}")
     print(f"written to {path}")

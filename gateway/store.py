@@ -87,7 +87,7 @@ class TaskStore:
             self._tasks[event.task_id] = record
             while len(self._tasks) > self._max:
                 self._tasks.popitem(last=False)
-        elif _ends_nothing(record, event.state):
+        elif _ends_nothing(record.state, event.state):
             return False
         else:
             self._tasks.move_to_end(event.task_id)
@@ -136,7 +136,7 @@ def _fold(record: TaskRecord, event: TaskEvent) -> bool:
 _ATTEMPT_EVENTS = frozenset({TaskState.PROGRESS, TaskState.FAILED, TaskState.RETRYING})
 
 
-def _ends_nothing(record: TaskRecord, state: TaskState) -> bool:
+def _ends_nothing(current: TaskState, state: TaskState) -> bool:
     """True for an event that must not move a finished task out of its terminal
     state: every task reaches exactly one terminal state (API.md).
 
@@ -148,9 +148,9 @@ def _ends_nothing(record: TaskRecord, state: TaskState) -> bool:
     newer ``queued``: a dead letter replayed with its id); a late ``progress``,
     ``failed`` or ``retrying`` belongs to the attempt that already ended.
     """
-    if record.state is TaskState.SUCCEEDED:
+    if current is TaskState.SUCCEEDED:
         return True
-    return record.state.terminal and state in _ATTEMPT_EVENTS
+    return current.terminal and state in _ATTEMPT_EVENTS
 
 
 def _restart(record: TaskRecord, event: TaskEvent) -> None:
@@ -173,18 +173,25 @@ class StaleEventFilter:
     ``queued`` is newer than everything before it and passes. Remembers the
     latest time of the ``max_tasks`` most recently seen tasks: a stale
     announcement trails its task by moments, not by tens of thousands of tasks.
+    Like the store, it drops what would move a finished task out of its terminal
+    state (``_ends_nothing``).
     """
 
     def __init__(self, max_tasks: int = 50_000) -> None:
         self._max = max_tasks
-        self._latest: OrderedDict[str, datetime] = OrderedDict()
+        # task id -> (latest event time, state of its latest admitted event)
+        self._latest: OrderedDict[str, tuple[datetime, TaskState]] = OrderedDict()
 
     def admits(self, event: TaskEvent) -> bool:
-        latest = self._latest.pop(event.task_id, None)
-        if latest is not None and event.state is TaskState.QUEUED and latest > event.ts:
-            self._latest[event.task_id] = latest
+        latest, state = self._latest.pop(event.task_id, (None, None))
+        if latest is not None and state is not None and (
+            (event.state is TaskState.QUEUED and latest > event.ts)
+            or _ends_nothing(state, event.state)
+        ):
+            self._latest[event.task_id] = (latest, state)
             return False
-        self._latest[event.task_id] = event.ts if latest is None else max(latest, event.ts)
+        self._latest[event.task_id] = (
+            event.ts if latest is None else max(latest, event.ts), event.state)
         if len(self._latest) > self._max:
             self._latest.popitem(last=False)
         return True

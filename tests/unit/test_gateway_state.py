@@ -228,7 +228,9 @@ def test_a_queued_announcement_reaching_the_stream_after_the_task_finished_is_se
 
 def test_a_stream_replay_drops_late_queued_announcements_and_keeps_a_replayed_tasks() -> None:
     stale = StaleEventFilter()
-    stream = [event(TaskState.STARTED, 1, seconds=1), event(TaskState.SUCCEEDED, 2, seconds=2),
+    # (only a dead-lettered task is replayed: a succeeded one never runs again)
+    stream = [event(TaskState.STARTED, 1, seconds=1),
+              event(TaskState.DEAD_LETTERED, 2, seconds=2, reason="failed"),
               event(TaskState.QUEUED, 3, seconds=0.5),  # late: the task had started
               event(TaskState.QUEUED, 4, task_id="t2", seconds=3),
               event(TaskState.QUEUED, 5, seconds=10),  # t1 replayed from the dead letters
@@ -286,3 +288,14 @@ def test_subscribers_get_one_succeeded_and_no_late_retrying_after_it() -> None:
     _feed(hub, event(TaskState.RETRYING, 3, seconds=3, retries=1))
     _feed(hub, event(TaskState.SUCCEEDED, 4, seconds=4, result=5.0))
     assert [f["state"] for f in _frames(hub, watcher)] == ["started", "succeeded"]
+
+
+def test_a_stream_replay_drops_what_follows_a_succeeded_event_of_the_same_task() -> None:
+    stale = StaleEventFilter()
+    stream = [event(TaskState.STARTED, 1, seconds=1), event(TaskState.SUCCEEDED, 2, seconds=2),
+              event(TaskState.RETRYING, 3, seconds=3),  # the worker that could not ack
+              event(TaskState.STARTED, 4, task_id="t2", seconds=3),
+              event(TaskState.DEAD_LETTERED, 5, task_id="t2", seconds=4),
+              event(TaskState.PROGRESS, 6, task_id="t2", seconds=5),  # late, of that attempt
+              event(TaskState.QUEUED, 7, task_id="t2", seconds=10)]  # replayed
+    assert [stale.admits(e) for e in stream] == [True, True, False, True, True, False, True]
