@@ -40,8 +40,9 @@ read from its first offset (``bench.stream_tally``). Definitions:
   all, or a request cut by the gateway's restart);
 - **duplicate causes**: each executed-twice task's cause, from its events
   (``bench.duplicate_causes``);
-- **last event not terminal**: accepted tasks whose latest event came after their
-  terminal one (what ``GET /tasks`` then shows);
+- **last event not terminal**: accepted tasks whose latest event in stream order
+  came after their terminal one, by state (the gateway ignores such late events:
+  ``gateway.store``);
 - **drain time**: from the last submission to the last accepted task's terminal event.
 
 The result JSON goes to ``bench/results/chaos-<UTC time>.json``.
@@ -70,6 +71,7 @@ from bench import cluster
 from bench.duplicate_causes import cause_of
 from bench.procs import Proc, clean_env, free_port, start_gateway, start_worker, wait_ready
 from bench.stream_tally import TERMINAL, StreamTally
+from broker.events import TaskEvent
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUEUE = "cargo"
@@ -238,8 +240,9 @@ class Chaos:
             final[first.state.value + (f" ({first.reason})" if first.reason else "")] += 1
         # what a client sees last: a terminal state followed by another event
         # (e.g. 'retrying' from a worker that lost its node after success)
-        ends_not_terminal = [t for t in accepted - missing
-                             if tally.events[t][-1].state.value not in TERMINAL]
+        ends_not_terminal = Counter(
+            last.state.value for t in accepted - missing
+            if (last := max(tally.events[t], key=_stream_order)).state.value not in TERMINAL)
         causes = Counter(c for t in accepted - missing
                          if (c := cause_of(tally.events[t], self.outcome.killed)) is not None)
         unknown = self.outcome.outcome_unknown
@@ -263,7 +266,8 @@ class Chaos:
             "outcome_unknown_504": len(unknown),
             "outcome_unknown_504_ran": len(ran & unknown),
             "ran_though_not_accepted": len(ran - accepted - unknown),
-            "last_event_not_terminal": len(ends_not_terminal),
+            "last_event_not_terminal": sum(ends_not_terminal.values()),
+            "last_event_not_terminal_states": dict(ends_not_terminal),
             "final_states": dict(final),
             "drain_seconds": None if drain is None else round(drain, 2),
             "submission_seconds": round(submitted - self.started, 2),
@@ -275,6 +279,10 @@ class Chaos:
     def stop(self) -> None:
         for proc in [*self.workers, *([self.gateway] if self.gateway else [])]:
             proc.stop()
+
+
+def _stream_order(event: TaskEvent) -> int:
+    return -1 if event.cursor is None else event.cursor
 
 
 def _code(body: Any) -> Any:
@@ -292,7 +300,7 @@ def print_result(result: dict[str, Any], path: Path) -> None:
           f"{result['worker_kills']} | {result['drain_seconds']} s |")
     print(f"duplicate causes: {result['duplicate_causes']}")
     print(f"final states: {result['final_states']}; tasks whose last event is not terminal:"
-          f" {result['last_event_not_terminal']}")
+          f" {result['last_event_not_terminal']} {result['last_event_not_terminal_states']}")
     print(f"written to {path}")
 
 

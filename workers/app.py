@@ -53,7 +53,7 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
 
     task_cls = CargoAppTask
     # workers.duplicates: a task id that already succeeded is not run again.
-    guard_duplicates(task_cls, settings.rabbitmq_url)
+    guard_duplicates(task_cls, kombu_failover_url(settings.rabbitmq_urls))
     # set_as_current=False: creating an app (tests make several) must not
     # change which app other code sees as Celery's "current" one.
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)

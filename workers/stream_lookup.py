@@ -17,6 +17,7 @@ seconds (its end).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +39,10 @@ PREFETCH = 1000
 def succeeded_on_stream(url: str, task_id: str, *, lookback: float = LOOKBACK_SECONDS,
                         max_messages: int = MAX_MESSAGES, deadline: float = DEADLINE_SECONDS,
                         idle: float = IDLE_SECONDS) -> bool:
-    """True when the events stream holds a ``succeeded`` event of ``task_id``."""
+    """True when the events stream holds a ``succeeded`` event of ``task_id``.
+
+    ``url`` is one broker URL or kombu's failover list of them (``;``-separated).
+    """
     found = False
     read = 0
     started = time.monotonic()
@@ -56,7 +60,13 @@ def succeeded_on_stream(url: str, task_id: str, *, lookback: float = LOOKBACK_SE
         message.channel.basic_ack(message.delivery_tag)  # stream credit
 
     try:
-        with kombu.Connection(url, connect_timeout=5) as connection:
+        with kombu.Connection(url, connect_timeout=5,
+                              failover_strategy="round-robin") as connection:
+            # ``url`` may list several nodes (kombu's ``;`` failover form): try each
+            # once, quickly, before giving up (a node of the cluster may be down).
+            connection.ensure_connection(max_retries=len(url.split(";")), interval_start=0,
+                                         interval_step=0, interval_max=1,
+                                         timeout=math.ceil(deadline))
             channel: Any = connection.channel()
             channel.basic_qos(0, PREFETCH, False)
             since = datetime.now(UTC) - timedelta(seconds=lookback)

@@ -11,8 +11,10 @@ running it again, and a WebSocket subscriber must hear ``succeeded`` once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -35,16 +37,31 @@ async def _wait_dead(proc: Proc, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
+def two_addresses(url: str) -> str:
+    """The same broker named twice (RABBITMQ_URL's cluster form): with and without
+    its default port."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or 5672}"
+    bare = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@{parts.hostname}"))
+    with_port = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@{host}"))
+    return f"{with_port},{bare}"
+
+
+@pytest.mark.parametrize("addresses", ["one broker address", "several broker addresses"])
 async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neither_loses_nor_reruns_nor_reports_it_twice(  # noqa: E501
-    rabbitmq: Settings,
+    rabbitmq: Settings, addresses: str,
 ) -> None:
     # A queue of its own, so only these two workers take the message.
     settings = rabbitmq.model_copy(update={"task_queue": f"killack-{uuid.uuid4().hex[:8]}"})
+    worker_env = {"CARGO_TASK_QUEUE": settings.task_queue}
+    if addresses == "several broker addresses":
+        # the workers' events stream lookup must use them as a list, as kombu does
+        worker_env["RABBITMQ_URL"] = two_addresses(settings.rabbitmq_url)
     task_id = str(uuid.uuid4())
     async with running_gateway(settings) as gw, gateway_publisher(settings) as publisher, \
             StreamEvents(settings) as stream, gw.ws(f"?task_id={task_id}") as ws:
-        first = await asyncio.to_thread(start_chaos_worker, settings, name="killack-first",
-                                        CARGO_TASK_QUEUE=settings.task_queue)
+        first = await asyncio.to_thread(functools.partial(
+            start_chaos_worker, settings, "killack-first", 2, **worker_env))
         try:
             await publisher.publish_task(
                 encode_task(task_id, "succeed_then_kill_worker", [], {}), settings.task_queue)
@@ -55,8 +72,8 @@ async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neith
         frames = await ws.receive_until(terminal(task_id), timeout=60)
         # The unacknowledged message is still in the queue; the next worker gets it
         # redelivered. Had it run it, it would have died the same way.
-        second = await asyncio.to_thread(start_chaos_worker, settings, name="killack-second",
-                                         CARGO_TASK_QUEUE=settings.task_queue)
+        second = await asyncio.to_thread(functools.partial(
+            start_chaos_worker, settings, "killack-second", 2, **worker_env))
         try:
             sentinel = await submit(publisher, settings, "calculate_distance", [6, 8])
             await stream.until_state(sentinel, {"succeeded"})
