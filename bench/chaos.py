@@ -243,6 +243,11 @@ class Chaos:
         ends_not_terminal = Counter(
             last.state.value for t in accepted - missing
             if (last := max(tally.events[t], key=_stream_order)).state.value not in TERMINAL)
+        # tasks that ended other than succeeded, with their events (to explain them)
+        not_succeeded = {t: [(e.state.value, e.hostname, e.reason) for e in
+                             sorted(tally.events[t], key=_stream_order)]
+                         for t in accepted - missing
+                         if not any(e.state.value == "succeeded" for e in tally.events[t])}
         causes = Counter(c for t in accepted - missing
                          if (c := cause_of(tally.events[t], self.outcome.killed)) is not None)
         unknown = self.outcome.outcome_unknown
@@ -269,6 +274,7 @@ class Chaos:
             "last_event_not_terminal": sum(ends_not_terminal.values()),
             "last_event_not_terminal_states": dict(ends_not_terminal),
             "final_states": dict(final),
+            "not_succeeded_events": dict(list(not_succeeded.items())[:20]),
             "drain_seconds": None if drain is None else round(drain, 2),
             "submission_seconds": round(submitted - self.started, 2),
             "worker_kills": self.outcome.worker_kills,
