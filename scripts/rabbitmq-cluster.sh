@@ -57,12 +57,15 @@ with_node_env() {  # with_node_env NODE COMMAND… : run COMMAND in that node's 
         RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
         RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
         ERL_EPMD_ADDRESS=127.0.0.1 \
+        ERL_CRASH_DUMP="$d/log/erl_crash.dump" \
         "$@"
 }
 rmq() {  # rmq NODE TOOL ARGS… : a RabbitMQ CLI tool aimed at that node, bounded
     local n="$1" tool="$2"
     shift 2
-    with_node_env "$n" timeout "$WAIT" "$RMQ_BIN/$tool" -n "$(node_name "$n")" "$@"
+    # A CLI tool that cannot reach its node (no cookie yet, node gone) would leave
+    # an erl_crash.dump in the caller's directory: CLI tools write none.
+    with_node_env "$n" env ERL_CRASH_DUMP_SECONDS=0 timeout "$WAIT" "$RMQ_BIN/$tool" -n "$(node_name "$n")" "$@"
 }
 
 write_config() {
