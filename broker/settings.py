@@ -24,7 +24,21 @@ from broker.addresses import split_broker_urls
 ENV_PREFIX = "CARGO_"
 # Settings whose values are secrets: an error names the variable, never echoes the value.
 SECRET_FIELDS = frozenset({"auth_token"})
+# Settings whose values are URLs that may carry user:password: an error shows
+# the value with every password replaced by ``***`` (the rest helps find the typo).
+URL_FIELDS = frozenset({"rabbitmq_url", "management_url", "gateway_url", "canary_pushgateway"})
+# The password of each ``user:password@`` in a text, URL-shaped or not: after
+# ``//``, a comma or semicolon (several addresses), or at the start (a scheme
+# forgotten). Greedy up to the last ``@`` before a ``/``: a malformed value
+# (an unencoded ``@`` or ``,`` in the password) is masked too much, never too little.
+_PASSWORD = re.compile(r"((?:^|//|[,;])\s*[^:@/,;\s]*):[^/]*@")
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` (one URL, several comma-separated, or a message quoting them)
+    with every URL password replaced by ``***``; the user and host stay."""
+    return _PASSWORD.sub(r"\1:***@", text)
 
 
 class ConfigError(ValueError):
@@ -237,10 +251,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # Values are passed explicitly so tests and tools can validate any mapping.
         return Settings(**values)
     except ValidationError as exc:
+        by_env_name = {_env_name(name): name for name in Settings.model_fields}
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             var = _env_name(field) if field in Settings.model_fields else field
-            given = "value withheld" if field in SECRET_FIELDS else f"got {error.get('input')!r}"
-            problems.append(f"{var}: {error['msg']} ({given})")
+            field = by_env_name.get(var, field)  # an aliased one (RABBITMQ_URL) has no prefix
+            given, message = error.get("input"), error["msg"]
+            if field in URL_FIELDS and isinstance(given, str):
+                given, message = mask_passwords(given), mask_passwords(message)
+            shown = "value withheld" if field in SECRET_FIELDS else f"got {given!r}"
+            problems.append(f"{var}: {message} ({shown})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -44,8 +44,10 @@ def canary(gateway_url: str | None, timeout: float, pushgateway: str | None,
         try:
             push(push_url, outcome)
         except Exception as exc:
-            click.echo(f"canary: could not push to {push_url}: {type(exc).__name__}: {exc}",
-                       err=True)
+            from broker.settings import mask_passwords  # the Pushgateway URL may carry one
+
+            click.echo(mask_passwords(
+                f"canary: could not push to {push_url}: {type(exc).__name__}: {exc}"), err=True)
     if not outcome.ok and restart_unhealthy:
         from cargoctl.restart_unhealthy import core_api, default_namespace
         from cargoctl.restart_unhealthy import restart_unhealthy as restart

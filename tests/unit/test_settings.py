@@ -270,3 +270,28 @@ def test_a_blank_auth_token_is_refused_saying_why() -> None:
 def test_a_printable_auth_token_of_16_characters_or_more_is_accepted_as_is() -> None:
     token = "Ab0-._~+/=!#$%&*" * 2
     assert load_settings({"CARGO_AUTH_TOKEN": token}).auth_token == token
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("RABBITMQ_URL", "amqp://cargo:s3cret-pw@rabbit:notaport/prod"),
+    ("RABBITMQ_URL", "http://cargo:s3cret-pw@rabbit:5672/prod"),
+    ("RABBITMQ_URL", "cargo:s3cret-pw@rabbit:5672"),  # the scheme forgotten
+    ("RABBITMQ_URL", "amqp://cargo:s3cret-pw@rabbit-0:5672/prod,"
+                     "amqp://cargo:s3cret-pw@rabbit-1:5672/prod,"
+                     "amqp://cargo:s3cret-pw@rabbit-2:5672/other"),
+    ("RABBITMQ_URL", "amqp://cargo:s3cret-pw@rabbit-0/prod;amqp://cargo:s3cret-pw@rabbit-1/prod"),
+    ("CARGO_MANAGEMENT_URL", "ftp://admin:s3cret-pw@rabbit:15672"),
+    ("CARGO_CANARY_PUSHGATEWAY", "ftp://push:s3cret-pw@pushgateway:9091"),
+], ids=["bad-port", "not-amqp", "no-scheme", "several-vhosts", "semicolons", "management",
+        "pushgateway"])
+def test_an_error_about_a_url_names_its_variable_and_shows_it_with_the_password_masked(
+    variable: str, value: str,
+) -> None:
+    with pytest.raises(ConfigError) as failure:
+        load_settings({variable: value})
+    message = str(failure.value)
+    assert f"{variable}: " in message
+    assert "s3cret-pw" not in message
+    assert ":***@" in message  # the rest of the URL stays, to find the typo by
+    assert failure.value.__cause__ is None
+    assert failure.value.__suppress_context__
