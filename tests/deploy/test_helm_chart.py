@@ -96,10 +96,14 @@ def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_and_scal
         (["--set", "config.logLevel=LOUD"], "config.logLevel"),
         (["--set-json", 'config.taskLimits={"sleep":{"timelimit":5}}'],
          "Additional property timelimit is not allowed"),
+        (["--set", "config.brokerHeartbeat=-1"], "config.brokerHeartbeat"),
+        (["--set-json", "config.brokerHeartbeat=2.5"], "config.brokerHeartbeat: Invalid type"),
+        (["--set", "config.brokerCheckInterval=0"], "config.brokerCheckInterval"),
     ],
     ids=["unknown-top-level", "unknown-nested", "unknown-config", "wrong-type", "wrong-type-int",
          "gateway-max-unavailable", "writable-root", "unknown-mode", "bad-enum",
-         "unknown-task-limit"],
+         "unknown-task-limit", "negative-heartbeat", "fractional-heartbeat",
+         "zero-check-interval"],
 )
 def test_the_schema_rejects_a_bad_value(args: list[str], message: str) -> None:
     result = helm("template", "cargo", CHART, *args, check=False)
@@ -431,6 +435,22 @@ def test_the_gateway_probes_autoscaling_and_rolling_update() -> None:
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
     service = find(objects, "Service", "-gateway")
     assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+
+
+def test_the_broker_liveness_values_reach_the_gateways_and_the_bridges_environment() -> None:
+    objects = render("--set", "config.brokerHeartbeat=30", "--set-json",
+                     "config.brokerCheckInterval=0.5", scenario="bridge")
+    config = find(objects, "ConfigMap", "-config")
+    assert config["data"]["CARGO_BROKER_HEARTBEAT"] == "30"
+    assert config["data"]["CARGO_BROKER_CHECK_INTERVAL"] == "0.5"
+    for suffix in ("-gateway", "-bridge"):  # the processes whose broker connection uses them
+        container = find(objects, "Deployment", suffix)["spec"]["template"]["spec"][
+            "containers"][0]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
+        names = {e["name"] for e in container.get("env", [])}
+        assert not names & {"CARGO_BROKER_HEARTBEAT", "CARGO_BROKER_CHECK_INTERVAL"}, suffix
+    settings = settings_of(objects)
+    assert (settings.broker_heartbeat, settings.broker_check_interval) == (30, 0.5)
 
 
 def test_a_config_change_rolls_every_pod() -> None:
