@@ -2,20 +2,29 @@
 
 Each runs in its own process group (so a SIGKILL reaches a prefork worker's
 children too) with its output in a log file. ``bench/`` does not import
-``tests/``; this is the benchmarks' own copy of what they need.
+``tests/``; this is the benchmarks' own copy of what they need (and
+``tests/support/processes.py`` takes :func:`outlive_no_parent` from here).
+
+No orphans: a process group of its own also means a Ctrl-C or a ``timeout``'s
+SIGTERM aimed at the benchmark never reaches its workers and gateways. Two
+guards, both set where a process starts (see :func:`outlive_no_parent`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import aiohttp
@@ -32,6 +41,45 @@ def clean_env(rabbitmq_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def outlive_no_parent() -> Callable[[], None] | None:
+    """Make a child about to start die with this process; the ``preexec_fn`` for it.
+
+    1. SIGTERM here (what ``timeout`` and ``kill`` send) raises KeyboardInterrupt,
+       as Ctrl-C does, so the benchmark's own cleanup (``finally``, context managers:
+       ``Proc.stop``, a private vhost's removal) runs instead of Python dying on the
+       spot. Installed only over the default action, only from the main thread.
+    2. The child asks Linux for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``):
+       that still holds when no cleanup can run (SIGKILL, a crash, a cleanup that
+       hangs). SIGTERM, not SIGKILL: a Celery worker then stops its own prefork
+       children, which a SIGKILL of it would orphan. Linux ties this to the parent
+       *thread*, so it is set only for children started from the main thread (one
+       started from a pool thread would be killed when that thread exits); a child
+       started elsewhere keeps guard 1 only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os._exit(1)
+
+    return die_with_parent
+
+
 class Proc:
     """A subprocess in its own process group, with its output in ``log_dir``."""
 
@@ -41,7 +89,7 @@ class Proc:
         self.log_path = log_dir / f"{name}-{time.time_ns()}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=outlive_no_parent())
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bench.procs import outlive_no_parent
 from broker.management import ManagementClient
 from broker.settings import Settings
 
@@ -37,8 +38,10 @@ class Proc:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{name}-{int(time.time() * 1000)}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        # The benchmarks start workers through here too: none may outlive its starter.
         self.popen = subprocess.Popen(args, env=env, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+                                      stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=outlive_no_parent())
 
     @property
     def pid(self) -> int:
