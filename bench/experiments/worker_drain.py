@@ -41,6 +41,7 @@ import celery
 import psutil
 
 from bench.bridge import PEER_QUEUE, done_times, producer, start_dramatiq_worker, wait_until
+from bench.procs import outlive_no_parent
 from broker.settings import Settings
 from tests.support.events import StreamEvents
 from tests.support.processes import BIN, start_worker
@@ -136,7 +137,8 @@ def plain_side(settings: Settings, n: int, concurrency: int, pool: str) -> None:
             [str(BIN / "celery"), "-A", "bench.experiments.worker_drain:plain", "worker",
              "-c", str(concurrency), "-P", pool, "-Q", PLAIN_QUEUE, "-l", "warning",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=outlive_no_parent())
         try:
             def times() -> list[float]:
                 found: list[float] = []
