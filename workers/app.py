@@ -80,6 +80,12 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         # With acks_late, a task whose connection is gone cannot be acked and
         # will be redelivered anyway; cancel it instead of running it twice.
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # The remote-control (pidbox) queue is not exclusive: after a failover the
+        # old connection's exclusive queue can outlive it for a moment on the
+        # cluster, and redeclaring it failed with 405 RESOURCE_LOCKED, which stopped
+        # the worker (seen in tests/integration/test_broker_cluster.py). Unused, it
+        # still goes away after control_queue_expires (10 s).
+        control_queue_exclusive=False,
         accept_content=["json"],
         task_serializer="json",
         result_serializer="json",

@@ -51,6 +51,14 @@ def test_the_app_acks_late_consumes_quorum_queues_and_keeps_no_results() -> None
     assert queue.exchange.name == TASKS_EXCHANGE
 
 
+def test_the_remote_control_queue_is_not_exclusive_so_a_failed_over_worker_can_redeclare_it(
+) -> None:
+    conf = create_app(load_settings({})).conf
+    assert conf.control_queue_exclusive is False
+    assert conf.control_queue_durable is False
+    assert 0 < conf.control_queue_expires <= 60
+
+
 def test_importing_the_app_module_reads_no_configuration() -> None:
     env = {**os.environ, "RABBITMQ_URL": "not a url", "CARGO_NO_SUCH_SETTING": "1"}
     result = subprocess.run([sys.executable, "-c", "import workers.app, workers.runner"],
