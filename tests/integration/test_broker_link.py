@@ -128,33 +128,9 @@ async def test_scraping_metrics_in_a_loop_with_many_subscribers_costs_no_reconne
     assert set(statuses) == {202}, statuses
 
 
-class StallingProxy(BrokerProxy):
-    """A proxy that can hold back what the broker sends (confirms arrive late) and
-    then deliver it all, in order."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    upstream: bool) -> None:
-        try:
-            while data := await reader.read(65536):
-                if not upstream:
-                    await self.flowing.wait()
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self._writers.discard(writer)
-
-
 @asynccontextmanager
-async def gateway_behind(settings: Settings) -> AsyncIterator[tuple[Gateway, StallingProxy]]:
-    proxy = StallingProxy("127.0.0.1", 5672)
+async def gateway_behind(settings: Settings) -> AsyncIterator[tuple[Gateway, BrokerProxy]]:
+    proxy = BrokerProxy("127.0.0.1", 5672)
     await proxy.start()
     url = settings.rabbitmq_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
     assert url != settings.rabbitmq_url, "RABBITMQ_URL must name 127.0.0.1:5672"
@@ -163,7 +139,7 @@ async def gateway_behind(settings: Settings) -> AsyncIterator[tuple[Gateway, Sta
                 update={"rabbitmq_url": url, "publish_timeout": 0.5})) as gw:
             yield gw, proxy
     finally:
-        proxy.flowing.set()
+        proxy.thaw()
         await proxy.stop()
 
 
@@ -176,11 +152,11 @@ async def test_a_confirm_arriving_after_the_publish_timeout_is_a_202_not_a_503(
     rabbitmq: Settings, worker: Proc,
 ) -> None:
     async with gateway_behind(rabbitmq) as (gw, proxy), StreamEvents(rabbitmq) as stream:
-        proxy.flowing.clear()
+        proxy.stall()
         answer = asyncio.create_task(post(gw, {"args": [6, 8]}))
         # Four times the publish timeout without a word from the broker.
         done, _ = await asyncio.wait({answer}, timeout=2.0)
-        proxy.flowing.set()
+        proxy.thaw()
         status, doc = await asyncio.wait_for(answer, 60)
         assert status == 202, (doc, "answered while stalled" if done else "answered late")
         events = await stream.until_state(doc["task_id"], {"succeeded"})
@@ -191,11 +167,11 @@ async def test_a_connection_lost_after_the_publish_was_sent_is_not_answered_503(
     rabbitmq: Settings,
 ) -> None:
     async with gateway_behind(rabbitmq) as (gw, proxy):
-        proxy.flowing.clear()
+        proxy.stall()
         answer = asyncio.create_task(post(gw, {"args": [6, 8]}))
         await asyncio.sleep(1.0)  # written and waiting for its confirm
         await proxy.go_down()
-        proxy.flowing.set()
+        proxy.thaw()
         status, doc = await asyncio.wait_for(answer, 60)
     assert status == 504, doc
     assert doc["error"]["code"] == "publish_outcome_unknown"

@@ -107,12 +107,12 @@ async def test_a_duplicate_arriving_while_the_first_is_unconfirmed_is_409_then_t
     settings = own_queue(rabbitmq)
     key = f"order-{uuid.uuid4()}"
     async with gateway_behind(settings) as (gw, proxy):
-        proxy.flowing.clear()  # the broker's confirms are held back
+        proxy.stall()  # the broker's confirms are held back
         first = asyncio.create_task(post(gw, {"args": [3, 4]}, key=key))
         await until(lambda: gw.app[IDEMPOTENCY_KEY].standing(key_digest(key))
                     is Standing.PENDING, "the gateway is publishing the first")
         duplicate = await post(gw, {"args": [3, 4]}, key=key)
-        proxy.flowing.set()
+        proxy.thaw()
         accepted = await asyncio.wait_for(first, 60)
         later = await post(gw, {"args": [3, 4]}, key=key)
     assert duplicate[0] == 409, duplicate

@@ -2,7 +2,9 @@
 
 ``down`` closes every connection and refuses new ones (the broker is gone);
 ``blackhole`` keeps connections open but drops everything the broker sends
-(publishes go out, confirms never come back); ``freeze`` stops forwarding in
+(publishes go out, confirms never come back); ``stall`` holds back what the
+broker sends and delivers it all, in order, at ``thaw`` (confirms arrive late);
+``freeze`` stops forwarding in
 both directions but keeps every byte and connection, as a SIGSTOPped broker
 does (TCP open, nothing answered), until ``thaw``.
 """
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Mode = Literal["up", "down", "blackhole", "frozen"]
+Mode = Literal["up", "down", "blackhole", "stalled", "frozen"]
 
 
 class BrokerProxy:
@@ -26,6 +28,8 @@ class BrokerProxy:
         self.port = 0
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._downstream = asyncio.Event()  # clear while stalled
+        self._downstream.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -59,9 +63,15 @@ class BrokerProxy:
         self.mode = "frozen"
         self._flowing.clear()
 
+    def stall(self) -> None:
+        self.mode = "stalled"
+        self._downstream.clear()
+
     def thaw(self) -> None:
+        """End a freeze or a stall: everything held back is delivered, in order."""
         self.mode = "up"
         self._flowing.set()
+        self._downstream.set()
 
     async def _accept(self, client_r: asyncio.StreamReader,
                       client_w: asyncio.StreamWriter) -> None:
@@ -88,6 +98,8 @@ class BrokerProxy:
                 if not (data := await reader.read(65536)):
                     break
                 await self._flowing.wait()
+                if not upstream:
+                    await self._downstream.wait()
                 if self.mode == "blackhole" and not upstream:
                     continue
                 writer.write(data)
