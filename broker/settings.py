@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=1000, gt=0)
     auth_token: str | None = Field(default=None, min_length=16)
 
+    # Workers: which tasks, which queues (workers.modules, broker.catalog)
+    task_modules: str = Field(
+        default="workers.builtin",
+        pattern=r"^\s*[A-Za-z_][A-Za-z0-9_.]*(\s*,\s*[A-Za-z_][A-Za-z0-9_.]*)*\s*$",
+        description="comma-separated importable modules of Celery tasks a worker loads")
+    worker_queues: str | None = Field(
+        default=None, pattern=r"^[^,\s]+(,[^,\s]+)*$",
+        description="comma-separated queues a worker consumes; unset: its tasks' queues")
+    catalog_interval: float = Field(default=15.0, gt=0, le=300)
+
     # Workers: retries, limits, the memory guard, metrics
     max_retries: int = Field(default=3, ge=0, le=100)
     retry_backoff: float = Field(default=1.0, gt=0, le=3600)
@@ -175,6 +185,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r}: name the queue itself; its .DQ and .XQ come with it")
         return value
 
+    @field_validator("task_queue")
+    @classmethod
+    def _task_queue_name(cls, value: str) -> str:
+        from broker.topology import check_queue_name  # topology imports this module
+
+        check_queue_name(value)
+        return value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _worker_queue_names(cls, value: str | None) -> str | None:
+        from broker.topology import check_queue_name
+
+        for name in (value or "").split(","):
+            if name:
+                check_queue_name(name)
+        return value
+
     @field_validator("task_limits", mode="before")
     @classmethod
     def _json_object(cls, value: object) -> object:
@@ -205,6 +233,18 @@ class Settings(BaseSettings):
     def bridge_queue_names(self) -> tuple[str, ...]:
         """The Dramatiq queues the bridge consumes (each with its ``.DQ``)."""
         return tuple(dict.fromkeys(q for q in self.bridge_queues.split(",") if q))
+
+    @property
+    def task_module_names(self) -> tuple[str, ...]:
+        """The modules in CARGO_TASK_MODULES, in order, each once."""
+        return tuple(dict.fromkeys(m.strip() for m in self.task_modules.split(",") if m.strip()))
+
+    @property
+    def worker_queue_names(self) -> tuple[str, ...] | None:
+        """The queues in CARGO_WORKER_QUEUES (None: the worker's tasks' queues)."""
+        if self.worker_queues is None:
+            return None
+        return tuple(dict.fromkeys(q for q in self.worker_queues.split(",") if q))
 
     @property
     def rabbitmq_urls(self) -> tuple[str, ...]:

@@ -11,12 +11,15 @@ Shape::
     cargo.tasks (topic) --<queue>--> <queue> (quorum) --dead letter--> cargo.dlx (direct)
                                                         --<queue>.XQ--> <queue>.XQ, <queue>.XQ.watch
     cargo.events (topic) --#--> cargo.events.stream (stream, retention by age and size)
+    cargo.catalog (fanout) --> cargo.catalog.stream (stream): the workers' task catalogs
     celery_delayed_27 .. celery_delayed_0 --> celery_delayed_delivery --#.<queue>--> cargo.tasks
         (Celery's native delayed delivery, declared exactly as kombu declares it)
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,17 @@ TASKS_EXCHANGE = "cargo.tasks"
 DEAD_LETTER_EXCHANGE = "cargo.dlx"
 EVENTS_EXCHANGE = "cargo.events"
 EVENTS_STREAM = "cargo.events.stream"
+# Workers announce their task catalog here (broker.catalog); gateways and the
+# bridge read it from a little before they start. Small and short-lived: an
+# announcement is a few KiB and matters for minutes, so segments are small
+# (retention drops whole segments) and an hour is kept.
+CATALOG_EXCHANGE = "cargo.catalog"
+CATALOG_STREAM = "cargo.catalog.stream"
+CATALOG_MAX_AGE = "1h"
+CATALOG_MAX_BYTES = 100_000_000
+CATALOG_SEGMENT_BYTES = 1_000_000
+# How far back a reader starts: the longest an announcement may hold (its ttl).
+CATALOG_REPLAY_SECONDS = 900
 # Celery's native delayed delivery (quorum queues cannot hold ETA tasks in the
 # worker): a countdown is published to this exchange, never to the task queue.
 CELERY_DELAYED_EXCHANGE = kombu_delayed.level_name(kombu_delayed.MAX_LEVEL)  # celery_delayed_27
@@ -74,6 +88,22 @@ WATCH_MAX_LENGTH = 10_000
 # deliveries (no dead-lettering of its own: the dead letter itself is in
 # <queue>.XQ). Queues declared by an older Cargo lack it; see broker/declare.py.
 WATCH_DELIVERY_LIMIT = 5
+
+
+# A task queue named in an announcement or a setting: a plain AMQP name that is
+# not RabbitMQ's, not one of Cargo's own, and not a dead-letter or delay queue.
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$"
+
+
+def check_queue_name(name: str) -> None:
+    """Raise ValueError unless ``name`` may be a task queue."""
+    if not re.fullmatch(QUEUE_NAME_PATTERN, name):
+        raise ValueError(f"queue name {name!r} must be 1-200 of A-Z a-z 0-9 _ . : - "
+                         "(not starting with . : -)")
+    if name.startswith(("amq.", "cargo.")) or name.startswith("celery_delayed"):
+        raise ValueError(f"queue name {name!r} is reserved (amq., cargo., celery_delayed)")
+    if name.endswith((DEAD_LETTER_SUFFIX, DRAMATIQ_DELAY_SUFFIX, WATCH_SUFFIX)):
+        raise ValueError(f"queue name {name!r} ends like a dead-letter or delay queue")
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -158,18 +188,21 @@ class Topology:
     delayed_exchanges: tuple[ExchangeSpec, ...] = ()
     delayed_queues: tuple[QueueSpec, ...] = ()
     exchange_bindings: tuple[ExchangeBindingSpec, ...] = ()
+    catalog_exchange: ExchangeSpec = field(
+        default_factory=lambda: ExchangeSpec(CATALOG_EXCHANGE, "fanout"))
+    catalog_stream: QueueSpec = field(default_factory=lambda: catalog_stream())
 
     @property
     def exchanges(self) -> tuple[ExchangeSpec, ...]:
         return (self.tasks_exchange, self.dead_letter_exchange, self.events_exchange,
-                *self.delayed_exchanges)
+                self.catalog_exchange, *self.delayed_exchanges)
 
     @property
     def queues(self) -> tuple[QueueSpec, ...]:
         # Dead-letter queues first: a task queue's dead letters must have somewhere
         # to go from the moment the task queue exists.
         return (*self.dead_letter_queues, *self.dead_letter_watch_queues, *self.delayed_queues,
-                *self.task_queues, self.events_stream)
+                *self.task_queues, self.events_stream, self.catalog_stream)
 
     @property
     def default_queue(self) -> QueueSpec:
@@ -239,6 +272,19 @@ def events_stream(settings: Settings) -> QueueSpec:
     )
 
 
+def catalog_stream() -> QueueSpec:
+    return QueueSpec(
+        name=CATALOG_STREAM,
+        arguments={
+            "x-queue-type": "stream",
+            "x-max-age": CATALOG_MAX_AGE,
+            "x-max-length-bytes": CATALOG_MAX_BYTES,
+            "x-stream-max-segment-size-bytes": CATALOG_SEGMENT_BYTES,
+        },
+        bindings=(BindingSpec(CATALOG_EXCHANGE, ""),),
+    )
+
+
 def celery_delayed_queue(level: int) -> QueueSpec:
     """One delay level: holds a message 2**level seconds, then dead-letters it one level down.
 
@@ -277,8 +323,10 @@ def celery_delayed_exchange_bindings(
     return (*skips, last, *back)
 
 
-def build_topology(settings: Settings) -> Topology:
-    queues = (settings.task_queue,)
+def build_topology(settings: Settings, task_queues: Iterable[str] = ()) -> Topology:
+    """Cargo's topology with the default task queue and ``task_queues`` (a worker's
+    tasks' queues), each with its dead-letter, watch and delayed-delivery parts."""
+    queues = tuple(dict.fromkeys((settings.task_queue, *task_queues)))
     return Topology(
         tasks_exchange=ExchangeSpec(TASKS_EXCHANGE, "topic"),
         dead_letter_exchange=ExchangeSpec(DEAD_LETTER_EXCHANGE, "direct"),

@@ -1,0 +1,252 @@
+"""The task catalog workers announce, and what gateways make of it.
+
+Each worker publishes an :class:`Announcement` to the ``cargo.catalog`` stream
+(``broker.topology``) when it connects, every ``CARGO_CATALOG_INTERVAL``
+seconds after, and a withdrawal when it stops. Gateways and the bridge read
+the stream (from a little before they started, so they know every live worker
+at once) and keep a :class:`Catalog`: the tasks some live worker offers. They
+import no task code; what a task accepts is the JSON Schema its worker announced
+(``broker.arguments``).
+
+Liveness: a worker's announcement holds for its ``ttl`` (three intervals) after
+it was made; a worker that stopped or died stops being live then, or at once
+when it withdrew.
+
+A rolling deploy (live workers announcing different things for one name):
+- the arguments a gateway accepts are those **every** live announcement
+  accepts (any of those workers may take the message);
+- the queue, doc and limits are those of the most recently started worker
+  (the deploy's new version), so new submissions go where the new workers
+  read; until the old workers are gone, a task whose queue changed is
+  published to the new queue.
+
+Announcements are untrusted input: one that does not decode, whose schema is
+not one Cargo can check, or that names another vhost is dropped and counted,
+never applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from broker.arguments import ArgumentsSchema, InvalidArguments, InvalidSchema
+from broker.topology import check_queue_name
+
+ANNOUNCEMENT_TYPE = "cargo.catalog"
+ANNOUNCEMENT_VERSION = 1
+CONTENT_TYPE = "application/json"
+# Far larger than any real catalog (a few KiB per task); bigger is refused unread.
+MAX_ANNOUNCEMENT_BYTES = 4 * 1024 * 1024
+TASK_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,199}$"
+
+
+class InvalidAnnouncement(ValueError):
+    """A catalog message a gateway must not apply; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class TaskLimits(BaseModel):
+    """What a task may use, as its worker enforces it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_limit: float | None = Field(default=None, gt=0)
+    soft_time_limit: float | None = Field(default=None, gt=0)
+    memory_limit_mb: int = Field(gt=0)
+    max_retries: int = Field(ge=0)
+
+
+class AnnouncedTask(BaseModel):
+    """One task of a worker's catalog (``GET /catalog`` lists these)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=TASK_NAME_PATTERN)
+    queue: str
+    arguments: dict[str, Any] = Field(alias="schema")
+    doc: str | None = Field(default=None, max_length=1000)
+    limits: TaskLimits
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        check_queue_name(value)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Announcement(BaseModel):
+    """A worker's whole catalog at one moment (or its withdrawal)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["cargo.catalog"] = ANNOUNCEMENT_TYPE
+    version: Literal[1] = ANNOUNCEMENT_VERSION
+    worker: str = Field(min_length=1, max_length=255)
+    vhost: str = Field(min_length=1, max_length=255)
+    started_at: datetime
+    announced_at: datetime
+    ttl: float = Field(gt=0, le=86_400)
+    queues: tuple[str, ...] = ()
+    tasks: tuple[AnnouncedTask, ...] = ()
+    withdrawn: bool = False
+
+    @field_validator("started_at", "announced_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a timezone")
+        return value.astimezone(UTC)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.announced_at + timedelta(seconds=self.ttl)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def decode_announcement(body: bytes, vhost: str) -> Announcement:
+    """The announcement in ``body``, checked; raises :class:`InvalidAnnouncement`."""
+    if len(body) > MAX_ANNOUNCEMENT_BYTES:
+        raise InvalidAnnouncement("too_large", f"announcement of {len(body)} bytes")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidAnnouncement("malformed", f"not JSON: {exc}") from None
+    try:
+        announcement = Announcement.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidAnnouncement("malformed", f"not a catalog announcement: "
+                                               f"{exc.errors(include_url=False)[:3]}") from None
+    if announcement.vhost != vhost:
+        raise InvalidAnnouncement("foreign_vhost", f"announced for vhost "
+                                                   f"{announcement.vhost!r}, not {vhost!r}")
+    for task in announcement.tasks:
+        try:
+            ArgumentsSchema(task.arguments)
+        except (InvalidSchema, RecursionError) as exc:
+            raise InvalidAnnouncement("invalid_schema",
+                                      f"task {task.name!r}: {exc}") from None
+    return announcement
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A task as the live workers offer it (see the rolling-deploy rule above)."""
+
+    task: AnnouncedTask  # the newest worker's: queue, doc, limits
+    schemas: tuple[ArgumentsSchema, ...]  # every distinct live schema
+    workers: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def queue(self) -> str:
+        return self.task.queue
+
+    def validate(self, args: object, kwargs: object) -> None:
+        """Raise :class:`InvalidArguments` unless every live schema accepts the call."""
+        if len(self.schemas) == 1:
+            self.schemas[0].validate(args, kwargs)
+            return
+        errors: list[dict[str, Any]] = []
+        for schema in self.schemas:
+            try:
+                schema.validate(args, kwargs)
+            except InvalidArguments as exc:
+                errors.extend(e for e in exc.errors if e not in errors)
+        if errors:
+            raise InvalidArguments(errors)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self.task.to_json()
+        if len(self.schemas) > 1:
+            # Accepted: what all of them accept (JSON Schema's allOf says exactly that).
+            doc["schema"] = {"allOf": [s.schema for s in self.schemas]}
+        doc["workers"] = len(self.workers)
+        return doc
+
+
+@dataclass
+class Catalog:
+    """The live catalog: the latest announcement of each worker, until it expires."""
+
+    vhost: str
+    _workers: dict[str, Announcement] = field(default_factory=dict)
+    _schemas: dict[str, ArgumentsSchema] = field(default_factory=dict)
+    _entries: dict[str, CatalogEntry] | None = None
+    _valid_until: datetime | None = None
+
+    def apply(self, announcement: Announcement) -> bool:
+        """Take a worker's announcement; False when an older one arrived late."""
+        current = self._workers.get(announcement.worker)
+        if current is not None and current.announced_at > announcement.announced_at:
+            return False
+        if announcement.withdrawn:
+            self._workers.pop(announcement.worker, None)
+        else:
+            self._workers[announcement.worker] = announcement
+        self._entries = None
+        return True
+
+    def live_workers(self, now: datetime | None = None) -> list[Announcement]:
+        now = now or datetime.now(UTC)
+        return [a for a in self._workers.values() if a.expires_at > now]
+
+    def entries(self, now: datetime | None = None) -> dict[str, CatalogEntry]:
+        """Every task some live worker offers, by name."""
+        now = now or datetime.now(UTC)
+        if self._entries is not None and self._valid_until is not None \
+                and now < self._valid_until:
+            return self._entries
+        live = sorted(self.live_workers(now), key=lambda a: (a.started_at, a.worker))
+        # Forget the dead for good (they come back by announcing again).
+        for gone in set(self._workers) - {a.worker for a in live}:
+            del self._workers[gone]
+        offers: dict[str, list[tuple[Announcement, AnnouncedTask]]] = {}
+        for announcement in live:
+            for task in announcement.tasks:
+                offers.setdefault(task.name, []).append((announcement, task))
+        entries: dict[str, CatalogEntry] = {}
+        for name, offered in sorted(offers.items()):
+            schemas: dict[str, ArgumentsSchema] = {}
+            for _, task in offered:
+                key = json.dumps(task.arguments, sort_keys=True)
+                schemas.setdefault(key, self._schema(key, task.arguments))
+            entries[name] = CatalogEntry(offered[-1][1], tuple(schemas.values()),
+                                         tuple(a.worker for a, _ in offered))
+        self._entries = entries
+        self._valid_until = min((a.expires_at for a in live), default=None)
+        # Cache compiled schemas only while someone announces them.
+        used = {json.dumps(t.arguments, sort_keys=True) for a in live for t in a.tasks}
+        for key in set(self._schemas) - used:
+            del self._schemas[key]
+        return entries
+
+    def _schema(self, key: str, schema: dict[str, Any]) -> ArgumentsSchema:
+        if key not in self._schemas:
+            self._schemas[key] = ArgumentsSchema(schema)
+        return self._schemas[key]
+
+    def get(self, name: str, now: datetime | None = None) -> CatalogEntry | None:
+        return self.entries(now).get(name)
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(self.entries().values())
+
+    def __len__(self) -> int:
+        return len(self.entries())
