@@ -91,8 +91,8 @@ class Announcement(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["cargo.catalog"] = ANNOUNCEMENT_TYPE
-    version: Literal[1] = ANNOUNCEMENT_VERSION
+    type: Literal["cargo.catalog"] = "cargo.catalog"
+    version: Literal[1] = 1
     worker: str = Field(min_length=1, max_length=255)
     vhost: str = Field(min_length=1, max_length=255)
     started_at: datetime
