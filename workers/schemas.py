@@ -88,7 +88,7 @@ def arguments_schema(func: Callable[..., Any], title: str | None = None) -> dict
         # ``schema`` or ``model_config`` cannot clash with BaseModel.
         fields[f"p{index}"] = (hint, info)
         names[f"p{index}"] = param.name
-    model = create_model(title or getattr(func, "__name__", "arguments"),
+    model = create_model(str(title or getattr(func, "__name__", "arguments")),
                          __config__=ConfigDict(extra="forbid"), **fields)
     schema = model.model_json_schema(by_alias=True)
     schema["title"] = title or schema.get("title", "arguments")
