@@ -90,7 +90,7 @@ def arguments_schema(func: Callable[..., Any], title: str | None = None) -> dict
         names[f"p{index}"] = param.name
     model = create_model(str(title or getattr(func, "__name__", "arguments")),
                          __config__=ConfigDict(extra="forbid"), **fields)
-    schema = model.model_json_schema(by_alias=True)
+    schema: dict[str, Any] = model.model_json_schema(by_alias=True)
     schema["title"] = title or schema.get("title", "arguments")
     schema.setdefault("properties", {})
     schema["additionalProperties"] = varkw
