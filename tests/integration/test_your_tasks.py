@@ -14,8 +14,8 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 
 from broker.settings import Settings
-from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, wait_for_consumer
 from tests.support.metrics import free_port
+from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, wait_for_consumer
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,9 @@ def write_module(directory: Path, name: str, source: str) -> Path:
     return directory
 
 
-@contextmanager
-def team_worker(settings: Settings, module_dir: Path, modules: str, queue: str,
-                name: str) -> Iterator[Proc]:
+@asynccontextmanager
+async def team_worker(settings: Settings, module_dir: Path, modules: str, queue: str,
+                      name: str) -> AsyncIterator[Proc]:
     """``cargoctl worker --queues <queue>`` loading ``modules`` from ``module_dir``."""
     run_id = f"{os.getpid()}-{time.time_ns()}"
     proc = Proc(name, [str(BIN / "cargoctl"), "worker", "--queues", queue, "--concurrency", "1",
@@ -46,10 +46,10 @@ def team_worker(settings: Settings, module_dir: Path, modules: str, queue: str,
                             CARGO_WORKER_HEARTBEAT_FILE=str(LOGS / f"{name}-{run_id}.json"),
                             PYTHONPATH=os.pathsep.join([str(module_dir), str(ROOT)])))
     try:
-        wait_for_consumer(settings, queue, proc)
+        await asyncio.to_thread(wait_for_consumer, settings, queue, proc)
         yield proc
     finally:
-        proc.stop()
+        await asyncio.to_thread(proc.stop)  # a clean stop: the worker withdraws its catalog
 
 
 class GatewayProc:
@@ -109,7 +109,7 @@ async def gateway_process(settings: Settings, name: str = "gateway") -> AsyncIte
                 await asyncio.sleep(0.2)
             yield GatewayProc(proc, url, http)
     finally:
-        proc.stop()
+        await asyncio.to_thread(proc.stop)
 
 
 TEAM_SOURCE = """
@@ -149,10 +149,11 @@ def test_the_gateway_and_the_bridge_import_no_task_code() -> None:
 async def test_a_gateway_without_the_task_module_accepts_good_arguments_and_422s_bad_ones(
         rabbitmq: Settings, team: tuple[Path, str, str]) -> None:
     module_dir, module, queue = team
-    absent = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
-                            env=process_env(rabbitmq, PYTHONPATH=str(ROOT)), check=False)
-    assert absent.returncode != 0  # the gateway's import path has no such module
-    with team_worker(rabbitmq, module_dir, module, queue, "team-worker") as worker:
+    absent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"import {module}", stderr=asyncio.subprocess.DEVNULL,
+        env=process_env(rabbitmq, PYTHONPATH=str(ROOT)))
+    assert await absent.wait() != 0  # the gateway's import path has no such module
+    async with team_worker(rabbitmq, module_dir, module, queue, "team-worker") as worker:
         async with gateway_process(rabbitmq) as gw:
             resize = f"{module}.resize"
             items = await gw.wait_catalog(lambda i: resize in i)
@@ -187,7 +188,7 @@ async def test_a_gateway_without_the_task_module_accepts_good_arguments_and_422s
 async def test_a_gateway_started_after_the_worker_and_a_restarted_one_know_its_tasks_at_once(
         rabbitmq: Settings, team: tuple[Path, str, str]) -> None:
     module_dir, module, queue = team
-    with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
+    async with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
         for attempt in ("first", "restarted"):
             async with gateway_process(rabbitmq, f"gateway-{attempt}") as gw:
                 # Ready means connected; the catalog comes from the stream's recent past.
@@ -200,7 +201,7 @@ async def test_tasks_of_a_stopped_worker_are_unknown_at_once(
         rabbitmq: Settings, team: tuple[Path, str, str]) -> None:
     module_dir, module, queue = team
     async with gateway_process(rabbitmq) as gw:
-        with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
+        async with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
             await gw.wait_catalog(lambda i: f"{module}.resize" in i)
         # A clean stop withdraws the worker's catalog.
         await gw.wait_catalog(lambda i: f"{module}.resize" not in i, timeout=30)
@@ -234,9 +235,9 @@ async def test_during_a_rolling_deploy_only_arguments_every_live_version_accepts
     v1 = write_module(tmp_path / "v1", module, ROLLING_V1.format(name=name, queue=queue))
     v2 = write_module(tmp_path / "v2", module, ROLLING_V2.format(name=name, queue=queue))
     async with gateway_process(rabbitmq) as gw:
-        with team_worker(rabbitmq, v1, module, queue, "rolling-v1"):
+        async with team_worker(rabbitmq, v1, module, queue, "rolling-v1"):
             await gw.wait_catalog(lambda i: name in i)
-            with team_worker(rabbitmq, v2, module, queue, "rolling-v2"):
+            async with team_worker(rabbitmq, v2, module, queue, "rolling-v2"):
                 items = await gw.wait_catalog(lambda i: i.get(name, {}).get("workers") == 2)
                 assert "allOf" in items[name]["schema"]
                 status, doc = await gw.post(name, {"kwargs": {"factor": 2}})
@@ -249,7 +250,7 @@ async def test_during_a_rolling_deploy_only_arguments_every_live_version_accepts
             await gw.wait_catalog(lambda i: i.get(name, {}).get("workers") == 1)
             status, doc = await gw.post(name, {"kwargs": {"factor": 2, "offset": 1}})
             assert status == 422, doc
-        with team_worker(rabbitmq, v2, module, queue, "rolling-v2-only"):
+        async with team_worker(rabbitmq, v2, module, queue, "rolling-v2-only"):
             await gw.wait_catalog(
                 lambda i: "offset" in i.get(name, {}).get("schema", {}).get("properties", {}))
             status, doc = await gw.post(name, {"kwargs": {"factor": 2, "offset": 1}})
