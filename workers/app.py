@@ -30,7 +30,7 @@ from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents
 from workers.metrics import WorkerMetrics
-from workers.modules import load_tasks, task_queues
+from workers.modules import load_tasks, share_app_attributes, task_queues
 from workers.watcher import DeadLetterWatcher
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> celery.Celery:
     # plain @shared_task gets Cargo's behaviour (workers.base).
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)
     # The team's modules are imported now, before anything connects (workers.modules).
-    tasks = load_tasks(app, settings, task_cls)
+    tasks = load_tasks(app, settings)
     policies = {name: task.policy for name, task in tasks.items()}
     # Every loaded task's queue and every queue this worker is told to consume
     # get Cargo's guarantees (quorum, .XQ, delivery and length limits).
@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> celery.Celery:
         settings=settings, topology=topology, events=events, metrics=metrics,
         deadletterer=DeadLetterer(app, metrics, settings.publish_timeout), policies=policies,
         heartbeat=heartbeat, tasks=tasks)
+    share_app_attributes(app, tasks, task_cls)
     announcer = Announcer(app, settings, topology, tasks)
     app.cargo_announcer = announcer  # type: ignore[attr-defined]  # read by AnnounceStep
     app.steps["consumer"].add(_declare_topology_step(topology))

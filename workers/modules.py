@@ -129,21 +129,27 @@ def derive(task: Task[Any, Any], settings: Settings) -> LoadedTask:
                       arguments=arguments, doc=first_doc_line(task.__doc__))
 
 
-def apply_to_celery(task: Task[Any, Any], loaded: LoadedTask, task_cls: type) -> None:
+def apply_to_celery(task: Task[Any, Any], loaded: LoadedTask) -> None:
     """Make Celery enforce Cargo's resolved policy on the task (its own class only)."""
     cls = type(task)
     setattr(cls, "queue", loaded.queue)  # noqa: B010  # celery-types lacks Task.queue
     # Celery's time limits are whole seconds on the pool; a fraction rounds up.
     cls.time_limit = math.ceil(loaded.policy.time_limit)
     cls.max_retries = loaded.policy.max_retries
-    if not issubclass(cls, task_cls):
-        for attr in _APP_ATTRIBUTES:
-            if hasattr(task_cls, attr):
-                setattr(cls, attr, getattr(task_cls, attr))
 
 
-def load_tasks(app: celery.Celery, settings: Settings,
-               task_cls: type) -> dict[str, LoadedTask]:
+def share_app_attributes(app: celery.Celery, names: Iterable[str], task_cls: type) -> None:
+    """Give a task with its own Cargo base class (not the app's task class) the app's
+    runtime and request handling, which live on the app's task class."""
+    for name in names:
+        cls = type(app.tasks[name])
+        if not issubclass(cls, task_cls):
+            for attr in _APP_ATTRIBUTES:
+                if hasattr(task_cls, attr):
+                    setattr(cls, attr, getattr(task_cls, attr))
+
+
+def load_tasks(app: celery.Celery, settings: Settings) -> dict[str, LoadedTask]:
     """Import the modules, pick the app's tasks from them, derive and apply each one."""
     modules = import_task_modules(settings.task_module_names)
     offered = offered_tasks(app, modules)
@@ -153,7 +159,7 @@ def load_tasks(app: celery.Celery, settings: Settings,
     loaded: dict[str, LoadedTask] = {}
     for name, task in sorted(offered.items()):
         loaded[name] = derive(task, settings)
-        apply_to_celery(task, loaded[name], task_cls)
+        apply_to_celery(task, loaded[name])
     return loaded
 
 

@@ -165,7 +165,7 @@ def policy_from_options(name: str, options: Mapping[str, Any], settings: Setting
     retried) and Cargo's ``cargo_memory_limit_mb``. Raises :class:`InvalidTaskOption`.
     """
     max_retries = options.get("max_retries")
-    if max_retries is not None and (isinstance(max_retries, bool)
+    if "max_retries" in options and (isinstance(max_retries, bool)
                                     or not isinstance(max_retries, int)
                                     or not 0 <= max_retries <= MAX_RETRY_BUDGET):
         # Celery's max_retries=None means "retry forever": never for a Cargo task.
