@@ -164,7 +164,7 @@ def test_decorator_options_set_queue_limits_retries_and_memory_and_celery_enforc
     assert task.policy.memory_limit_mb == 128
     assert task.policy.max_retries == 5
     celery_task = app.tasks[f"{p}.typed"]
-    assert (celery_task.queue, celery_task.time_limit, celery_task.max_retries) == (
+    assert (getattr(celery_task, "queue", None), celery_task.time_limit, celery_task.max_retries) == (
         f"{p}-reports", 30, 5)
     # Its queue is part of the worker's topology (with its .XQ and watch queue).
     names = {q.name for q in app.conf.task_queues}
@@ -344,4 +344,5 @@ def test_an_announcement_offers_only_the_tasks_of_the_queues_the_worker_consumes
     assert offered[f"{p}.add"].limits.max_retries == 3
     withdrawn = build_announcement(worker="w1@host", settings=settings, started_at=started,
                                    tasks=tasks, consumed=["cargo"], withdrawn=True)
-    assert withdrawn.withdrawn and withdrawn.tasks == ()
+    assert withdrawn.withdrawn
+    assert withdrawn.tasks == ()
