@@ -164,8 +164,8 @@ def test_decorator_options_set_queue_limits_retries_and_memory_and_celery_enforc
     assert task.policy.memory_limit_mb == 128
     assert task.policy.max_retries == 5
     celery_task = app.tasks[f"{p}.typed"]
-    assert (getattr(celery_task, "queue", None), celery_task.time_limit, celery_task.max_retries) == (
-        f"{p}-reports", 30, 5)
+    assert getattr(celery_task, "queue", None) == f"{p}-reports"
+    assert (celery_task.time_limit, celery_task.max_retries) == (30, 5)
     # Its queue is part of the worker's topology (with its .XQ and watch queue).
     names = {q.name for q in app.conf.task_queues}
     assert {"cargo", f"{p}-reports"} <= names
