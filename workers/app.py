@@ -54,13 +54,9 @@ def create_app(settings: Settings) -> celery.Celery:
     # change which app other code sees as Celery's "current" one. task_cls: a
     # plain @shared_task gets Cargo's behaviour (workers.base).
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)
-    # The team's modules are imported now, before anything connects (workers.modules).
-    tasks = load_tasks(app, settings)
-    policies = {name: task.policy for name, task in tasks.items()}
-    # Every loaded task's queue and every queue this worker is told to consume
-    # get Cargo's guarantees (quorum, .XQ, delivery and length limits).
-    topology = build_topology(settings, task_queues=(*task_queues(tasks),
-                                                     *(settings.worker_queue_names or ())))
+    # Configured before any task is bound to the app: Celery copies acks_late,
+    # serializer, reject_on_worker_lost... from the configuration into each task
+    # class when it binds it.
     app.conf.update(
         # Several RABBITMQ_URL addresses (one cluster): kombu fails over in order.
         broker_url=kombu_failover_url(settings.rabbitmq_urls),
@@ -70,9 +66,6 @@ def create_app(settings: Settings) -> celery.Celery:
         # Every publish from the workers (events, retries) waits for the
         # broker's confirm, as the gateway's do.
         broker_transport_options={"confirm_publish": True},
-        # Queues and routing come from the one topology module, so Celery
-        # declares them with exactly the gateway's arguments.
-        **celery_routing(topology),
         # Late acks + reject on worker lost: a task whose worker dies is
         # redelivered, not lost. Prefetch 1: a busy worker does not sit on
         # messages another worker could run.
@@ -104,6 +97,18 @@ def create_app(settings: Settings) -> celery.Celery:
         # Poison messages are dead-lettered, not acked or rejected (workers.consumer);
         # delayed delivery is declared on the connected node only (workers.failover).
         worker_consumer="workers.failover:ClusterConsumer",
+    )
+    # The team's modules are imported now, before anything connects (workers.modules).
+    tasks = load_tasks(app, settings)
+    policies = {name: task.policy for name, task in tasks.items()}
+    # Every loaded task's queue and every queue this worker is told to consume
+    # get Cargo's guarantees (quorum, .XQ, delivery and length limits).
+    topology = build_topology(settings, task_queues=(*task_queues(tasks),
+                                                     *(settings.worker_queue_names or ())))
+    app.conf.update(
+        # Queues and routing come from the one topology module, so Celery
+        # declares them with exactly the gateway's arguments.
+        **celery_routing(topology),
         # The memory guard (workers.guard) stops a task as it crosses its limit;
         # this only replaces a child that kept too much after its tasks returned
         # (in KiB of the child's whole resident size: twice the largest limit).

@@ -346,3 +346,15 @@ def test_an_announcement_offers_only_the_tasks_of_the_queues_the_worker_consumes
                                    tasks=tasks, consumed=["cargo"], withdrawn=True)
     assert withdrawn.withdrawn
     assert withdrawn.tasks == ()
+
+
+def test_every_loaded_task_acks_late_and_rejects_on_a_lost_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module, _ = team_module(tmp_path, monkeypatch)
+    app = app_for(f"workers.builtin,{module}")
+    for name in loaded(app):
+        task = app.tasks[name]
+        assert task.acks_late is True, name
+        assert task.reject_on_worker_lost is True, name
+        assert task.serializer == "json", name
