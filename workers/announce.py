@@ -90,6 +90,7 @@ class Announcer:
         self.consumed: tuple[str, ...] = ()
         self._connection: kombu.Connection | None = None
         self._declared = False
+        self._fresh = True
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -99,6 +100,7 @@ class Announcer:
         """The consumer (re)connected: announce now, from the thread."""
         self.worker = worker
         self.consumed = tuple(consumed)
+        self._fresh = True
         self._wake.set()
         if self._thread is None:
             self.start()
@@ -132,26 +134,37 @@ class Announcer:
         if self.worker is None:
             return False
         body = self.announcement(withdrawn).encode()
-        timeout = self._settings.publish_timeout
         with self._lock:
-            try:
-                connection = self._ensure_connection()
-                producer = kombu.Producer(connection.default_channel)
-                producer.publish(body, exchange=self._topology.catalog_exchange.name,
-                                 routing_key="", content_type=CONTENT_TYPE,
-                                 content_encoding="utf-8", delivery_mode=PERSISTENT,
-                                 timeout=timeout, confirm_timeout=timeout)
-            except Exception as exc:
-                log.warning("could not announce the catalog of %s (%s: %s); trying again "
-                            "in %ss", self.worker, type(exc).__name__, exc,
-                            self._settings.catalog_interval)
-                self._close()
-                return False
-        log.info("%s the catalog of %s (%d tasks on %s)",
+            # Twice: the first attempt may find the thread's connection dead (the
+            # broker restarted or closed it, which is also why the consumer just
+            # reconnected); the second is on a fresh connection.
+            for attempt in (1, 2):
+                try:
+                    self._send(body)
+                    break
+                except Exception as exc:
+                    self._close()
+                    if attempt == 2:
+                        log.warning("could not announce the catalog of %s (%s: %s); trying "
+                                    "again in %ss", self.worker, type(exc).__name__, exc,
+                                    self._settings.catalog_interval)
+                        return False
+        # Info once per connection (and for a withdrawal); the periodic ones at debug.
+        level = logging.INFO if withdrawn or self._fresh else logging.DEBUG
+        self._fresh = False
+        log.log(level, "%s the catalog of %s (%d tasks on %s)",
                  "withdrew" if withdrawn else "announced", self.worker,
                  0 if withdrawn else sum(t.queue in self.consumed for t in self._tasks.values()),
                  ",".join(self.consumed))
         return True
+
+    def _send(self, body: bytes) -> None:
+        timeout = self._settings.publish_timeout
+        connection = self._ensure_connection()
+        producer = kombu.Producer(connection.default_channel)
+        producer.publish(body, exchange=self._topology.catalog_exchange.name, routing_key="",
+                         content_type=CONTENT_TYPE, content_encoding="utf-8",
+                         delivery_mode=PERSISTENT, timeout=timeout, confirm_timeout=timeout)
 
     def _ensure_connection(self) -> kombu.Connection:
         if self._connection is None:

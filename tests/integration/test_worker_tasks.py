@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 import pytest
@@ -253,30 +254,37 @@ async def test_a_task_with_autoretry_for_retries_once_then_is_dead_lettered_fail
     assert message["properties"]["headers"]["x-cargo-reason"] == "failed"
 
 
+@pytest.fixture
+def own_team(team_dir: tuple[str, str]) -> Iterator[Team]:
+    """A vhost of its own for one test's worker."""
+    with team_vhost(team_dir, "cargo-test-team-own") as team:
+        yield team
+
+
 async def test_a_worker_on_queue_cargo_neither_announces_nor_runs_a_task_routed_to_reports(
-    team_dir: tuple[str, str],
+    own_team: Team,
 ) -> None:
-    with team_vhost(team_dir, "cargo-test-pools") as team:
-        settings = team.settings
-        worker = await asyncio.to_thread(start_team_worker, team, "cargo-only",
-                                         "--queues", "cargo")
-        try:
-            async with catalog_stream(settings) as seen:
-                announcement = await wait_for(seen, of_worker("cargo-only"))
-            async with StreamEvents(settings) as events, gateway_publisher(settings) as pub:
-                report_id = str(uuid.uuid4())
-                # The worker declared "reports" (with its .XQ) though it does not consume it.
-                await pub.publish_task(encode_task(report_id, "team.report", [1], None),
-                                       "reports")
-                # A task on its own queue, published after: once it has run, the worker
-                # has had every chance to take the reports message.
-                cargo_id = await submit(pub, settings, "team.typed", [2])
-                await events.until_state(cargo_id)
-            async with ManagementClient(settings.management_api) as api:
-                reports = await api.get_queue(settings.vhost, "reports")
-                dead = await api.get_queue(settings.vhost, "reports.XQ")
-        finally:
-            worker.stop()
+    team = own_team
+    settings = team.settings
+    worker = await asyncio.to_thread(start_team_worker, team, "cargo-only",
+                                     "--queues", "cargo")
+    try:
+        async with catalog_stream(settings) as seen:
+            announcement = await wait_for(seen, of_worker("cargo-only"))
+        async with StreamEvents(settings) as events, gateway_publisher(settings) as pub:
+            report_id = str(uuid.uuid4())
+            # The worker declared "reports" (with its .XQ) though it does not consume it.
+            await pub.publish_task(encode_task(report_id, "team.report", [1], None),
+                                   "reports")
+            # A task on its own queue, published after: once it has run, the worker
+            # has had every chance to take the reports message.
+            cargo_id = await submit(pub, settings, "team.typed", [2])
+            await events.until_state(cargo_id)
+        async with ManagementClient(settings.management_api) as api:
+            reports = await api.get_queue(settings.vhost, "reports")
+            dead = await api.get_queue(settings.vhost, "reports.XQ")
+    finally:
+        worker.stop()
     assert announcement.queues == ("cargo",)
     assert "team.report" not in {t.name for t in announcement.tasks}
     assert "team.typed" in {t.name for t in announcement.tasks}
@@ -302,19 +310,45 @@ async def wait_queue_depth(settings: Settings, queue: str, depth: int,
     raise TimeoutError(f"{queue} holds {info.get('messages_ready')} ready, not {depth}")
 
 
-async def test_a_worker_that_stops_gracefully_withdraws_its_catalog(
-    team_dir: tuple[str, str],
-) -> None:
-    with team_vhost(team_dir, "cargo-test-withdraw") as team:
-        worker = await asyncio.to_thread(start_team_worker, team, "leaving")
+async def test_a_worker_that_stops_gracefully_withdraws_its_catalog(own_team: Team) -> None:
+    team = own_team
+    worker = await asyncio.to_thread(start_team_worker, team, "leaving")
+    try:
         async with catalog_stream(team.settings) as seen:
             live = await wait_for(seen, of_worker("leaving"))
-            await asyncio.to_thread(worker.stop, 60)
+            await asyncio.to_thread(worker.stop, 60)  # SIGTERM: Celery's warm shutdown
             gone = await wait_for(seen, lambda a: a.worker == live.worker and a.withdrawn,
                                   what="a withdrawal")
+    finally:
+        worker.stop()
     assert gone.tasks == ()
     assert gone.announced_at >= live.announced_at
-    assert "withdrew the catalog" in worker.output()
+
+
+async def test_a_worker_announces_again_when_its_connection_comes_back(own_team: Team) -> None:
+    team = own_team
+    # An interval far longer than the test: any later announcement is the reconnect's.
+    worker = await asyncio.to_thread(start_team_worker, team, "reconnecting",
+                                     CARGO_CATALOG_INTERVAL="300")
+    try:
+        async with catalog_stream(team.settings) as seen:
+            first = await wait_for(seen, of_worker("reconnecting"))
+            async with ManagementClient(team.settings.management_api) as api:
+                connections = await api.request(
+                    "GET", f"vhosts/{quote(team.settings.vhost, safe='')}/connections")
+                # The worker's own (py-amqp, kombu's client); not this test's aio-pika one.
+                for connection in connections:
+                    if connection.get("client_properties", {}).get("product") == "py-amqp":
+                        await api.request(
+                            "DELETE", f"connections/{quote(connection['name'], safe='')}",
+                            ok=(200, 204, 404))
+            again = await wait_for(seen, lambda a: a.worker == first.worker
+                                   and a.announced_at > first.announced_at,
+                                   timeout=90, what="an announcement after the reconnect")
+    finally:
+        worker.stop()
+    assert again.tasks == first.tasks
+    assert again.started_at == first.started_at
 
 
 def test_a_module_that_does_not_import_stops_the_worker_at_start_with_nothing_declared(
