@@ -115,6 +115,9 @@ def create_app(settings: Settings) -> celery.Celery:
         worker_max_memory_per_child=2 * max(p.memory_limit_bytes for p in policies.values())
         // 1024,
     )
+    # What this worker consumes: CARGO_WORKER_QUEUES, else its tasks' queues. Selected
+    # here too, so the plain Celery CLI (no -Q) consumes the same; -Q still overrides.
+    app.amqp.queues.select(list(settings.worker_queue_names or task_queues(tasks)))
     events = LifecycleEvents(app, publish_timeout=settings.publish_timeout)
     events.connect()
     metrics = WorkerMetrics()

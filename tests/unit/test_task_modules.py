@@ -358,3 +358,16 @@ def test_every_loaded_task_acks_late_and_rejects_on_a_lost_worker(
         assert task.acks_late is True, name
         assert task.reject_on_worker_lost is True, name
         assert task.serializer == "json", name
+
+
+def test_a_worker_consumes_its_tasks_queues_unless_told_which_queues_to_consume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workers.announce import consumed_queues
+
+    module, p = team_module(tmp_path, monkeypatch)
+    assert set(consumed_queues(app_for(module))) == {"cargo", f"{p}-reports"}
+    told = app_for(module, CARGO_WORKER_QUEUES="cargo,extra")
+    assert consumed_queues(told) == ("cargo", "extra")
+    # A queue only named in CARGO_WORKER_QUEUES is declared with Cargo's guarantees too.
+    assert "extra" in {q.name for q in told.conf.task_queues}
