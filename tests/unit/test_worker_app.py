@@ -118,3 +118,21 @@ def test_a_task_still_succeeds_when_its_events_cannot_be_published(
     assert result.get() == 5.0
     assert any("could not publish the started event" in r.getMessage() for r in caplog.records)
     assert any("could not publish the succeeded event" in r.getMessage() for r in caplog.records)
+
+
+def test_cargoctl_worker_queues_replaces_the_worker_queues_setting() -> None:
+    from workers.runner import with_worker_queues
+
+    settings = with_worker_queues(load_settings({"CARGO_WORKER_QUEUES": "old"}), "cargo,reports")
+    assert settings.worker_queue_names == ("cargo", "reports")
+    assert with_worker_queues(settings, None) is settings
+
+
+@pytest.mark.parametrize("queues", ["cargo.events", "reports.XQ", "bad name", ","])
+def test_cargoctl_worker_refuses_a_queue_it_could_not_declare_safely(queues: str) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CARGO_") and k != "RABBITMQ_URL"}
+    result = subprocess.run([str(BIN / "cargoctl"), "worker", "--queues", queues], env=env,
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 2
+    assert "--queues" in result.stderr
