@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> celery.Celery:
     # Each app gets its own task base class, carrying its runtime (below):
     # Cargo's Request reaches it through the task, the consumer through the app.
     class CargoAppTask(CargoBaseTask):
-        abstract = True
+        pass
 
     task_cls = CargoAppTask
     # workers.duplicates: a task id that already succeeded is not run again.

@@ -13,6 +13,19 @@ What it adds to Celery's ``Task``:
   coerced: the task gets the JSON values as plain Celery would give them;
 - ``report_progress(...)`` and ``self.update_state(...)`` become ``progress`` events;
 - Cargo's retry policy (``workers.policy``) for a task without ``autoretry_for``.
+
+For a team, in ten lines::
+
+    @shared_task(queue="reports",              # Celery's options are honoured:
+                 time_limit=300, soft_time_limit=240, max_retries=5, retry_backoff=2,
+                 autoretry_for=(IOError,),     # then Celery's autoretry decides
+                 dont_autoretry_for=(KeyError,),  # Cargo: never retried
+                 cargo_memory_limit_mb=128)    # Cargo: the memory guard's limit
+    def build_report(month: str) -> dict: ...
+
+Without ``autoretry_for`` every other exception is retried with Cargo's backoff
+(``raise workers.policy.PermanentError`` never is); ``CARGO_TASK_LIMITS`` overrides
+``time_limit``, ``max_retries`` and the memory limit per task name at deploy time.
 """
 
 from __future__ import annotations
@@ -74,8 +87,6 @@ def progress_of_state(state: object, meta: object) -> dict[str, Any] | None:
 
 class CargoBaseTask(CargoTask):
     """The base class of every task on a Cargo worker (see the module docstring)."""
-
-    abstract = True
 
     def cargo_loaded(self) -> LoadedTask | None:
         runtime = runtime_of(self)
