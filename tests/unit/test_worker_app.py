@@ -66,7 +66,8 @@ def test_importing_the_app_module_reads_no_configuration() -> None:
 
 @pytest.mark.parametrize(("variable", "value"), [("RABBITMQ_URL", "http://rabbit/"),
                                                  ("CARGO_TASK_QUEUE", ""),
-                                                 ("CARGO_NO_SUCH_SETTING", "1")])
+                                                 ("CARGO_NO_SUCH_SETTING", "1"),
+                                                 ("CARGO_TASK_MODULES", "nosuchmodule")])
 def test_the_celery_cli_stops_on_bad_configuration_naming_the_variable(
     variable: str, value: str
 ) -> None:
