@@ -371,3 +371,25 @@ def test_a_worker_consumes_its_tasks_queues_unless_told_which_queues_to_consume(
     assert consumed_queues(told) == ("cargo", "extra")
     # A queue only named in CARGO_WORKER_QUEUES is declared with Cargo's guarantees too.
     assert "extra" in {q.name for q in told.conf.task_queues}
+
+
+def test_an_announcement_that_cannot_be_published_is_logged_and_never_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from broker.topology import build_topology
+    from workers.announce import Announcer
+
+    settings = load_settings({})
+    app = create_app(settings)
+
+    def unreachable() -> Any:
+        raise ConnectionRefusedError("broker down")
+
+    announcer = Announcer(app, settings, build_topology(settings), loaded(app),
+                          connect=unreachable)
+    announcer.worker, announcer.consumed = "w1@host", ("cargo",)
+    with caplog.at_level("WARNING", logger="workers.announce"):
+        assert announcer.publish() is False
+        assert announcer.publish(withdrawn=True) is False
+    assert any("could not announce the catalog of w1@host" in r.getMessage()
+               and "broker down" in r.getMessage() for r in caplog.records)
