@@ -41,9 +41,13 @@ def gateway(host: str, port: int) -> None:
 @click.option("--concurrency", "-c", default=2, show_default=True, type=int,
               help="worker processes")
 @click.option("--hostname", "-n", default=None, help="Celery node name")
+@click.option("--queues", "-Q", default=None,
+              help="comma-separated queues to consume (CARGO_WORKER_QUEUES; default: the "
+                   "queues of the loaded tasks)")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...]) -> None:
-    """Run a Celery worker on Cargo's queues (extra arguments go to Celery).
+def worker(concurrency: int, hostname: str | None, queues: str | None,
+           celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for the tasks of CARGO_TASK_MODULES (extra arguments go to Celery).
 
     `cargoctl worker health --liveness|--readiness` checks a running worker instead.
     """
@@ -52,9 +56,15 @@ def worker(concurrency: int, hostname: str | None, celery_args: tuple[str, ...])
 
         health.main(list(celery_args[1:]), prog_name="cargoctl worker health")
         return
-    from workers.runner import run_worker
+    from broker.settings import ConfigError
+    from workers.runner import run_worker, with_worker_queues
 
-    sys.exit(run_worker(settings_or_exit(), concurrency=concurrency, hostname=hostname,
+    try:
+        settings = with_worker_queues(settings_or_exit(), queues)
+    except ConfigError as exc:
+        click.echo(f"cargoctl: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(run_worker(settings, concurrency=concurrency, hostname=hostname,
                         extra_args=list(celery_args)))
 
 

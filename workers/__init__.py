@@ -1,5 +1,10 @@
-"""Cargo's Celery side: the task catalog, the Celery app, lifecycle events, the runner.
+"""Cargo's Celery side: the app that loads a team's task modules, the catalog it announces,
+lifecycle events, dead-lettering, the memory guard, worker health, the runner.
 
-``workers.catalog`` and ``workers.tasks`` are pure (no Celery import), so the
-gateway can validate submissions against the catalog without loading Celery.
+A team's tasks (``CARGO_TASK_MODULES``, ``workers.modules``) are ordinary
+``@shared_task`` functions; ``workers.base`` gives every one Cargo's behaviour
+and ``workers.announce`` publishes what they accept. ``workers.tasks`` holds the
+built-in tasks' plain functions (``workers.builtin`` registers them).
+``workers.catalog`` (the static catalog) remains only until the gateway and the
+bridge read the announced catalog; it is pure (no Celery import).
 """

@@ -1,4 +1,4 @@
-"""The Celery app: configuration, Cargo's tasks, topology declaration at start.
+"""The Celery app: configuration, the team's tasks, topology declaration at start.
 
 ``create_app(settings)`` builds an app from validated settings. For the plain
 Celery CLI (``celery -A workers.app worker``) the module also has a lazy
@@ -11,52 +11,52 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import sys
-from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import celery
-import kombu
 from celery import bootsteps
-from celery.app.task import Task
-from celery.exceptions import Ignore, Reject, Retry
 
 from broker.addresses import kombu_failover_url
 from broker.deadletter import Reason
-from broker.declare import celery_routing, declare_with_kombu, kombu_queue
+from broker.declare import celery_routing, declare_with_kombu
 from broker.settings import ConfigError, Settings, load_settings
-from broker.topology import MAX_RETRIES_HEADER, Topology, build_topology
-from workers.catalog import InvalidArguments, TaskSpec, task_specs
-from workers.deadletter import CargoRuntime, CargoTask, DeadLetterer, runtime_of
+from broker.topology import Topology, build_topology
+from workers.announce import Announcer, AnnounceStep, announcer_step
+from workers.base import CargoBaseTask
+from workers.deadletter import CargoRuntime, DeadLetterer
 from workers.duplicates import guard_duplicates
 from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
-from workers.lifecycle import LifecycleEvents, routing_key_queue
+from workers.lifecycle import LifecycleEvents
 from workers.metrics import WorkerMetrics
-from workers.policy import TaskPolicy, resolve_policy
-from workers.progress import reporting_to
+from workers.modules import load_tasks, share_app_attributes, task_queues
 from workers.watcher import DeadLetterWatcher
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> celery.Celery:
-    """The worker's Celery app; ``extra_specs`` adds tasks beyond the catalog (tests)."""
-    topology = build_topology(settings)
-    specs = {**task_specs(), **{spec.name: spec for spec in extra_specs}}
-    policies = {name: _policy(spec, settings) for name, spec in specs.items()}
+def create_app(settings: Settings) -> celery.Celery:
+    """The worker's Celery app, with the tasks of ``CARGO_TASK_MODULES``.
+
+    Raises ConfigError (naming the variable) for a module that does not import
+    or a task Cargo cannot run; nothing has touched the broker by then.
+    """
     # Each app gets its own task base class, carrying its runtime (below):
     # Cargo's Request reaches it through the task, the consumer through the app.
-    class CargoAppTask(CargoTask):
+    class CargoAppTask(CargoBaseTask):
         pass
 
     task_cls = CargoAppTask
     # workers.duplicates: a task id that already succeeded is not run again.
     guard_duplicates(task_cls, kombu_failover_url(settings.rabbitmq_urls))
     # set_as_current=False: creating an app (tests make several) must not
-    # change which app other code sees as Celery's "current" one.
+    # change which app other code sees as Celery's "current" one. task_cls: a
+    # plain @shared_task gets Cargo's behaviour (workers.base).
     app: celery.Celery = celery.Celery("cargo", set_as_current=False, task_cls=task_cls)
+    # Configured before any task is bound to the app: Celery copies acks_late,
+    # serializer, reject_on_worker_lost... from the configuration into each task
+    # class when it binds it.
     app.conf.update(
         # Several RABBITMQ_URL addresses (one cluster): kombu fails over in order.
         broker_url=kombu_failover_url(settings.rabbitmq_urls),
@@ -66,9 +66,6 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         # Every publish from the workers (events, retries) waits for the
         # broker's confirm, as the gateway's do.
         broker_transport_options={"confirm_publish": True},
-        # Queues and routing come from the one topology module, so Celery
-        # declares them with exactly the gateway's arguments.
-        **celery_routing(topology),
         # Late acks + reject on worker lost: a task whose worker dies is
         # redelivered, not lost. Prefetch 1: a busy worker does not sit on
         # messages another worker could run.
@@ -100,12 +97,27 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
         # Poison messages are dead-lettered, not acked or rejected (workers.consumer);
         # delayed delivery is declared on the connected node only (workers.failover).
         worker_consumer="workers.failover:ClusterConsumer",
+    )
+    # The team's modules are imported now, before anything connects (workers.modules).
+    tasks = load_tasks(app, settings)
+    policies = {name: task.policy for name, task in tasks.items()}
+    # Every loaded task's queue and every queue this worker is told to consume
+    # get Cargo's guarantees (quorum, .XQ, delivery and length limits).
+    topology = build_topology(settings, task_queues=(*task_queues(tasks),
+                                                     *(settings.worker_queue_names or ())))
+    app.conf.update(
+        # Queues and routing come from the one topology module, so Celery
+        # declares them with exactly the gateway's arguments.
+        **celery_routing(topology),
         # The memory guard (workers.guard) stops a task as it crosses its limit;
         # this only replaces a child that kept too much after its tasks returned
         # (in KiB of the child's whole resident size: twice the largest limit).
         worker_max_memory_per_child=2 * max(p.memory_limit_bytes for p in policies.values())
         // 1024,
     )
+    # What this worker consumes: CARGO_WORKER_QUEUES, else its tasks' queues. Selected
+    # here too, so the plain Celery CLI (no -Q) consumes the same; -Q still overrides.
+    app.amqp.queues.select(list(settings.worker_queue_names or task_queues(tasks)))
     events = LifecycleEvents(app, publish_timeout=settings.publish_timeout)
     events.connect()
     metrics = WorkerMetrics()
@@ -116,84 +128,18 @@ def create_app(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> cele
     task_cls.cargo_runtime = CargoRuntime(
         settings=settings, topology=topology, events=events, metrics=metrics,
         deadletterer=DeadLetterer(app, metrics, settings.publish_timeout), policies=policies,
-        heartbeat=heartbeat)
-    for spec in specs.values():
-        _register(app, spec, policies[spec.name], events, spec.queue or settings.task_queue)
+        heartbeat=heartbeat, tasks=tasks)
+    share_app_attributes(app, tasks, task_cls)
+    announcer = Announcer(app, settings, topology, tasks)
+    app.cargo_announcer = announcer  # type: ignore[attr-defined]  # read by AnnounceStep
     app.steps["consumer"].add(_declare_topology_step(topology))
     app.steps["consumer"].add(MemoryGuardStep)
     app.steps["consumer"].add(DeadLetterWatcher)
     app.steps["consumer"].add(HeartbeatStep)
+    app.steps["consumer"].add(AnnounceStep)
     app.steps["worker"].add(_metrics_step(metrics, settings.worker_metrics_port, heartbeat))
+    app.steps["worker"].add(announcer_step(announcer))
     return app
-
-
-def _policy(spec: TaskSpec, settings: Settings) -> TaskPolicy:
-    return resolve_policy(spec.name, settings, max_retries=spec.max_retries,
-                          retry_backoff=spec.retry_backoff,
-                          retry_backoff_max=spec.retry_backoff_max, time_limit=spec.time_limit,
-                          memory_mb=spec.memory_mb, non_retryable=spec.non_retryable)
-
-
-def _register(app: celery.Celery, spec: TaskSpec, policy: TaskPolicy, events: LifecycleEvents,
-              queue: str) -> None:
-    def run(task: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
-        # Messages can bypass the gateway (send_task, other producers): apply
-        # the gateway's validation here too, and fail like a Python call with
-        # bad arguments would, with every problem named.
-        try:
-            call_args, call_kwargs = spec.validate(list(args), kwargs)
-        except InvalidArguments as exc:
-            raise TypeError(f"{spec.name}() got invalid arguments: {exc}") from None
-        with reporting_to(functools.partial(events.progress, task)):
-            try:
-                return spec.func(*call_args, **call_kwargs)
-            except (Retry, Reject, Ignore):
-                raise  # Celery's own control flow
-            except Exception as exc:
-                retries = task.request.retries or 0
-                # A message may carry its own budget (a bridged Dramatiq max_retries).
-                budget = policy.retry_budget(getattr(task.request, MAX_RETRIES_HEADER, None))
-                if not (policy.retryable(exc) and retries < budget):
-                    raise  # dead-lettered with reason failed (workers.deadletter)
-                # Exponential backoff with jitter; Celery publishes the retry
-                # through RabbitMQ's native delayed delivery (whole seconds, at
-                # least one) and acks this message.
-                raise task.retry(exc=exc, countdown=math.ceil(policy.delay(retries)),
-                                 max_retries=budget,
-                                 headers=cast(Any, _own_headers(task)),
-                                 **_same_route(task, queue)) from None
-
-    run.__name__ = run.__qualname__ = spec.name
-    run.__doc__ = spec.func.__doc__
-    # shared=False: Celery would otherwise add the task to every app created
-    # later in this process (process-wide state).
-    # Validation failures raise TypeError, which is not retried (workers.policy).
-    app.task(name=spec.name, bind=True, shared=False, typing=False,
-             queue=queue, time_limit=math.ceil(policy.time_limit))(run)
-
-
-def _same_route(task: Task[Any, Any], queue: str) -> dict[str, Any]:
-    """A retry goes back the way the message came: a bridged Dramatiq message
-    arrives by its Dramatiq queue's name (so its dead letters go to that
-    queue's ``.XQ``), where Celery would route the retry by the task's queue.
-
-    Celery takes a delayed retry's routing key from its queue object, so the
-    retry gets the same queue (same name and arguments) bound by that name.
-    """
-    arrived_by = routing_key_queue(task.request.delivery_info)
-    runtime = runtime_of(task)
-    if not arrived_by or arrived_by == queue or runtime is None:
-        return {}
-    same = kombu_queue(runtime.topology.queue(queue), runtime.topology)
-    return {"queue": kombu.Queue(same.name, exchange=same.exchange, routing_key=arrived_by,
-                                 durable=same.durable, queue_arguments=same.queue_arguments)}
-
-
-def _own_headers(task: Task[Any, Any]) -> dict[str, Any] | None:
-    """Cargo's per-message headers, carried over to the retry's message (celery-types
-    says header values are strings; Celery sends any JSON value)."""
-    budget = getattr(task.request, MAX_RETRIES_HEADER, None)
-    return {MAX_RETRIES_HEADER: budget} if budget is not None else None
 
 
 def _metrics_step(metrics: WorkerMetrics, port: int,
@@ -243,7 +189,11 @@ def _default_app() -> celery.Celery:
     except ConfigError as exc:
         print(f"cargo worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        print(f"cargo worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def __getattr__(name: str) -> celery.Celery:

@@ -54,6 +54,7 @@ from workers.metrics import WorkerMetrics
 from workers.policy import TaskPolicy
 
 if TYPE_CHECKING:
+    from workers.base import LoadedTask
     from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ class CargoRuntime:
     deadletterer: DeadLetterer
     policies: dict[str, TaskPolicy] = field(default_factory=dict)
     heartbeat: Heartbeat | None = None
+    # The tasks this worker loaded (workers.modules), by name.
+    tasks: dict[str, LoadedTask] = field(default_factory=dict)
 
     def memory_limit(self, task_name: str) -> int:
         policy = self.policies.get(task_name)

@@ -24,6 +24,8 @@ from celery import bootsteps
 from broker.deadletter import dead_lettered_by_cargo, identify, parse_dead_letter
 from broker.declare import declare_watch_queue_with_kombu, kombu_queue
 from broker.events import TaskState
+from broker.topology import QueueSpec, dead_letter_watch_queue_name
+from workers.announce import consumed_queues
 from workers.deadletter import CargoRuntime, body_of, runtime_of
 
 log = logging.getLogger(__name__)
@@ -36,13 +38,13 @@ class DeadLetterWatcher(bootsteps.ConsumerStep):
 
     _runtime: CargoRuntime | None = None
     _hostname: str | None = None
+    _watched: tuple[QueueSpec, ...] = ()
 
     def get_consumers(self, channel: Any) -> list[kombu.Consumer]:
         runtime, hostname = self._runtime, self._hostname
-        if runtime is None:
+        if runtime is None or not self._watched:
             return []
-        queues = [kombu_queue(spec, runtime.topology)
-                  for spec in runtime.topology.dead_letter_watch_queues]
+        queues = [kombu_queue(spec, runtime.topology) for spec in self._watched]
 
         def on_message(message: kombu.Message) -> None:
             self.on_message(runtime, message, hostname)
@@ -63,7 +65,12 @@ class DeadLetterWatcher(bootsteps.ConsumerStep):
         self._hostname = parent.hostname
         if self._runtime is not None:
             topology = self._runtime.topology
-            for spec in topology.dead_letter_watch_queues:
+            # The watch queues of the queues this worker consumes: a pool of
+            # workers announces the dead letters of its own queues.
+            consumed = {dead_letter_watch_queue_name(q) for q in consumed_queues(parent.app)}
+            self._watched = tuple(spec for spec in topology.dead_letter_watch_queues
+                                  if spec.name in consumed)
+            for spec in self._watched:
                 declare_watch_queue_with_kombu(parent.connection, spec, topology)
         super().start(parent)
 

@@ -1,10 +1,15 @@
-"""Tasks that fail on purpose, and a worker that offers them besides the catalog.
+"""The chaos worker: a real worker that also loads the failing tasks of ``chaos_tasks``.
 
 ``python -m tests.support.chaos --concurrency N --hostname NAME`` runs a real
-Cargo worker (``workers.runner.run_worker``, prefork) whose app also has these
-tasks, so tests drive every failure path through real Celery and RabbitMQ
-without putting worker-killing tasks in the production catalog. SIGUSR2 to its
-main process freezes its consumer loop (a stuck worker, for the health probes).
+Cargo worker (``workers.runner.run_worker``, prefork) with
+``CARGO_TASK_MODULES=workers.builtin,tests.support.chaos_tasks`` (the tasks
+are an ordinary module of ``@shared_task`` functions), plus two things a task
+module cannot do: SIGUSR2 to its main process freezes its consumer loop (a
+stuck worker, for the health probes), and ``succeed_then_kill_worker`` kills
+the worker before the ack (a ``task_postrun`` handler).
+
+``CHAOS_SPECS`` (the same tasks as ``workers.catalog.TaskSpec``) remains only for
+``tests.support.bridge`` until the bridge reads the announced catalog.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ CHAOS_SPECS = (
 )
 
 
+CHAOS_MODULE = "tests.support.chaos_tasks"
+
+
 def freeze_main_thread(signum: int, frame: object) -> None:
     """SIGUSR2: block the main thread, i.e. the consumer's event loop, for good.
 
@@ -100,7 +108,11 @@ def freeze_main_thread(signum: int, frame: object) -> None:
 def main(concurrency: int, hostname: str | None) -> None:
     signal.signal(signal.SIGUSR2, freeze_main_thread)
     signals.task_postrun.connect(kill_worker_before_the_ack, weak=False)  # inherited by the pool
-    sys.exit(run_worker(load_settings(), concurrency, hostname, [], extra_specs=CHAOS_SPECS))
+    settings = load_settings()
+    if CHAOS_MODULE not in settings.task_module_names:
+        settings = settings.model_copy(update={
+            "task_modules": ",".join((*settings.task_module_names, CHAOS_MODULE))})
+    sys.exit(run_worker(settings, concurrency, hostname, []))
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def start_worker(settings: Settings, name: str = "worker", concurrency: int = 2,
 
 def start_chaos_worker(settings: Settings, name: str = "chaos", concurrency: int = 2,
                        **env: str) -> Proc:
-    """A real worker that also offers the failing tasks of ``tests.support.chaos``."""
+    """A real worker that also offers the failing tasks of ``tests.support.chaos_tasks``."""
+    env.setdefault("CARGO_TASK_MODULES", "workers.builtin,tests.support.chaos_tasks")
     env.setdefault("CARGO_WORKER_METRICS_PORT", "0")
     env.setdefault("CARGO_WORKER_HEARTBEAT_FILE", heartbeat_path(name))
     env.setdefault("PYTHONPATH", str(ROOT))

@@ -110,6 +110,7 @@ def test_the_exchanges_are_durable_with_the_types_routing_needs(topo: Topology) 
         ("cargo.tasks", "topic", True),
         ("cargo.dlx", "direct", True),
         ("cargo.events", "topic", True),
+        ("cargo.catalog", "fanout", True),
         ("celery_delayed_delivery", "topic", True),
         *((f"celery_delayed_{level}", "topic", True) for level in range(28)),
     }

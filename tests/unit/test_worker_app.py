@@ -13,18 +13,16 @@ import pytest
 from broker.settings import load_settings
 from broker.topology import TASKS_EXCHANGE, build_topology
 from workers.app import create_app
-from workers.catalog import task_specs
 from workers.lifecycle import queue_of
 from workers.runner import worker_argv
 
 BIN = Path(sys.executable).parent
 
 
-def test_the_app_registers_exactly_the_catalog_tasks_under_their_catalog_names() -> None:
+def test_by_default_the_app_registers_exactly_the_built_in_tasks_under_their_names() -> None:
     app = create_app(load_settings({}))
-    app.finalize()
     ours = {name for name in app.tasks if not name.startswith("celery.")}
-    assert ours == set(task_specs())
+    assert ours == {"calculate_distance", "sleep", "memory_leak_task"}
 
 
 def test_the_app_acks_late_consumes_quorum_queues_and_keeps_no_results() -> None:
@@ -68,7 +66,8 @@ def test_importing_the_app_module_reads_no_configuration() -> None:
 
 @pytest.mark.parametrize(("variable", "value"), [("RABBITMQ_URL", "http://rabbit/"),
                                                  ("CARGO_TASK_QUEUE", ""),
-                                                 ("CARGO_NO_SUCH_SETTING", "1")])
+                                                 ("CARGO_NO_SUCH_SETTING", "1"),
+                                                 ("CARGO_TASK_MODULES", "nosuchmodule")])
 def test_the_celery_cli_stops_on_bad_configuration_naming_the_variable(
     variable: str, value: str
 ) -> None:
@@ -81,13 +80,21 @@ def test_the_celery_cli_stops_on_bad_configuration_naming_the_variable(
     assert variable in result.stderr
 
 
-def test_the_worker_command_line_consumes_the_task_queue_without_mingle_or_gossip() -> None:
+def test_the_worker_command_line_consumes_its_tasks_queues_without_mingle_or_gossip() -> None:
     argv = worker_argv(load_settings({"CARGO_TASK_QUEUE": "jobs"}), concurrency=3,
-                       hostname="w1@%h", extra_args=["--max-tasks-per-child=10"])
+                       hostname="w1@%h", extra_args=["--max-tasks-per-child=10"],
+                       queues=["jobs"])
     assert argv[0] == "worker"
     assert {"--pool=prefork", "--concurrency=3", "--queues=jobs", "--without-mingle",
             "--without-gossip", "--hostname=w1@%h"} <= set(argv)
     assert argv[-1] == "--max-tasks-per-child=10"
+
+
+def test_the_worker_command_line_consumes_the_worker_queues_setting_over_its_tasks_queues(
+) -> None:
+    settings = load_settings({"CARGO_WORKER_QUEUES": "cargo,reports"})
+    assert "--queues=cargo,reports" in worker_argv(settings, 2, None, [], queues=["other"])
+    assert "--queues=a,b" in worker_argv(load_settings({}), 2, None, [], queues=["a", "b"])
 
 
 def test_a_countdown_routing_key_still_names_the_queue_in_events() -> None:
@@ -112,3 +119,21 @@ def test_a_task_still_succeeds_when_its_events_cannot_be_published(
     assert result.get() == 5.0
     assert any("could not publish the started event" in r.getMessage() for r in caplog.records)
     assert any("could not publish the succeeded event" in r.getMessage() for r in caplog.records)
+
+
+def test_cargoctl_worker_queues_replaces_the_worker_queues_setting() -> None:
+    from workers.runner import with_worker_queues
+
+    settings = with_worker_queues(load_settings({"CARGO_WORKER_QUEUES": "old"}), "cargo,reports")
+    assert settings.worker_queue_names == ("cargo", "reports")
+    assert with_worker_queues(settings, None) is settings
+
+
+@pytest.mark.parametrize("queues", ["cargo.events", "reports.XQ", "bad name", ","])
+def test_cargoctl_worker_refuses_a_queue_it_could_not_declare_safely(queues: str) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CARGO_") and k != "RABBITMQ_URL"}
+    result = subprocess.run([str(BIN / "cargoctl"), "worker", "--queues", queues], env=env,
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 2
+    assert "--queues" in result.stderr

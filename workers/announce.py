@@ -1,0 +1,238 @@
+"""The worker announces its catalog on the broker (``broker.catalog``).
+
+Gateways and the bridge import no task code: they learn each task's name,
+queue, argument schema, doc and limits from these announcements, published to
+``cargo.catalog`` (fanout, into the ``cargo.catalog.stream`` stream):
+
+- when the consumer connects, and again at every reconnect (:class:`AnnounceStep`);
+- every ``CARGO_CATALOG_INTERVAL`` seconds after, from a thread of the main
+  process (an announcement holds for three intervals: a worker that died
+  drops out of the gateways' catalog on its own);
+- a withdrawal (``withdrawn: true``) when the worker stops gracefully.
+
+A worker announces only the tasks whose queue it consumes (a ``--queues cargo``
+worker does not offer a task routed to ``reports``). The thread publishes on a
+connection of its own (kombu connections are not thread-safe) with publisher
+confirms; a failed publish is logged and tried again at the next tick, never
+raised into the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import celery
+import kombu
+import psutil
+from celery import bootsteps
+
+from broker.catalog import CONTENT_TYPE, AnnouncedTask, Announcement, TaskLimits
+from broker.declare import kombu_queue
+from broker.settings import Settings
+from broker.topology import Topology
+from workers.base import LoadedTask
+
+log = logging.getLogger(__name__)
+
+PERSISTENT = 2
+# Each announcement's ttl, in catalog intervals: two missed announcements are tolerated.
+TTL_INTERVALS = 3
+
+
+def process_started_at() -> datetime:
+    try:
+        return datetime.fromtimestamp(psutil.Process(os.getpid()).create_time(), UTC)
+    except (psutil.Error, OSError):
+        return datetime.now(UTC)
+
+
+def announced_task(task: LoadedTask) -> AnnouncedTask:
+    policy = task.policy
+    return AnnouncedTask(
+        name=task.name, queue=task.queue, schema=task.schema, doc=task.doc,
+        limits=TaskLimits(time_limit=policy.time_limit, soft_time_limit=policy.soft_time_limit,
+                          memory_limit_mb=policy.memory_limit_mb,
+                          max_retries=policy.max_retries))
+
+
+def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
+                       tasks: Mapping[str, LoadedTask], consumed: Iterable[str],
+                       withdrawn: bool = False, now: datetime | None = None) -> Announcement:
+    """The announcement of a worker consuming ``consumed``: the tasks it can run."""
+    queues = tuple(dict.fromkeys(consumed))
+    return Announcement(
+        worker=worker, vhost=settings.vhost, started_at=started_at,
+        announced_at=now or datetime.now(UTC),
+        ttl=TTL_INTERVALS * settings.catalog_interval, queues=queues,
+        tasks=() if withdrawn else tuple(announced_task(t) for _, t in sorted(tasks.items())
+                                         if t.queue in queues),
+        withdrawn=withdrawn)
+
+
+class Announcer:
+    """Publishes one worker's announcements (see the module docstring)."""
+
+    def __init__(self, app: celery.Celery, settings: Settings, topology: Topology,
+                 tasks: Mapping[str, LoadedTask],
+                 connect: Callable[[], kombu.Connection] | None = None) -> None:
+        self._app = app
+        self._settings = settings
+        self._topology = topology
+        self._tasks = dict(tasks)
+        self._connect = connect or app.connection_for_write
+        self.started_at = process_started_at()
+        self.worker: str | None = None
+        self.consumed: tuple[str, ...] = ()
+        self._connection: kombu.Connection | None = None
+        self._declared = False
+        self._fresh = True
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def connected(self, worker: str, consumed: Iterable[str]) -> None:
+        """The consumer (re)connected: announce now, from the thread."""
+        self.worker = worker
+        self.consumed = tuple(consumed)
+        self._fresh = True
+        self._wake.set()
+        if self._thread is None:
+            self.start()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cargo-catalog", daemon=True)
+        self._thread.start()
+
+    def stop(self, withdraw: bool = True) -> None:
+        """Stop the thread; then withdraw this worker's catalog (graceful stop)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if withdraw and self.worker is not None:
+            self.publish(withdrawn=True)
+        self._close()
+
+    def announcement(self, withdrawn: bool = False) -> Announcement:
+        assert self.worker is not None
+        return build_announcement(worker=self.worker, settings=self._settings,
+                                  started_at=self.started_at, tasks=self._tasks,
+                                  consumed=self.consumed, withdrawn=withdrawn)
+
+    def publish(self, withdrawn: bool = False) -> bool:
+        """Publish the current announcement; False (logged) when it failed."""
+        if self.worker is None:
+            return False
+        body = self.announcement(withdrawn).encode()
+        with self._lock:
+            # Twice: the first attempt may find the thread's connection dead (the
+            # broker restarted or closed it, which is also why the consumer just
+            # reconnected); the second is on a fresh connection.
+            for attempt in (1, 2):
+                try:
+                    self._send(body)
+                    break
+                except Exception as exc:
+                    self._close()
+                    if attempt == 2:
+                        log.warning("could not announce the catalog of %s (%s: %s); trying "
+                                    "again in %ss", self.worker, type(exc).__name__, exc,
+                                    self._settings.catalog_interval)
+                        return False
+        # Info once per connection (and for a withdrawal); the periodic ones at debug.
+        level = logging.INFO if withdrawn or self._fresh else logging.DEBUG
+        self._fresh = False
+        log.log(level, "%s the catalog of %s (%d tasks on %s)",
+                 "withdrew" if withdrawn else "announced", self.worker,
+                 0 if withdrawn else sum(t.queue in self.consumed for t in self._tasks.values()),
+                 ",".join(self.consumed))
+        return True
+
+    def _send(self, body: bytes) -> None:
+        timeout = self._settings.publish_timeout
+        connection = self._ensure_connection()
+        producer = kombu.Producer(connection.default_channel)
+        producer.publish(body, exchange=self._topology.catalog_exchange.name, routing_key="",
+                         content_type=CONTENT_TYPE, content_encoding="utf-8",
+                         delivery_mode=PERSISTENT, timeout=timeout, confirm_timeout=timeout)
+
+    def _ensure_connection(self) -> kombu.Connection:
+        if self._connection is None:
+            connection = self._connect()
+            connection.connect()
+            self._connection = connection
+            self._declared = False
+        if not self._declared:
+            # The consumer declares the whole topology too; declaring the catalog's
+            # part here as well (identical arguments: a no-op) keeps an announcement
+            # from vanishing into an exchange that is not yet bound to its stream.
+            channel = self._connection.default_channel
+            exchange = self._topology.catalog_exchange
+            kombu.Exchange(exchange.name, type=exchange.type,
+                           durable=exchange.durable)(channel).declare()
+            kombu_queue(self._topology.catalog_stream, self._topology)(channel).declare()
+            self._declared = True
+        return self._connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # a broken connection: nothing more to do with it
+                log.debug("closing the catalog connection failed", exc_info=True)
+            self._connection = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._settings.catalog_interval)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            self.publish()
+
+
+def consumed_queues(app: celery.Celery) -> tuple[str, ...]:
+    """The task queues this worker consumes (``-Q``/``--queues``, else all of them)."""
+    queues: Any = app.amqp.queues
+    selected = queues.consume_from
+    names = selected.keys() if selected else queues.keys()
+    return tuple(str(name) for name in names)
+
+
+class AnnounceStep(bootsteps.StartStopStep):
+    """Announce the catalog each time the consumer has connected and consumes."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, parent: Any) -> None:
+        announcer = getattr(parent.app, "cargo_announcer", None)
+        if isinstance(announcer, Announcer):
+            announcer.connected(parent.hostname, consumed_queues(parent.app))
+
+
+def announcer_step(announcer: Announcer) -> type[bootsteps.StartStopStep]:
+    class CatalogAnnouncements(bootsteps.StartStopStep):
+        """Withdraws the worker's catalog when it stops gracefully (main process)."""
+
+        requires = ("celery.worker.components:Pool",)
+
+        def start(self, parent: Any) -> None:
+            pass  # AnnounceStep starts announcing once the consumer is connected
+
+        def stop(self, parent: Any) -> None:
+            announcer.stop(withdraw=True)
+
+        def terminate(self, parent: Any) -> None:
+            announcer.stop(withdraw=True)
+
+    return CatalogAnnouncements
