@@ -58,6 +58,18 @@ def settings_of(objects: Any, rabbitmq_url: str = "amqp://u:p@rabbit:5672/%2F") 
     return load_settings({**configmap_env(objects), "RABBITMQ_URL": rabbitmq_url})
 
 
+def worker_deployments(objects: Any) -> list[dict[str, Any]]:
+    """The worker pools' Deployments (component worker), in render order."""
+    return [o for o in objects if o["kind"] == "Deployment"
+            and o["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"]
+
+
+def container_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The plain-valued env of a Deployment's first container (secretKeyRefs left out)."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
 # --- helm itself ------------------------------------------------------------------------
 
 
@@ -76,9 +88,10 @@ def test_the_chart_lints_strictly(scenario: str) -> None:
     assert "0 chart(s) failed" in result.stdout, result.stdout
 
 
-def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_and_scale_to_zero() -> None:
+def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_scale_to_zero_and_pools(
+) -> None:
     assert {"external-broker", "operator-cluster", "existing-cluster", "bridge",
-            "monitoring-off", "scale-to-zero"} <= set(SCENARIOS)
+            "monitoring-off", "scale-to-zero", "two-pools"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +175,7 @@ def test_the_strict_checks_catch_a_misspelt_field() -> None:
     """The validators can fail: a typo in a Deployment and in each custom resource."""
     pytest.importorskip("kubernetes_validate")
     objects = render_scenario("default")
-    deployment = find(objects, "Deployment", "-worker")
+    deployment = find(objects, "Deployment", "-worker-default")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     assert any("livenesProbe" in e for e in kubernetes_errors(deployment))
     seen = set()
@@ -315,7 +328,7 @@ def test_the_keda_trigger_watches_the_queue_the_workers_consume() -> None:
     for args in ([], ["--set", "config.taskQueue=jobs.high"]):
         objects = render(*args)
         scaled = find(objects, "ScaledObject")
-        worker = find(objects, "Deployment", "-worker")
+        worker = find(objects, "Deployment", "-worker-default")
         assert scaled["spec"]["scaleTargetRef"] == {
             "apiVersion": "apps/v1", "kind": "Deployment", "name": worker["metadata"]["name"]}
         (trigger,) = scaled["spec"]["triggers"]
@@ -357,35 +370,49 @@ def test_keda_values_reach_the_scaled_object() -> None:
 def test_no_replica_count_fights_an_autoscaler() -> None:
     """`helm upgrade` must not reset what KEDA or the HPA decided."""
     objects = render_scenario("default")
-    assert "replicas" not in find(objects, "Deployment", "-worker")["spec"]
+    assert "replicas" not in find(objects, "Deployment", "-worker-default")["spec"]
     assert "replicas" not in find(objects, "Deployment", "-gateway")["spec"]
     fixed = render_scenario("monitoring-off")
-    assert find(fixed, "Deployment", "-worker")["spec"]["replicas"] == 3
+    assert find(fixed, "Deployment", "-worker-default")["spec"]["replicas"] == 3
     assert find(fixed, "Deployment", "-gateway")["spec"]["replicas"] == 2
 
 
 # --- workers ---------------------------------------------------------------------------------
 
 
-def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit() -> None:
-    from workers.catalog import task_specs
+def builtin_longest_time_limit() -> int:
+    """The longest hard time limit of workers.builtin's tasks: sleep and memory_leak_task run
+    for at most MAX_SLEEP_SECONDS / MAX_LEAK_SECONDS, and their hard limit is 60 s more."""
+    from workers import tasks
 
-    catalog = max(math.ceil(s.time_limit) for s in task_specs().values() if s.time_limit)
-    assert VALUES["worker"]["longestCatalogTimeLimit"] == catalog, (
-        "worker.longestCatalogTimeLimit is out of step with workers/catalog.py")
+    return max(tasks.MAX_SLEEP_SECONDS + 60, tasks.MAX_LEAK_SECONDS + 60)
+
+
+def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit_in_every_pool() -> None:
+    builtin = builtin_longest_time_limit()
+    assert VALUES["worker"]["longestTimeLimit"] == builtin, (
+        "worker.longestTimeLimit is out of step with workers/tasks.py")
+    checked = 0
     for scenario in SCENARIOS:
         objects = render_scenario(scenario)
         settings = settings_of(objects)
-        longest = max([catalog, settings.time_limit,
-                       *(t.time_limit for t in settings.task_limits.values() if t.time_limit)])
-        spec = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
-        assert spec["terminationGracePeriodSeconds"] > longest, scenario
+        for deployment in worker_deployments(objects):
+            env = container_env(deployment)
+            assert "workers.builtin" in env["CARGO_TASK_MODULES"].split(",")
+            longest = max([builtin, settings.time_limit,
+                           *(t.time_limit for t in settings.task_limits.values()
+                             if t.time_limit)])
+            spec = deployment["spec"]["template"]["spec"]
+            assert spec["terminationGracePeriodSeconds"] > longest, (
+                scenario, deployment["metadata"]["name"])
+            checked += 1
+    assert checked > len(SCENARIOS), "the two-pools scenario has two worker Deployments"
 
 
 def test_the_worker_probes_are_the_cheap_heartbeat_checks(tmp_path: Path) -> None:
     objects = render_scenario("default")
     env = configmap_env(objects)
-    container = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    container = find(objects, "Deployment", "-worker-default")["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][0] == "worker"
     for probe, mode in (("startupProbe", "--liveness"), ("livenessProbe", "--liveness"),
                         ("readinessProbe", "--readiness")):
@@ -456,7 +483,7 @@ def test_the_broker_liveness_values_reach_the_gateways_and_the_bridges_environme
 def test_a_config_change_rolls_every_pod() -> None:
     before = render_scenario("bridge")
     after = render("--set", "config.logLevel=DEBUG", scenario="bridge")
-    for kind, suffix in (("Deployment", "-gateway"), ("Deployment", "-worker"),
+    for kind, suffix in (("Deployment", "-gateway"), ("Deployment", "-worker-default"),
                          ("Deployment", "-bridge"), ("CronJob", "-canary")):
         old, new = (pod_template_annotations(find(o, kind, suffix)) for o in (before, after))
         assert old["checksum/config"] != new["checksum/config"], f"{kind} {suffix}"

@@ -286,7 +286,8 @@ cargo.io/pool: {{ .name }}
 
 {{/*
 Checks on the worker pools a JSON schema cannot express: unique names (and object names
-after truncation to 63 characters), no queue in two pools, config.taskQueue consumed by
+after truncation to 63 characters), no reserved queue name (broker.topology.check_queue_name:
+Go's regexp has no lookahead for the schema), no queue in two pools, config.taskQueue consumed by
 some pool, minReplicas <= maxReplicas, a grace period beyond the pool's longest time limit,
 no pool env that overrides what the chart sets.
 */}}
@@ -306,6 +307,12 @@ no pool env that overrides what the chart sets.
 {{- end -}}
 {{- $_ := set $objectNames $pool.objectName $pool.name -}}
 {{- range $queue := $pool.queues -}}
+{{- if regexMatch "^(amq\\.|cargo\\.|celery_delayed)" $queue -}}
+{{- fail (printf "workerPools: pool %q: queue %q is reserved (amq., cargo., celery_delayed are RabbitMQ's, Cargo's and Celery's)" $pool.name $queue) -}}
+{{- end -}}
+{{- if regexMatch "(\\.XQ|\\.DQ|\\.watch)$" $queue -}}
+{{- fail (printf "workerPools: pool %q: queue %q ends like a dead-letter, delay or watch queue (.XQ, .DQ, .watch): name the task queue itself" $pool.name $queue) -}}
+{{- end -}}
 {{- if hasKey $owners $queue -}}
 {{- if eq (index $owners $queue) $pool.name -}}
 {{- fail (printf "workerPools: pool %q lists queue %q twice" $pool.name $queue) -}}
