@@ -607,8 +607,8 @@ def test_the_two_pools_scenario_renders_a_deployment_a_scaled_object_and_a_pdb_p
     assert "nodeSelector" not in deployments["default"]["spec"]["template"]["spec"]
     # One TriggerAuthentication serves both.
     auth = find(objects, "TriggerAuthentication")
-    for pool in scaled.values():
-        assert {t["authenticationRef"]["name"] for t in pool["spec"]["triggers"]} == {
+    for scaled_object in scaled.values():
+        assert {t["authenticationRef"]["name"] for t in scaled_object["spec"]["triggers"]} == {
             auth["metadata"]["name"]}
 
 
