@@ -468,17 +468,28 @@ def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit_in_every_p
     for scenario in SCENARIOS:
         objects = render_scenario(scenario)
         settings = settings_of(objects)
-        for deployment in worker_deployments(objects):
-            env = container_env(deployment)
-            assert "workers.builtin" in env["CARGO_TASK_MODULES"].split(",")
-            longest = max([builtin, settings.time_limit,
+        declared = {pool["name"]: pool.get("longestTimeLimit", builtin)
+                    for pool in scenario_values(scenario).get("workerPools", [])}
+        for pool, deployment in pool_objects(objects, "Deployment").items():
+            modules = container_env(deployment)["CARGO_TASK_MODULES"].split(",")
+            longest = max([declared.get(pool, builtin), settings.time_limit,
                            *(t.time_limit for t in settings.task_limits.values()
                              if t.time_limit)])
+            if "workers.builtin" in modules:
+                longest = max(longest, builtin)
             spec = deployment["spec"]["template"]["spec"]
-            assert spec["terminationGracePeriodSeconds"] > longest, (
-                scenario, deployment["metadata"]["name"])
+            assert spec["terminationGracePeriodSeconds"] > longest, (scenario, pool)
             checked += 1
     assert checked > len(SCENARIOS), "the two-pools scenario has two worker Deployments"
+
+
+def scenario_values(scenario: str) -> dict[str, Any]:
+    """A scenario's own values file (empty for the defaults)."""
+    if scenario == "default":
+        return {}
+    values: dict[str, Any] = yaml.safe_load(
+        (CHART / "ci" / f"{scenario}-values.yaml").read_text())
+    return values
 
 
 def test_the_worker_probes_are_the_cheap_heartbeat_checks(tmp_path: Path) -> None:
@@ -584,10 +595,10 @@ def test_the_two_pools_scenario_renders_a_deployment_a_scaled_object_and_a_pdb_p
     # Each Deployment's workers consume those queues, load their modules, guard their memory.
     default_env, reports_env = (container_env(deployments[p]) for p in ("default", "reports"))
     assert (default_env["CARGO_WORKER_QUEUES"], default_env["CARGO_TASK_MODULES"],
-            default_env["CARGO_MEMORY_LIMIT_MB"]) == ("cargo", "workers.builtin", "256")
+            default_env["CARGO_MEMORY_LIMIT_MB"]) == (
+        "cargo", "workers.builtin,acme_tasks.images", "256")
     assert (reports_env["CARGO_WORKER_QUEUES"], reports_env["CARGO_TASK_MODULES"],
-            reports_env["CARGO_MEMORY_LIMIT_MB"]) == (
-        "reports", "workers.builtin,acme_tasks.tasks", "64")
+            reports_env["CARGO_MEMORY_LIMIT_MB"]) == ("reports", "acme_tasks.reports", "64")
     assert reports_env["ACME_REPORTS_BUCKET"] == "acme-reports"
     assert "ACME_REPORTS_BUCKET" not in default_env
     # The reports pool's own KEDA target and bounds; the default pool keeps keda.*.
@@ -604,6 +615,9 @@ def test_the_two_pools_scenario_renders_a_deployment_a_scaled_object_and_a_pdb_p
     assert reports_pod["containers"][0]["resources"]["limits"] == {"cpu": "1",
                                                                    "memory": "512Mi"}
     assert reports_pod["nodeSelector"] == {"cargo.io/node-group": "reports"}
+    assert reports_pod["terminationGracePeriodSeconds"] == 660
+    assert deployments["default"]["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"] == VALUES["worker"]["terminationGracePeriodSeconds"]
     assert "nodeSelector" not in deployments["default"]["spec"]["template"]["spec"]
     # One TriggerAuthentication serves both.
     auth = find(objects, "TriggerAuthentication")
