@@ -9,7 +9,6 @@ KEDA trigger against a real RabbitMQ is tests/deploy/test_keda_scaling.py.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -58,6 +57,26 @@ def settings_of(objects: Any, rabbitmq_url: str = "amqp://u:p@rabbit:5672/%2F") 
     return load_settings({**configmap_env(objects), "RABBITMQ_URL": rabbitmq_url})
 
 
+def worker_deployments(objects: Any) -> list[dict[str, Any]]:
+    """The worker pools' Deployments (component worker), in render order."""
+    return [o for o in objects if o["kind"] == "Deployment"
+            and o["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"]
+
+
+def container_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The plain-valued env of a Deployment's first container (secretKeyRefs left out)."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def pools(default: dict[str, Any], *others: dict[str, Any]) -> str:
+    """A --set-json workerPools=...: the default pool (with `default`'s keys) and `others`,
+    each given the built-in module unless it names its own."""
+    listed = [{"name": "default", "taskModules": ["workers.builtin"], **default},
+              *({"taskModules": ["workers.builtin"], **pool} for pool in others)]
+    return "workerPools=" + json.dumps(listed)
+
+
 # --- helm itself ------------------------------------------------------------------------
 
 
@@ -76,9 +95,10 @@ def test_the_chart_lints_strictly(scenario: str) -> None:
     assert "0 chart(s) failed" in result.stdout, result.stdout
 
 
-def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_and_scale_to_zero() -> None:
+def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_scale_to_zero_and_pools(
+) -> None:
     assert {"external-broker", "operator-cluster", "existing-cluster", "bridge",
-            "monitoring-off", "scale-to-zero"} <= set(SCENARIOS)
+            "monitoring-off", "scale-to-zero", "two-pools"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize(
@@ -99,11 +119,37 @@ def test_there_are_scenarios_for_each_broker_mode_the_bridge_monitoring_and_scal
         (["--set", "config.brokerHeartbeat=-1"], "config.brokerHeartbeat"),
         (["--set-json", "config.brokerHeartbeat=2.5"], "config.brokerHeartbeat: Invalid type"),
         (["--set", "config.brokerCheckInterval=0"], "config.brokerCheckInterval"),
+        (["--set-json", pools({"queus": ["cargo"]})],
+         "workerPools.0: Additional property queus is not allowed"),
+        (["--set-json", pools({"name": "Reports_1"})],
+         "workerPools.0.name: Does not match pattern"),
+        (["--set-json", pools({"name": "r" * 31})], "workerPools.0.name"),
+        (["--set-json", pools({"queues": []})],
+         "workerPools.0.queues: Array must have at least 1 items"),
+        (["--set-json", pools({"queues": ["reports", "bad queue"]})],
+         "workerPools.0.queues.1: Does not match pattern"),
+        (["--set-json", pools({"taskModules": ["acme-tasks"]})],
+         "workerPools.0.taskModules.0: Does not match pattern"),
+        (["--set-json", 'workerPools=[{"name": "default"}]'],
+         "workerPools.0: taskModules is required"),
+        (["--set-json", "workerPools=[]"], "workerPools: Array must have at least 1 items"),
+        (["--set-json", pools({"keda": {"valu": 5}})],
+         "workerPools.0.keda: Additional property valu is not allowed"),
+        (["--set-json", pools({"minReplicas": -1})], "workerPools.0.minReplicas"),
+        (["--set-json", pools({"image": {"tag": "1.0"}})],
+         "workerPools.0.image: repository is required"),
+        (["--set-json", pools({"env": [{"name": "A", "vaule": "b"}]})],
+         "workerPools.0.env.0: Additional property vaule is not allowed"),
+        (["--set-json", pools({"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})],
+         "workerPools.0.resources: limits is required"),
     ],
     ids=["unknown-top-level", "unknown-nested", "unknown-config", "wrong-type", "wrong-type-int",
          "gateway-max-unavailable", "writable-root", "unknown-mode", "bad-enum",
          "unknown-task-limit", "negative-heartbeat", "fractional-heartbeat",
-         "zero-check-interval"],
+         "zero-check-interval", "pool-unknown-key", "pool-bad-name", "pool-long-name",
+         "pool-empty-queues", "pool-bad-queue", "pool-bad-module", "pool-without-modules",
+         "no-pools", "pool-unknown-keda-key", "pool-negative-min", "pool-image-without-repo",
+         "pool-env-typo", "pool-resources-without-limits"],
 )
 def test_the_schema_rejects_a_bad_value(args: list[str], message: str) -> None:
     result = helm("template", "cargo", CHART, *args, check=False)
@@ -116,16 +162,52 @@ def test_the_schema_rejects_a_bad_value(args: list[str], message: str) -> None:
     ("args", "message"),
     [
         (["--set", "worker.terminationGracePeriodSeconds=3600"],
-         "must exceed the longest hard time limit (3660 s)"),
+         'pool "default": terminationGracePeriodSeconds (3600) must exceed the longest hard '
+         "time limit (3660 s)"),
         (["--set-json", 'config.taskLimits={"sleep":{"time_limit":7200}}'],
          "must exceed the longest hard time limit (7200 s)"),
         (["--set", "rabbitmq.mode=external"], "needs rabbitmq.external.existingSecret"),
         (["--set", "rabbitmq.vhost=jobs"], "rabbitmq.mode cluster uses the operator's default"),
         (["--set", "gateway.pdb.minAvailable=2"], "no node could be drained"),
         (["--set", "keda.minReplicaCount=30"], "must not exceed keda.maxReplicaCount"),
+        (["--set-json", pools({}, {"name": "default", "queues": ["reports"]})],
+         'two pools are named "default"'),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["reports", "cargo"]})],
+         'queue "cargo" is in pools "default" and "reports"'),
+        (["--set-json", pools({"queues": ["cargo", "reports"]},
+                              {"name": "reports", "queues": ["reports"]})],
+         'queue "reports" is in pools "default" and "reports"'),
+        (["--set-json", pools({"minReplicas": 4, "maxReplicas": 3})],
+         'pool "default" has minReplicas (4) above maxReplicas (3)'),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["reports"], "maxReplicas": 1}),
+          "--set", "keda.minReplicaCount=2"],
+         'pool "reports" has minReplicas (2) above maxReplicas (1)'),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["reports"],
+                                   "longestTimeLimit": 7200})],
+         'pool "reports": terminationGracePeriodSeconds (3720) must exceed the longest hard '
+         "time limit (7200 s)"),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["reports"],
+                                   "terminationGracePeriodSeconds": 600})],
+         'pool "reports": terminationGracePeriodSeconds (600) must exceed'),
+        (["--set-json", pools({"queues": ["jobs"]})],
+         'no pool consumes config.taskQueue ("cargo")'),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["reports.XQ"]})],
+         'queue "reports.XQ" ends like a dead-letter'),
+        (["--set-json", pools({}, {"name": "reports", "queues": ["cargo.catalog.stream"]})],
+         'queue "cargo.catalog.stream" is reserved'),
+        (["--set-json", pools({"env": [{"name": "CARGO_WORKER_QUEUES", "value": "x"}]})],
+         "env CARGO_WORKER_QUEUES is set by the chart"),
+        (["--set-json", pools({}, {"name": "r" * 30, "queues": ["a"]},
+                              {"name": "r" * 29 + "s", "queues": ["b"]}),
+          "--set", "fullnameOverride=" + "c" * 40],
+         "once cut to 63 characters"),
     ],
-    ids=["grace-below-catalog", "grace-below-task-limit", "external-without-secret",
-         "cluster-vhost", "pdb-blocks-drains", "keda-min-above-max"],
+    ids=["grace-below-builtin", "grace-below-task-limit", "external-without-secret",
+         "cluster-vhost", "pdb-blocks-drains", "keda-min-above-max", "pool-duplicate-name",
+         "queue-in-two-pools", "queue-in-two-pools-default-first", "pool-min-above-max",
+         "pool-inherited-min-above-max", "pool-grace-below-its-modules",
+         "pool-grace-below-builtin", "task-queue-unconsumed", "pool-dead-letter-queue",
+         "pool-reserved-queue", "pool-env-overrides-chart", "pool-names-collide-when-cut"],
 )
 def test_the_chart_refuses_values_that_break_it(args: list[str], message: str) -> None:
     result = helm("template", "cargo", CHART, *args, check=False)
@@ -162,7 +244,7 @@ def test_the_strict_checks_catch_a_misspelt_field() -> None:
     """The validators can fail: a typo in a Deployment and in each custom resource."""
     pytest.importorskip("kubernetes_validate")
     objects = render_scenario("default")
-    deployment = find(objects, "Deployment", "-worker")
+    deployment = find(objects, "Deployment", "-worker-default")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     assert any("livenesProbe" in e for e in kubernetes_errors(deployment))
     seen = set()
@@ -189,7 +271,8 @@ def test_the_scenarios_render_every_custom_resource_kind() -> None:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("scenario", ["default", "operator-cluster", "external-broker", "bridge"])
+@pytest.mark.parametrize("scenario", ["default", "operator-cluster", "external-broker", "bridge",
+                                      "two-pools"])
 def test_checkov_finds_no_unskipped_failure_in_the_rendered_chart(
     scenario: str, tmp_path: Path
 ) -> None:
@@ -315,7 +398,7 @@ def test_the_keda_trigger_watches_the_queue_the_workers_consume() -> None:
     for args in ([], ["--set", "config.taskQueue=jobs.high"]):
         objects = render(*args)
         scaled = find(objects, "ScaledObject")
-        worker = find(objects, "Deployment", "-worker")
+        worker = find(objects, "Deployment", "-worker-default")
         assert scaled["spec"]["scaleTargetRef"] == {
             "apiVersion": "apps/v1", "kind": "Deployment", "name": worker["metadata"]["name"]}
         (trigger,) = scaled["spec"]["triggers"]
@@ -326,6 +409,8 @@ def test_the_keda_trigger_watches_the_queue_the_workers_consume() -> None:
         # the workers' queue: what Celery's task_queues take from broker.topology
         topology = build_topology(settings_of(objects))
         assert meta["queueName"] == topology.default_queue.name
+        # the default pool follows config.taskQueue: its workers consume that queue
+        assert container_env(worker)["CARGO_WORKER_QUEUES"] == meta["queueName"]
         assert worker["spec"]["template"]["spec"]["containers"][0]["envFrom"][0][
             "configMapRef"]["name"] == find(objects, "ConfigMap", "-config")["metadata"]["name"]
         auth = find(objects, "TriggerAuthentication")
@@ -357,35 +442,61 @@ def test_keda_values_reach_the_scaled_object() -> None:
 def test_no_replica_count_fights_an_autoscaler() -> None:
     """`helm upgrade` must not reset what KEDA or the HPA decided."""
     objects = render_scenario("default")
-    assert "replicas" not in find(objects, "Deployment", "-worker")["spec"]
+    assert "replicas" not in find(objects, "Deployment", "-worker-default")["spec"]
     assert "replicas" not in find(objects, "Deployment", "-gateway")["spec"]
     fixed = render_scenario("monitoring-off")
-    assert find(fixed, "Deployment", "-worker")["spec"]["replicas"] == 3
+    assert find(fixed, "Deployment", "-worker-default")["spec"]["replicas"] == 3
     assert find(fixed, "Deployment", "-gateway")["spec"]["replicas"] == 2
 
 
 # --- workers ---------------------------------------------------------------------------------
 
 
-def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit() -> None:
-    from workers.catalog import task_specs
+def builtin_longest_time_limit() -> int:
+    """The longest hard time limit of workers.builtin's tasks: sleep and memory_leak_task run
+    for at most MAX_SLEEP_SECONDS / MAX_LEAK_SECONDS, and their hard limit is 60 s more."""
+    from workers import tasks
 
-    catalog = max(math.ceil(s.time_limit) for s in task_specs().values() if s.time_limit)
-    assert VALUES["worker"]["longestCatalogTimeLimit"] == catalog, (
-        "worker.longestCatalogTimeLimit is out of step with workers/catalog.py")
+    return max(tasks.MAX_SLEEP_SECONDS + 60, tasks.MAX_LEAK_SECONDS + 60)
+
+
+def test_the_worker_grace_period_outlasts_the_longest_hard_time_limit_in_every_pool() -> None:
+    builtin = builtin_longest_time_limit()
+    assert VALUES["worker"]["longestTimeLimit"] == builtin, (
+        "worker.longestTimeLimit is out of step with workers/tasks.py")
+    checked = 0
     for scenario in SCENARIOS:
         objects = render_scenario(scenario)
         settings = settings_of(objects)
-        longest = max([catalog, settings.time_limit,
-                       *(t.time_limit for t in settings.task_limits.values() if t.time_limit)])
-        spec = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
-        assert spec["terminationGracePeriodSeconds"] > longest, scenario
+        declared = {pool["name"]: pool.get("longestTimeLimit", builtin)
+                    for pool in scenario_values(scenario).get("workerPools", [])}
+        for pool, deployment in pool_objects(objects, "Deployment").items():
+            modules = container_env(deployment)["CARGO_TASK_MODULES"].split(",")
+            longest = max([declared.get(pool, builtin), settings.time_limit,
+                           *(t.time_limit for t in settings.task_limits.values()
+                             if t.time_limit)])
+            if "workers.builtin" in modules:
+                longest = max(longest, builtin)
+            spec = deployment["spec"]["template"]["spec"]
+            assert spec["terminationGracePeriodSeconds"] > longest, (scenario, pool)
+            checked += 1
+    assert checked > len(SCENARIOS), "the two-pools scenario has two worker Deployments"
+
+
+def scenario_values(scenario: str) -> dict[str, Any]:
+    """A scenario's own values file (empty for the defaults)."""
+    if scenario == "default":
+        return {}
+    values: dict[str, Any] = yaml.safe_load(
+        (CHART / "ci" / f"{scenario}-values.yaml").read_text())
+    return values
 
 
 def test_the_worker_probes_are_the_cheap_heartbeat_checks(tmp_path: Path) -> None:
     objects = render_scenario("default")
     env = configmap_env(objects)
-    container = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    container = find(objects, "Deployment", "-worker-default")["spec"]["template"]["spec"][
+        "containers"][0]
     assert container["args"][0] == "worker"
     for probe, mode in (("startupProbe", "--liveness"), ("livenessProbe", "--liveness"),
                         ("readinessProbe", "--readiness")):
@@ -416,6 +527,246 @@ def test_the_bridge_runs_with_its_probes_and_settings_when_enabled() -> None:
     assert container["args"] == ["bridge"]
     assert container["livenessProbe"]["exec"]["command"][:3] == ["cargoctl", "bridge", "health"]
     assert settings_of(objects).bridge_queue_names == ("default", "reports")
+
+
+# --- worker pools ----------------------------------------------------------------------------
+
+
+def pool_objects(objects: Any, kind: str) -> dict[str, dict[str, Any]]:
+    """The worker objects of one kind by pool name (label cargo.io/pool)."""
+    found: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        if obj["kind"] == kind and labels.get("app.kubernetes.io/component") == "worker" and (
+                "cargo.io/pool" in labels):
+            assert labels["cargo.io/pool"] not in found, f"two {kind}s for one pool"
+            found[labels["cargo.io/pool"]] = obj
+    return found
+
+
+def trigger_queues(scaled: dict[str, Any]) -> list[str]:
+    return [t["metadata"]["queueName"] for t in scaled["spec"]["triggers"]]
+
+
+def test_the_default_values_give_one_pool_like_the_single_worker_of_before() -> None:
+    objects = render_scenario("default")
+    (deployment,) = worker_deployments(objects)
+    assert deployment["metadata"]["name"] == "cargo-worker-default"
+    assert set(pool_objects(objects, "ScaledObject")) == {"default"}
+    assert set(pool_objects(objects, "PodDisruptionBudget")) == {"default"}
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"] == ["worker", "--concurrency",
+                                 str(VALUES["worker"]["concurrency"])]
+    assert container["resources"] == VALUES["worker"]["resources"]
+    assert spec["terminationGracePeriodSeconds"] == VALUES["worker"][
+        "terminationGracePeriodSeconds"]
+    env = container_env(deployment)
+    assert env["CARGO_WORKER_QUEUES"] == VALUES["config"]["taskQueue"] == "cargo"
+    assert env["CARGO_TASK_MODULES"] == "workers.builtin"
+    assert env["CARGO_MEMORY_LIMIT_MB"] == str(VALUES["config"]["memoryLimitMb"])
+    scaled = pool_objects(objects, "ScaledObject")["default"]["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        VALUES["keda"]["minReplicaCount"], VALUES["keda"]["maxReplicaCount"])
+    assert (scaled["pollingInterval"], scaled["cooldownPeriod"]) == (
+        VALUES["keda"]["pollingInterval"], VALUES["keda"]["cooldownPeriod"])
+    assert trigger_queues(pool_objects(objects, "ScaledObject")["default"]) == ["cargo"]
+    assert scaled["triggers"][0]["metadata"]["value"] == str(VALUES["keda"]["value"])
+
+
+def test_the_two_pools_scenario_renders_a_deployment_a_scaled_object_and_a_pdb_per_pool() -> None:
+    objects = render_scenario("two-pools")
+    deployments = pool_objects(objects, "Deployment")
+    scaled = pool_objects(objects, "ScaledObject")
+    budgets = pool_objects(objects, "PodDisruptionBudget")
+    assert set(deployments) == set(scaled) == set(budgets) == {"default", "reports"}
+    assert len(worker_deployments(objects)) == 2
+    for pool in ("default", "reports"):
+        name = f"cargo-worker-{pool}"
+        assert deployments[pool]["metadata"]["name"] == name
+        assert scaled[pool]["metadata"]["name"] == name
+        assert budgets[pool]["metadata"]["name"] == name
+        assert scaled[pool]["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert budgets[pool]["spec"]["selector"] == deployments[pool]["spec"]["selector"]
+    # Each ScaledObject watches its own pool's queues and only those.
+    assert trigger_queues(scaled["default"]) == ["cargo"]
+    assert trigger_queues(scaled["reports"]) == ["reports"]
+    # Each Deployment's workers consume those queues, load their modules, guard their memory.
+    default_env, reports_env = (container_env(deployments[p]) for p in ("default", "reports"))
+    assert (default_env["CARGO_WORKER_QUEUES"], default_env["CARGO_TASK_MODULES"],
+            default_env["CARGO_MEMORY_LIMIT_MB"]) == (
+        "cargo", "workers.builtin,acme_tasks.images", "256")
+    assert (reports_env["CARGO_WORKER_QUEUES"], reports_env["CARGO_TASK_MODULES"],
+            reports_env["CARGO_MEMORY_LIMIT_MB"]) == ("reports", "acme_tasks.reports", "64")
+    assert reports_env["ACME_REPORTS_BUCKET"] == "acme-reports"
+    assert "ACME_REPORTS_BUCKET" not in default_env
+    # The reports pool's own KEDA target and bounds; the default pool keeps keda.*.
+    reports = scaled["reports"]["spec"]
+    assert (reports["minReplicaCount"], reports["maxReplicaCount"]) == (1, 3)
+    assert (reports["triggers"][0]["metadata"]["value"],
+            reports["triggers"][0]["metadata"]["activationValue"]) == ("5", "0")
+    default = scaled["default"]["spec"]
+    assert (default["minReplicaCount"], default["maxReplicaCount"]) == (1, 20)
+    assert default["triggers"][0]["metadata"]["value"] == "20"
+    # Its own size and node group.
+    reports_pod = deployments["reports"]["spec"]["template"]["spec"]
+    assert reports_pod["containers"][0]["args"] == ["worker", "--concurrency", "1"]
+    assert reports_pod["containers"][0]["resources"]["limits"] == {"cpu": "1",
+                                                                   "memory": "512Mi"}
+    assert reports_pod["nodeSelector"] == {"cargo.io/node-group": "reports"}
+    assert reports_pod["terminationGracePeriodSeconds"] == 660
+    assert deployments["default"]["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"] == VALUES["worker"]["terminationGracePeriodSeconds"]
+    assert "nodeSelector" not in deployments["default"]["spec"]["template"]["spec"]
+    # One TriggerAuthentication serves both.
+    auth = find(objects, "TriggerAuthentication")
+    for scaled_object in scaled.values():
+        assert {t["authenticationRef"]["name"] for t in scaled_object["spec"]["triggers"]} == {
+            auth["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_pools_environment_is_a_worker_configuration_cargo_accepts(scenario: str) -> None:
+    """What a worker of each pool loads (the ConfigMap, then the pool's env, which wins):
+    exactly its queues, its modules and its memory limit, and a topology declaring them."""
+    objects = render_scenario(scenario)
+    config = configmap_env(objects)
+    for pool, deployment in pool_objects(objects, "Deployment").items():
+        env = container_env(deployment)
+        settings = load_settings({**config, **env, "RABBITMQ_URL": "amqp://u:p@rabbit:5672/%2F"})
+        queues = tuple(env["CARGO_WORKER_QUEUES"].split(","))
+        assert settings.worker_queue_names == queues, pool
+        assert settings.task_module_names == tuple(env["CARGO_TASK_MODULES"].split(",")), pool
+        assert settings.memory_limit_mb == int(env["CARGO_MEMORY_LIMIT_MB"]), pool
+        declared = {q.name for q in build_topology(settings, task_queues=queues).task_queues}
+        assert set(queues) <= declared, pool
+        scaled = pool_objects(objects, "ScaledObject").get(pool)
+        if scaled is not None:
+            assert tuple(trigger_queues(scaled)) == queues, pool
+
+
+def test_a_pool_with_several_queues_gets_one_trigger_per_queue() -> None:
+    objects = render("--set-json", pools({"queues": ["cargo", "cargo-high"]},
+                                         {"name": "reports", "queues": ["reports"]}))
+    scaled = pool_objects(objects, "ScaledObject")
+    assert trigger_queues(scaled["default"]) == ["cargo", "cargo-high"]
+    assert trigger_queues(scaled["reports"]) == ["reports"]
+    assert container_env(pool_objects(objects, "Deployment")["default"])[
+        "CARGO_WORKER_QUEUES"] == "cargo,cargo-high"
+
+
+def test_a_pool_keeps_its_zero_and_falls_back_to_the_shared_values() -> None:
+    """minReplicas: 0 stays 0 (the chart tests presence, not truth); absent keys take
+    keda.* and worker.*."""
+    objects = render("--set-json", pools({}, {"name": "batch", "queues": ["batch"],
+                                              "minReplicas": 0, "keda": {"activationValue": 3}}))
+    batch = pool_objects(objects, "ScaledObject")["batch"]["spec"]
+    assert (batch["minReplicaCount"], batch["maxReplicaCount"]) == (
+        0, VALUES["keda"]["maxReplicaCount"])
+    assert batch["triggers"][0]["metadata"]["activationValue"] == "3"
+    assert batch["triggers"][0]["metadata"]["value"] == str(VALUES["keda"]["value"])
+    assert batch["cooldownPeriod"] == VALUES["keda"]["cooldownPeriod"]
+
+
+def test_without_keda_each_pool_has_its_replica_count_and_no_scaled_object() -> None:
+    objects = render("--set", "keda.enabled=false", "--set-json",
+                     pools({}, {"name": "reports", "queues": ["reports"], "replicas": 1}))
+    deployments = pool_objects(objects, "Deployment")
+    assert deployments["default"]["spec"]["replicas"] == VALUES["worker"]["replicas"]
+    assert deployments["reports"]["spec"]["replicas"] == 1
+    assert not [o for o in objects if o["kind"] in ("ScaledObject", "TriggerAuthentication")]
+
+
+def test_a_pool_may_run_a_teams_own_image() -> None:
+    digest = "sha256:" + "a" * 64
+    objects = render("--set-json", pools({}, {
+        "name": "reports", "queues": ["reports"],
+        "image": {"repository": "registry.example/acme-worker", "digest": digest}}, {
+        "name": "etl", "queues": ["etl"],
+        "image": {"repository": "registry.example/acme-etl", "tag": "2.1"}}))
+    deployments = pool_objects(objects, "Deployment")
+
+    def image(pool: str) -> tuple[str, str]:
+        container = deployments[pool]["spec"]["template"]["spec"]["containers"][0]
+        return container["image"], container["imagePullPolicy"]
+
+    def skips(pool: str) -> str:
+        return " ".join(v for k, v in deployments[pool]["metadata"]["annotations"].items()
+                        if k.startswith("checkov.io/skip"))
+
+    assert image("reports") == (f"registry.example/acme-worker@{digest}", "IfNotPresent")
+    assert "CKV_K8S_43" not in skips("reports")  # pulled by digest
+    assert image("etl") == ("registry.example/acme-etl:2.1", "Always")
+    assert "CKV_K8S_43" in skips("etl")
+    chart_image = find(objects, "Deployment", "-gateway")["spec"]["template"]["spec"][
+        "containers"][0]["image"]
+    assert image("default")[0] == chart_image
+
+
+def test_every_worker_selector_matches_every_pool_and_each_deployment_only_its_own() -> None:
+    objects = render_scenario("two-pools")
+    deployments = pool_objects(objects, "Deployment")
+    pod_labels = {p: d["spec"]["template"]["metadata"]["labels"] for p, d in deployments.items()}
+    for pool, labels in pod_labels.items():
+        assert labels["app.kubernetes.io/component"] == "worker"
+        assert labels["cargo.io/pool"] == pool
+    policy = find(objects, "NetworkPolicy", "-worker")["spec"]["podSelector"]["matchLabels"]
+    monitor = find(objects, "PodMonitor", "-worker")["spec"]["selector"]["matchLabels"]
+    canary = dict(pair.split("=") for pair in configmap_env(objects)[
+        "CARGO_CANARY_WORKER_SELECTOR"].split(","))
+    for selector in (policy, monitor, canary):
+        for pool, labels in pod_labels.items():
+            assert selector.items() <= labels.items(), (selector, pool)
+    for pool, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert [p for p, labels in pod_labels.items()
+                if selector.items() <= labels.items()] == [pool]
+
+
+def test_the_schemas_queue_names_are_the_ones_the_broker_accepts() -> None:
+    """A pool queue the chart renders is one broker.topology.check_queue_name accepts, and
+    one it refuses the chart refuses too (schema pattern plus the template's reserved names)."""
+    from broker.topology import check_queue_name
+
+    names = ["reports", "jobs.high", "a:b-c_d", "9lives", "x" * 200, "x" * 201, ".hidden",
+             "-dash", "with space", "amq.foo", "cargo.events", "celery_delayed_27",
+             "reports.XQ", "reports.DQ", "reports.XQ.watch", "reports.watchful", "café"]
+    for name in names:
+        try:
+            check_queue_name(name)
+            accepted = True
+        except ValueError:
+            accepted = False
+        result = helm("template", "cargo", CHART, "--set-json",
+                      pools({}, {"name": "r", "queues": [name]}), check=False)
+        assert (result.returncode == 0) == accepted, (name, result.stderr[-300:])
+
+
+def test_every_pool_key_is_documented_in_values_yaml() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    keys = schema["properties"]["workerPools"]["items"]["properties"]
+    text = (CHART / "values.yaml").read_text()
+    block = text[text.index("# -- The worker pools"):text.index("\nworkerPools:")]
+    for key in keys:
+        assert re.search(rf"^#\s+(- )?{key}\b", block, re.M) or f" {key}," in block or (
+            f"{key}\n" in block), f"workerPools[].{key} is not described in values.yaml"
+    for pool in VALUES["workerPools"]:
+        assert set(pool) <= set(keys)
+
+
+def test_notes_list_every_pool_and_warn_when_one_can_have_no_worker(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path / "two", "-f", str(CHART / "ci" / "two-pools-values.yaml"))
+    assert ("default: KEDA scales cargo-worker-default from 1 to 20 replicas: "
+            "ceil(messages in cargo / 20)") in notes
+    assert ("reports: KEDA scales cargo-worker-reports from 1 to 3 replicas: "
+            "ceil(messages in reports / 5)") in notes
+    assert "404 unknown_task" not in notes
+    zero = render_notes(tmp_path / "zero", "-f", str(CHART / "ci" / "scale-to-zero-values.yaml"))
+    assert "Scale to zero is on for default" in zero
+    assert "not in the gateway's catalog" in zero
+    assert "404 unknown_task" in zero
+    assert "Keep minReplicas >= 1" in zero
 
 
 # --- gateway, upgrade safety ----------------------------------------------------------------
@@ -456,7 +807,7 @@ def test_the_broker_liveness_values_reach_the_gateways_and_the_bridges_environme
 def test_a_config_change_rolls_every_pod() -> None:
     before = render_scenario("bridge")
     after = render("--set", "config.logLevel=DEBUG", scenario="bridge")
-    for kind, suffix in (("Deployment", "-gateway"), ("Deployment", "-worker"),
+    for kind, suffix in (("Deployment", "-gateway"), ("Deployment", "-worker-default"),
                          ("Deployment", "-bridge"), ("CronJob", "-canary")):
         old, new = (pod_template_annotations(find(o, kind, suffix)) for o in (before, after))
         assert old["checksum/config"] != new["checksum/config"], f"{kind} {suffix}"
@@ -535,7 +886,7 @@ def test_helm_test_runs_the_canary() -> None:
     assert pod["spec"]["containers"][0]["args"][0] == "canary"
 
 
-@pytest.mark.parametrize("scenario", ["default", "bridge", "external-broker"])
+@pytest.mark.parametrize("scenario", ["default", "bridge", "external-broker", "two-pools"])
 def test_every_pod_has_a_network_policy(scenario: str) -> None:
     objects = render_scenario(scenario)
     policies = [o["spec"]["podSelector"]["matchLabels"] for o in objects
@@ -624,4 +975,4 @@ def test_notes_say_how_to_reach_the_gateway_and_the_management_ui(tmp_path: Path
                             str(CHART / "ci" / "external-broker-values.yaml"))
     assert "Secret cargo-rabbitmq (key managementUrl)" in external
     zero = render_notes(tmp_path / "zero", "-f", str(CHART / "ci" / "scale-to-zero-values.yaml"))
-    assert "Scale to zero is on" in zero
+    assert "Scale to zero is on for default" in zero

@@ -1,8 +1,10 @@
-"""The rendered ScaledObject against the real RabbitMQ: its trigger points at the workers' queue.
+"""Each pool's rendered ScaledObject against the real RabbitMQ: its trigger points at the queue
+its workers consume.
 
 The chart is rendered (external broker, the private vhost of this test), the topology is
-declared from the rendered ConfigMap's settings exactly as the workers declare it, N
-messages are published to the queue the trigger names (no consumer), and the queue is read
+declared from the rendered ConfigMap's settings and the pool's env exactly as the workers
+declare it, N messages are published to the queue the pool's trigger names (no consumer;
+the other pools' queues hold messages of their own, which must not count), and the queue is read
 through the same management API request KEDA's rabbitmq scaler makes with protocol http
 (GET <host>/api/queues/<vhost>/<queue>, counting `messages`: ready + unacknowledged). KEDA's
 QueueLength rule then gives the replicas: ceil(messages / value) within min..max, and zero
@@ -99,41 +101,66 @@ async def publish(settings: Settings, queue: str, count: int) -> None:
                                    routing_key=queue)
 
 
-async def declare(settings: Settings) -> None:
+async def declare(settings: Settings, task_queues: list[str]) -> None:
     connection = await aio_pika.connect_robust(settings.rabbitmq_url)
     async with connection:
-        await declare_topology(await connection.channel(), build_topology(settings))
+        await declare_topology(await connection.channel(),
+                               build_topology(settings, task_queues=task_queues))
 
 
-# scenario -> [(messages in the queue, expected replicas), ...]
+# (scenario, pool) -> [(messages in the pool's queue, expected replicas), ...]
 CASES = {
     # defaults: value 20, activation 0, 1..20 workers
-    "default": [(0, 1), (1, 1), (20, 1), (21, 2), (45, 3), (400, 20), (430, 20)],
+    ("default", "default"): [(0, 1), (1, 1), (20, 1), (21, 2), (45, 3), (400, 20), (430, 20)],
     # ci/scale-to-zero-values.yaml: value 10, activation 2, 0..5 workers
-    "scale-to-zero": [(0, 0), (2, 0), (3, 1), (10, 1), (25, 3), (50, 5), (80, 5)],
+    ("scale-to-zero", "default"): [(0, 0), (2, 0), (3, 1), (10, 1), (25, 3), (50, 5), (80, 5)],
+    # ci/two-pools-values.yaml, the reports pool: its own value 5, activation 0, 1..3 workers
+    ("two-pools", "reports"): [(0, 1), (1, 1), (5, 1), (6, 2), (11, 3), (15, 3), (40, 3)],
 }
+# Messages left in the other pools' queues while a pool's trigger is read: they must not
+# count for it.
+OTHER_POOLS_MESSAGES = 7
+
+
+def pool_of(objects: list[dict[str, Any]], kind: str, pool: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind
+                and o["metadata"]["labels"].get("cargo.io/pool") == pool]
+    return found
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("scenario", sorted(CASES))
-def test_keda_scales_the_workers_on_the_queue_they_consume(scenario: str) -> None:
-    steps = CASES[scenario]
+@pytest.mark.parametrize(("scenario", "pool"), sorted(CASES), ids=lambda v: str(v))
+def test_keda_scales_each_pool_on_the_queue_its_workers_consume(scenario: str, pool: str) -> None:
+    steps = CASES[(scenario, pool)]
     with private_vhost(prefix="cargo-keda") as settings:
         host = settings.management_api
         objects = render("--set", "rabbitmq.mode=external",
                          "--set", "rabbitmq.external.existingSecret=cargo-rabbitmq",
                          "--set", f"rabbitmq.vhost={settings.vhost}", scenario=scenario)
-        spec = find(objects, "ScaledObject")["spec"]
-        meta = spec["triggers"][0]["metadata"]
+        spec = pool_of(objects, "ScaledObject", pool)["spec"]
+        (trigger,) = spec["triggers"]
+        meta = trigger["metadata"]
         assert (meta["protocol"], meta["mode"], meta["vhostName"]) == (
             "http", "QueueLength", settings.vhost)
-        # The workers' settings: the rendered ConfigMap, in this vhost.
+        # The pool's workers' settings: the rendered ConfigMap, then the pool's own env (it
+        # wins over the ConfigMap in a pod), in this vhost.
         config = find(objects, "ConfigMap", "-config")["data"]
-        workers = load_settings({**config, "RABBITMQ_URL": settings.rabbitmq_url,
+        container = pool_of(objects, "Deployment", pool)["spec"]["template"]["spec"][
+            "containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        workers = load_settings({**config, **env, "RABBITMQ_URL": settings.rabbitmq_url,
                                  "CARGO_MANAGEMENT_URL": host})
-        assert build_topology(workers).default_queue.name == meta["queueName"]
-        asyncio.run(declare(workers))
+        assert workers.worker_queue_names == (meta["queueName"],)
+        # Every pool's queues, declared as their workers declare them.
+        queues = [t["metadata"]["queueName"] for o in objects if o["kind"] == "ScaledObject"
+                  for t in o["spec"]["triggers"]]
+        topology = build_topology(workers, task_queues=queues)
+        assert meta["queueName"] in {q.name for q in topology.task_queues}
+        asyncio.run(declare(workers, queues))
+        others = [q for q in queues if q != meta["queueName"]]
+        for other in others:
+            asyncio.run(publish(workers, other, OTHER_POOLS_MESSAGES))
 
         published, seen = 0, []
         for total, expected in steps:
@@ -145,7 +172,10 @@ def test_keda_scales_the_workers_on_the_queue_they_consume(scenario: str) -> Non
             replicas = keda_replicas(info["messages"], spec)
             seen.append((total, replicas))
             assert replicas == expected, f"{total} messages: {replicas} replicas, not {expected}"
-        print(f"{scenario}: (messages, replicas) = {seen}")
+        print(f"{scenario}/{pool}: (messages, replicas) = {seen}; other pools' queues {others}")
+        for other in others:  # they were there all along, and did not count
+            assert wait_for_messages(host, {**meta, "queueName": other},
+                                     OTHER_POOLS_MESSAGES)["messages"] == OTHER_POOLS_MESSAGES
 
         # A message being worked on (delivered, not acknowledged) still counts: protocol http.
         if published:

@@ -158,12 +158,13 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 
 {{/*
 checkov skips that hold for every Cargo workload, as the annotations checkov reads
-(checkov.io/skipN: <check>=<reason>). cargo.checkovSkips (dict "root" $ "extra" (list ...)).
+(checkov.io/skipN: <check>=<reason>). cargo.checkovSkips (dict "root" $ "extra" (list ...));
+"digest" (a bool) overrides whether the image is pulled by digest (a worker pool's own image).
 */}}
 {{- define "cargo.checkovSkips" -}}
 {{- $skips := list
   "CKV_K8S_35=Cargo reads its configuration from the environment by design (RABBITMQ_URL, CARGO_AUTH_TOKEN, as the README documents); the values come from Secrets through secretKeyRef, never from the chart" -}}
-{{- if not .root.Values.image.digest -}}
+{{- if not (ternary .digest .root.Values.image.digest (hasKey . "digest")) -}}
 {{- $skips = append $skips "CKV_K8S_43=the image digest is release-specific: set image.digest (the chart then pulls by digest); the default chart cannot know it" -}}
 {{- end -}}
 {{- range .extra -}}
@@ -206,17 +207,136 @@ imagePullSecrets:
 {{- end -}}
 
 {{/*
-The longest hard time limit any task can have: the catalog's, CARGO_TIME_LIMIT and every
-CARGO_TASK_LIMITS time_limit. The worker's grace period must exceed it.
+The longest hard time limit a task of one worker pool can have: the pool's longestTimeLimit
+(its modules' longest, default worker.longestTimeLimit), CARGO_TIME_LIMIT and every
+CARGO_TASK_LIMITS time_limit. The pool's grace period must exceed it.
+cargo.longestTimeLimit (dict "root" $ "pool" $resolvedPool).
 */}}
 {{- define "cargo.longestTimeLimit" -}}
-{{- $longest := max (int .Values.worker.longestCatalogTimeLimit) (int (ceil .Values.config.timeLimit)) -}}
-{{- range $task, $limits := .Values.config.taskLimits -}}
+{{- $longest := max (int .pool.longestTimeLimit) (int (ceil .root.Values.config.timeLimit)) -}}
+{{- range $task, $limits := .root.Values.config.taskLimits -}}
 {{- if hasKey $limits "time_limit" -}}
 {{- $longest = max $longest (int (ceil (index $limits "time_limit"))) -}}
 {{- end -}}
 {{- end -}}
 {{- $longest -}}
+{{- end -}}
+
+{{/*
+The worker pools with every default filled in, as a JSON list (templates range over
+`include "cargo.workerPools" . | fromJsonArray`). A pool key that is absent takes the
+shared worker.* / keda.* / config.* value; hasKey, not `default`, so a 0 (minReplicas: 0)
+stays 0. Numbers come back as floats: templates print them through int or cargo.envValue.
+*/}}
+{{- define "cargo.workerPools" -}}
+{{- $root := . -}}
+{{- $w := .Values.worker -}}
+{{- $k := .Values.keda -}}
+{{- $pools := list -}}
+{{- range $p := .Values.workerPools -}}
+{{- $pk := $p.keda | default dict -}}
+{{- $image := $p.image | default dict -}}
+{{- $repository := $image.repository | default $root.Values.image.repository -}}
+{{- $digest := "" -}}
+{{- $tag := "" -}}
+{{- if $p.image -}}
+{{- $digest = $image.digest | default "" -}}
+{{- $tag = $image.tag | default $root.Chart.AppVersion -}}
+{{- else -}}
+{{- $digest = $root.Values.image.digest -}}
+{{- $tag = $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{- end -}}
+{{- $ref := ternary (printf "%s@%s" $repository $digest) (printf "%s:%s" $repository $tag) (ne $digest "") -}}
+{{- $pullPolicy := $image.pullPolicy | default $root.Values.image.pullPolicy | default (ternary "IfNotPresent" "Always" (ne $digest "")) -}}
+{{- $pools = append $pools (dict
+  "name" $p.name
+  "objectName" (include "cargo.componentName" (dict "root" $root "component" (printf "worker-%s" $p.name)))
+  "queues" (ternary $p.queues (list $root.Values.config.taskQueue) (hasKey $p "queues"))
+  "taskModules" $p.taskModules
+  "concurrency" (ternary $p.concurrency $w.concurrency (hasKey $p "concurrency"))
+  "resources" (ternary $p.resources $w.resources (hasKey $p "resources"))
+  "memoryLimitMb" (ternary $p.memoryLimitMb $root.Values.config.memoryLimitMb (hasKey $p "memoryLimitMb"))
+  "replicas" (ternary $p.replicas $w.replicas (hasKey $p "replicas"))
+  "minReplicas" (ternary $p.minReplicas $k.minReplicaCount (hasKey $p "minReplicas"))
+  "maxReplicas" (ternary $p.maxReplicas $k.maxReplicaCount (hasKey $p "maxReplicas"))
+  "kedaValue" (ternary $pk.value $k.value (hasKey $pk "value"))
+  "kedaActivationValue" (ternary $pk.activationValue $k.activationValue (hasKey $pk "activationValue"))
+  "kedaPollingInterval" (ternary $pk.pollingInterval $k.pollingInterval (hasKey $pk "pollingInterval"))
+  "kedaCooldownPeriod" (ternary $pk.cooldownPeriod $k.cooldownPeriod (hasKey $pk "cooldownPeriod"))
+  "image" $ref
+  "imageDigest" (ne $digest "")
+  "imagePullPolicy" $pullPolicy
+  "terminationGracePeriodSeconds" (ternary $p.terminationGracePeriodSeconds $w.terminationGracePeriodSeconds (hasKey $p "terminationGracePeriodSeconds"))
+  "longestTimeLimit" (ternary $p.longestTimeLimit $w.longestTimeLimit (hasKey $p "longestTimeLimit"))
+  "env" ($p.env | default list)
+  "podAnnotations" (ternary $p.podAnnotations $w.podAnnotations (hasKey $p "podAnnotations"))
+  "nodeSelector" (ternary $p.nodeSelector $w.nodeSelector (hasKey $p "nodeSelector"))
+  "tolerations" (ternary $p.tolerations $w.tolerations (hasKey $p "tolerations"))
+  "affinity" (ternary $p.affinity $w.affinity (hasKey $p "affinity"))
+  "topologySpreadConstraints" (ternary $p.topologySpreadConstraints $w.topologySpreadConstraints (hasKey $p "topologySpreadConstraints"))
+) -}}
+{{- end -}}
+{{- toJson $pools -}}
+{{- end -}}
+
+{{/* The labels that tell one pool's pods from another's (on top of component=worker). */}}
+{{- define "cargo.poolLabels" -}}
+cargo.io/pool: {{ .name }}
+{{- end -}}
+
+{{/*
+Checks on the worker pools a JSON schema cannot express: unique names (and object names
+after truncation to 63 characters), no reserved queue name (broker.topology.check_queue_name:
+Go's regexp has no lookahead for the schema), no queue in two pools, config.taskQueue consumed by
+some pool, minReplicas <= maxReplicas, a grace period beyond the pool's longest time limit,
+no pool env that overrides what the chart sets.
+*/}}
+{{- define "cargo.validateWorkerPools" -}}
+{{- $root := . -}}
+{{- $names := dict -}}
+{{- $objectNames := dict -}}
+{{- $owners := dict -}}
+{{- $owned := list "CARGO_WORKER_QUEUES" "CARGO_TASK_MODULES" "CARGO_MEMORY_LIMIT_MB" "RABBITMQ_URL" "RABBITMQ_USERNAME" "RABBITMQ_PASSWORD" "CARGO_MANAGEMENT_URL" "CARGO_AUTH_TOKEN" -}}
+{{- range $pool := include "cargo.workerPools" . | fromJsonArray -}}
+{{- if hasKey $names $pool.name -}}
+{{- fail (printf "workerPools: two pools are named %q; each pool needs its own name (it names its Deployment and ScaledObject)" $pool.name) -}}
+{{- end -}}
+{{- $_ := set $names $pool.name true -}}
+{{- if hasKey $objectNames $pool.objectName -}}
+{{- fail (printf "workerPools: pools %q and %q both get the object name %q once cut to 63 characters; shorten a pool name or fullnameOverride" (index $objectNames $pool.objectName) $pool.name $pool.objectName) -}}
+{{- end -}}
+{{- $_ := set $objectNames $pool.objectName $pool.name -}}
+{{- range $queue := $pool.queues -}}
+{{- if regexMatch "^(amq\\.|cargo\\.|celery_delayed)" $queue -}}
+{{- fail (printf "workerPools: pool %q: queue %q is reserved (amq., cargo., celery_delayed are RabbitMQ's, Cargo's and Celery's)" $pool.name $queue) -}}
+{{- end -}}
+{{- if regexMatch "(\\.XQ|\\.DQ|\\.watch)$" $queue -}}
+{{- fail (printf "workerPools: pool %q: queue %q ends like a dead-letter, delay or watch queue (.XQ, .DQ, .watch): name the task queue itself" $pool.name $queue) -}}
+{{- end -}}
+{{- if hasKey $owners $queue -}}
+{{- if eq (index $owners $queue) $pool.name -}}
+{{- fail (printf "workerPools: pool %q lists queue %q twice" $pool.name $queue) -}}
+{{- end -}}
+{{- fail (printf "workerPools: queue %q is in pools %q and %q; a queue belongs to one pool (its ScaledObject scales on that queue alone)" $queue (index $owners $queue) $pool.name) -}}
+{{- end -}}
+{{- $_ := set $owners $queue $pool.name -}}
+{{- end -}}
+{{- if gt (int $pool.minReplicas) (int $pool.maxReplicas) -}}
+{{- fail (printf "workerPools: pool %q has minReplicas (%d) above maxReplicas (%d)" $pool.name (int $pool.minReplicas) (int $pool.maxReplicas)) -}}
+{{- end -}}
+{{- $longest := include "cargo.longestTimeLimit" (dict "root" $root "pool" $pool) | int -}}
+{{- if le (int $pool.terminationGracePeriodSeconds) $longest -}}
+{{- fail (printf "workerPools: pool %q: terminationGracePeriodSeconds (%d) must exceed the longest hard time limit (%d s), or a scale-down kills running tasks" $pool.name (int $pool.terminationGracePeriodSeconds) $longest) -}}
+{{- end -}}
+{{- range $var := $pool.env -}}
+{{- if has $var.name $owned -}}
+{{- fail (printf "workerPools: pool %q: env %s is set by the chart (from queues, taskModules, memoryLimitMb or the Secrets); use the pool's own value instead" $pool.name $var.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (hasKey $owners .Values.config.taskQueue) -}}
+{{- fail (printf "workerPools: no pool consumes config.taskQueue (%q), where the built-in tasks and the canary's go: add it to a pool's queues" .Values.config.taskQueue) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Checks across values that a JSON schema cannot express; each fails the render with why. */}}
@@ -230,10 +350,6 @@ CARGO_TASK_LIMITS time_limit. The worker's grace period must exceed it.
 {{- if and (eq .Values.rabbitmq.mode "cluster") (ne .Values.rabbitmq.vhost "/") -}}
 {{- fail "rabbitmq.mode cluster uses the operator's default vhost \"/\": set rabbitmq.vhost to \"/\" (or create the vhost yourself and use mode external)" -}}
 {{- end -}}
-{{- $longest := include "cargo.longestTimeLimit" . | int -}}
-{{- if le (int .Values.worker.terminationGracePeriodSeconds) $longest -}}
-{{- fail (printf "worker.terminationGracePeriodSeconds (%v) must exceed the longest hard time limit (%v s), or a scale-down kills running tasks" .Values.worker.terminationGracePeriodSeconds $longest) -}}
-{{- end -}}
 {{- if .Values.gateway.pdb.enabled -}}
 {{- $fewest := ternary .Values.gateway.autoscaling.minReplicas .Values.gateway.replicas .Values.gateway.autoscaling.enabled -}}
 {{- if ge (int .Values.gateway.pdb.minAvailable) (int $fewest) -}}
@@ -246,6 +362,7 @@ CARGO_TASK_LIMITS time_limit. The worker's grace period must exceed it.
 {{- if and .Values.gateway.autoscaling.enabled (gt (int .Values.gateway.autoscaling.minReplicas) (int .Values.gateway.autoscaling.maxReplicas)) -}}
 {{- fail "gateway.autoscaling.minReplicas must not exceed gateway.autoscaling.maxReplicas" -}}
 {{- end -}}
+{{- include "cargo.validateWorkerPools" . -}}
 {{- end -}}
 
 {{/*
