@@ -44,7 +44,8 @@ async def test_health_is_always_200_and_readiness_reports_its_checks(rabbitmq: S
             assert resp.status == 200
         async with gw.http.get(f"{gw.url}/readyz") as resp:
             assert resp.status == 200
-            assert (await resp.json())["checks"] == {"broker": "ok", "catalog": "ok", "events": "ok"}
+            assert (await resp.json())["checks"] == {"broker": "ok", "catalog": "ok",
+                                                     "events": "ok"}
 
 
 async def test_metrics_count_this_gateways_submissions_by_outcome(rabbitmq: Settings) -> None:
