@@ -22,6 +22,7 @@ import pytest
 from broker.declare import declare_topology
 from broker.settings import Settings
 from broker.topology import build_topology
+from tests.support.bridge import start_bridge
 from tests.support.catalog import (
     announce,
     announcement,
@@ -286,3 +287,42 @@ async def test_a_task_on_a_queue_of_its_own_gets_429_when_that_queue_is_full(
             ids.append(message.headers["id"])
         await held.delete(if_unused=False, if_empty=False)
     assert ids == accepted
+
+
+async def test_the_bridge_publishes_a_bridged_actor_to_its_tasks_own_queue(
+        vhost: Settings) -> None:
+    queue = unique("reports").replace(".", "-")
+    connection = await aio_pika.connect(vhost.rabbitmq_url)
+    async with connection:  # as the worker consuming that queue declares it
+        await declare_topology(await connection.channel(),
+                               build_topology(vhost, task_queues=(queue,)))
+    name = unique("acme.report")
+    await announce(vhost, [task_with_schema(name, NUMBER_X, queue=queue, time_limit=30)],
+                   worker=unique("worker"))
+    dramatiq_queue = unique("dramatiq").replace(".", "-")
+    bridge = await asyncio.to_thread(start_bridge, vhost, "catalog-bridge",
+                                     env={"CARGO_BRIDGE_QUEUES": dramatiq_queue})
+    try:
+        message_id = str(uuid.uuid4())
+        body = {"queue_name": dramatiq_queue, "actor_name": name, "args": [3], "kwargs": {},
+                "options": {"time_limit": 60_000}, "message_id": message_id,
+                "message_timestamp": time.time() * 1000}
+        connection = await aio_pika.connect(vhost.rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.default_exchange.publish(
+                aio_pika.Message(json.dumps(body).encode(), content_type="application/json"),
+                routing_key=dramatiq_queue)
+            held = await channel.declare_queue(queue, passive=True)
+            deadline = time.monotonic() + 60
+            while (message := await held.get(no_ack=True, fail=False)) is None:
+                assert time.monotonic() < deadline, f"nothing reached {queue} within 60s"
+                await asyncio.sleep(0.2)
+            await held.delete(if_unused=False, if_empty=False)
+    finally:
+        bridge.stop()
+    headers = message.headers
+    assert (headers["id"], headers["task"]) == (message_id, name)
+    # The message's 60 s is capped by the task's announced 30 s hard limit.
+    assert headers["timelimit"] == [30.0, None]
+    assert json.loads(message.body)[0] == [3]
