@@ -9,7 +9,9 @@ One private vhost for the module; each test announces task names of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+import aiohttp
 import pytest
 
 from broker.declare import declare_topology
@@ -25,13 +28,15 @@ from broker.topology import build_topology
 from tests.support.bridge import start_bridge
 from tests.support.catalog import (
     announce,
+    announce_builtin_tasks,
     announcement,
     publish_catalog_message,
     task_with_schema,
     withdraw,
 )
 from tests.support.gateway import Gateway, running_gateway
-from tests.support.metrics import parse, total
+from tests.support.metrics import free_port, parse, total
+from tests.support.processes import Proc, process_env
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration
@@ -326,3 +331,43 @@ async def test_the_bridge_publishes_a_bridged_actor_to_its_tasks_own_queue(
     # The message's 60 s is capped by the task's announced 30 s hard limit.
     assert headers["timelimit"] == [30.0, None]
     assert json.loads(message.body)[0] == [3]
+
+
+async def test_a_gateway_process_that_cannot_import_task_code_validates_from_the_catalog(
+        vhost: Settings) -> None:
+    await announce_builtin_tasks(vhost)
+    port = free_port()
+    # ``workers`` made unimportable in the gateway process: any import of task
+    # code there fails (and would stop the gateway).
+    code = ("import sys; sys.modules['workers'] = None; from cargoctl.main import main; "
+            f"sys.argv = ['cargoctl', 'gateway', '--host', '127.0.0.1', '--port', '{port}']; "
+            "main()")
+    proc = Proc("gateway-no-tasks", [sys.executable, "-c", code], process_env(vhost))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.alive(), proc.output()
+                assert time.monotonic() < deadline, proc.output()
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with http.get(f"{url}/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.2)
+            async with http.post(f"{url}/distance/", params={"x": 3, "y": 4}) as resp:
+                distance = resp.status, await resp.json()
+            async with http.post(f"{url}/tasks/sleep",
+                                 json={"args": [-1], "kwargs": {"steps": 2.5}}) as resp:
+                invalid = resp.status, await resp.json()
+            async with http.get(f"{url}/openapi.json") as resp:
+                documented = resp.status
+            assert proc.alive(), proc.output()
+    finally:
+        proc.stop()
+    assert distance[0] == 202, distance
+    assert invalid[0] == 422, invalid
+    assert invalid[1]["error"]["details"] == [
+        {"loc": ["args", 0], "msg": "Input should be greater than or equal to 0"},
+        {"loc": ["kwargs", "steps"], "msg": "Input should be a valid integer"}]
+    assert documented == 200

@@ -18,9 +18,8 @@ from typing import Any
 import aio_pika
 
 from broker.catalog import AnnouncedTask, Announcement, TaskLimits
-from broker.declare import declare_topology
 from broker.settings import Settings
-from broker.topology import CATALOG_EXCHANGE, build_topology
+from broker.topology import build_topology
 
 TEST_ANNOUNCER = "test-announcer"
 # The workers' defaults (broker.settings / workers.policy) for the built-in tasks.
@@ -82,12 +81,20 @@ def announcement(settings: Settings, tasks: Iterable[AnnouncedTask], *,
 
 async def publish_catalog_message(settings: Settings, body: bytes) -> None:
     """Publish ``body`` (anything: tests send garbage too) to the vhost's catalog
-    stream, confirmed; declares Cargo's topology first, as any process would."""
+    stream, confirmed; declares the catalog exchange and stream first (as
+    ``broker.topology`` has them), as a worker's topology would."""
+    topology = build_topology(settings)
+    exchange_spec, stream_spec = topology.catalog_exchange, topology.catalog_stream
     connection = await aio_pika.connect(settings.rabbitmq_urls[0])
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        await declare_topology(channel, build_topology(settings))
-        exchange = await channel.get_exchange(CATALOG_EXCHANGE, ensure=False)
+        exchange = await channel.declare_exchange(
+            exchange_spec.name, aio_pika.ExchangeType(exchange_spec.type),
+            durable=exchange_spec.durable, arguments=exchange_spec.arguments or None)
+        stream = await channel.declare_queue(stream_spec.name, durable=stream_spec.durable,
+                                             arguments=stream_spec.arguments)
+        for binding in stream_spec.bindings:
+            await stream.bind(binding.exchange, binding.routing_key)
         await exchange.publish(aio_pika.Message(body, content_type="application/json",
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                                routing_key="")
