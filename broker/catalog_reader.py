@@ -124,6 +124,8 @@ class CatalogReader:
                     return  # already read before a reconnect
                 self.last_offset = offset
             self.handle(message.body)
+        except Exception as exc:  # a bug here must not end the consumer either
+            self._reject("internal", f"{type(exc).__name__}: {exc}")
         finally:
             await message.ack()  # on a stream: credit for the next deliveries
 

@@ -73,6 +73,10 @@ async def test_with_a_token_configured_requests_without_it_get_401(rabbitmq: Set
         right = {"Authorization": f"Bearer {TOKEN}"}
         async with gw.http.post(f"{gw.url}/distance/?x=3&y=4", headers=right) as resp:
             assert resp.status == 202
+        async with gw.http.get(f"{gw.url}/catalog") as resp:
+            assert resp.status == 401  # the catalog is API, not a probe
+        async with gw.http.get(f"{gw.url}/catalog", headers=right) as resp:
+            assert resp.status == 200
         async with gw.http.get(f"{gw.url}/healthz") as resp:
             assert resp.status == 200  # probes need no token
 
