@@ -21,6 +21,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 import pytest
+from jsonschema import Draft202012Validator
 
 from broker.declare import declare_topology
 from broker.settings import Settings
@@ -254,6 +255,16 @@ async def test_openapi_documents_each_announced_tasks_request_body(vhost: Settin
     assert [item["type"] for item in body["properties"]["args"]["prefixItems"]] == [
         "integer", "integer"]
     assert body["properties"]["args"]["maxItems"] == 2
+    # Both are JSON Schemas a client's validator can use on its own request.
+    args, kwargs = (Draft202012Validator(body["properties"][k]) for k in ("args", "kwargs"))
+    for validator in (args, kwargs):
+        Draft202012Validator.check_schema(validator.schema)
+    assert args.is_valid([640, 480])
+    assert kwargs.is_valid({"mode": "fill"})
+    assert not args.is_valid([640, 480, 1])
+    assert not args.is_valid(["wide"])
+    assert not kwargs.is_valid({"mode": "zoom"})
+    assert not kwargs.is_valid({"dpi": 300})
     assert name in doc["paths"]["/tasks/{name}"]["post"]["parameters"][0]["schema"]["enum"]
     assert "/catalog" in doc["paths"]
 
