@@ -145,10 +145,13 @@ class CatalogReader:
         except Exception as exc:  # nothing a message holds may stop the reader
             self._reject("internal", f"{type(exc).__name__}: {exc}")
             return
+        known = any(a.worker == announcement.worker for a in self.catalog.live_workers())
         applied = self.catalog.apply(announcement)
-        log.info("catalog.announcement", worker=announcement.worker,
-                 tasks=len(announcement.tasks), withdrawn=announcement.withdrawn,
-                 applied=applied)
+        # Workers re-announce every interval: only arrivals and departures are news.
+        report = log.info if announcement.withdrawn or not known else log.debug
+        report("catalog.announcement", worker=announcement.worker,
+               tasks=len(announcement.tasks), withdrawn=announcement.withdrawn,
+               applied=applied)
 
     def _reject(self, reason: str, detail: str) -> None:
         self.rejected += 1
