@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -319,6 +320,7 @@ async def submit_task(request: web.Request) -> web.Response:
 # Integers in a query string are passed on as integers (as the same number in a JSON
 # body would be: arguments are published as given), up to where floats stay exact.
 MAX_EXACT_INTEGER = 2**53
+_INTEGER = re.compile(r"-?[0-9]{1,16}")
 
 
 def _query_number(request: web.Request, key: str) -> float:
@@ -326,10 +328,8 @@ def _query_number(request: web.Request, key: str) -> float:
     if raw is None:
         raise ApiError(422, "invalid_arguments", f"query parameter {key!r} is required",
                        [{"loc": ["query", key], "msg": "field required"}])
-    if raw.lstrip("-").isdigit() and raw.isascii() and len(raw) <= 17:
-        number = int(raw)
-        if abs(number) <= MAX_EXACT_INTEGER:
-            return number
+    if _INTEGER.fullmatch(raw) and abs(number := int(raw)) <= MAX_EXACT_INTEGER:
+        return number
     try:
         value = float(raw)
     except ValueError:
