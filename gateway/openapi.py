@@ -1,6 +1,7 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document for every route of the contract.
 
-Built per request from the live catalog (``broker.catalog``): besides the
+Built per request from the live catalog (``broker.catalog``; for a client
+with the token, when auth is on): besides the
 generic ``POST /tasks/{name}`` (whose ``name`` lists the announced tasks), each
 announced task gets a path ``/tasks/<name>`` (marked ``x-cargo-task``) whose
 request body carries that task's announced arguments schema: ``kwargs`` is the
@@ -19,6 +20,8 @@ from aiohttp import web
 from broker.arguments import POSITIONAL, VARARGS
 from broker.catalog import CatalogEntry
 from broker.deadletter import Reason
+from gateway.auth import check_token
+from gateway.errors import ApiError
 from gateway.keys import CATALOG_KEY
 from gateway.tasks_api import SubmitBody
 
@@ -346,5 +349,11 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
+    """Open to all (``gateway.auth``), but the announced tasks are the catalog, which
+    needs the token: without it (when auth is on) the document has the routes only."""
+    try:
+        check_token(request)
+    except ApiError:
+        return web.json_response(build_openapi())
     catalog = request.app[CATALOG_KEY]
     return web.json_response(build_openapi(catalog))

@@ -77,6 +77,17 @@ async def test_with_a_token_configured_requests_without_it_get_401(rabbitmq: Set
             assert resp.status == 401  # the catalog is API, not a probe
         async with gw.http.get(f"{gw.url}/catalog", headers=right) as resp:
             assert resp.status == 200
+        # The document is open; the announced tasks in it are for token holders only.
+        async with gw.http.get(f"{gw.url}/openapi.json") as resp:
+            assert resp.status == 200
+            anonymous = await resp.json()
+        async with gw.http.get(f"{gw.url}/openapi.json", headers=right) as resp:
+            assert resp.status == 200
+            authorised = await resp.json()
+        assert "/tasks/calculate_distance" not in anonymous["paths"]
+        assert "enum" not in anonymous["paths"]["/tasks/{name}"]["post"]["parameters"][0][
+            "schema"]
+        assert "/tasks/calculate_distance" in authorised["paths"]
         async with gw.http.get(f"{gw.url}/healthz") as resp:
             assert resp.status == 200  # probes need no token
 
