@@ -38,6 +38,7 @@ from tests.support.catalog import (
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.metrics import free_port, parse, total
 from tests.support.processes import Proc, process_env
+from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration
@@ -382,3 +383,48 @@ async def test_a_gateway_process_that_cannot_import_task_code_validates_from_the
         {"loc": ["args", 0], "msg": "Input should be greater than or equal to 0"},
         {"loc": ["kwargs", "steps"], "msg": "Input should be a valid integer"}]
     assert documented == 200
+
+
+async def test_after_a_reconnect_the_gateway_reads_on_from_where_it_was(vhost: Settings) -> None:
+    before, after = unique("acme.before"), unique("acme.after")
+    old, new = unique("worker-old"), unique("worker-new")
+    await announce(vhost, [task_with_schema(before, NUMBER_X)], worker=old)
+    await publish_catalog_message(vhost, b"garbage read once")
+    proxy = BrokerProxy("127.0.0.1", 5672)
+    await proxy.start()
+    url = vhost.rabbitmq_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    assert url != vhost.rabbitmq_url, "RABBITMQ_URL must name 127.0.0.1:5672"
+    try:
+        async with running_gateway(vhost.model_copy(update={"rabbitmq_url": url}),
+                                   builtin_catalog=False) as gw:
+            assert (await post(gw, before, {"args": [1]}))[0] == 202
+            async with gw.http.get(f"{gw.url}/metrics") as resp:
+                first = parse(await resp.text())
+            await proxy.go_down()
+
+            async def disconnected() -> bool:
+                async with gw.http.get(f"{gw.url}/readyz") as resp:
+                    return resp.status == 503
+
+            await eventually(disconnected, "the gateway noticing the broker is gone")
+            # While it is away: one worker leaves, another arrives.
+            await withdraw(vhost, worker=old)
+            await announce(vhost, [task_with_schema(after, NUMBER_X)], worker=new)
+            await proxy.come_back()
+            await gw.wait_ready(timeout=60)
+
+            async def caught_up() -> bool:
+                return (await post(gw, after, {"args": [1]}))[0] == 202
+
+            await eventually(caught_up, "the announcement made while disconnected")
+            gone = await post(gw, before, {"args": [1]})
+            async with gw.http.get(f"{gw.url}/metrics") as resp:
+                then = parse(await resp.text())
+    finally:
+        await proxy.stop()
+    assert gone[0] == 404, gone
+    # Resumed after the last offset read, not replayed: the garbage was counted once.
+    malformed = [total(samples, "cargo_catalog_announcements_rejected_total",
+                       reason="malformed") for samples in (first, then)]
+    assert malformed[0] >= 1
+    assert malformed[1] == malformed[0]
