@@ -57,11 +57,12 @@ import aiohttp
 import psutil
 from aio_pika.abc import AbstractChannel, DeliveryMode
 
+from broker.catalog import AnnouncedTask, Announcement, TaskLimits
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, encode_task
 from broker.declare import declare_topology
 from broker.management import ManagementClient
 from broker.settings import Settings, load_settings
-from broker.topology import TASKS_EXCHANGE, build_topology
+from broker.topology import CATALOG_EXCHANGE, TASKS_EXCHANGE, build_topology
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "bench" / "post.lua"
@@ -296,6 +297,24 @@ async def queue_depth(channel: AbstractChannel, queue: str) -> int:
 async def purge(channel: AbstractChannel, queue: str) -> None:
     declared = await channel.declare_queue(queue, passive=True)
     await declared.purge()
+
+
+async def announce_calculate_distance(channel: AbstractChannel, settings: Settings) -> None:
+    """The gateway accepts only tasks a live worker announced (``broker.catalog``); no
+    worker runs here, so the benchmark announces ``calculate_distance`` as one would."""
+    from workers.schemas import arguments_schema
+    from workers.tasks import calculate_distance
+
+    now = datetime.now(UTC)
+    task = AnnouncedTask(name="calculate_distance", queue=settings.task_queue,
+                         schema=arguments_schema(calculate_distance, title="calculate_distance"),
+                         limits=TaskLimits(time_limit=600, memory_limit_mb=256, max_retries=3))
+    announcement = Announcement(worker="bench", vhost=settings.vhost, started_at=now,
+                                announced_at=now, ttl=86_400, queues=(settings.task_queue,),
+                                tasks=(task,))
+    exchange = await channel.get_exchange(CATALOG_EXCHANGE, ensure=False)
+    await exchange.publish(aio_pika.Message(announcement.encode(),
+                                            content_type="application/json"), routing_key="")
 
 
 def ceiling_message(queue: str) -> tuple[bytes, dict[str, Any], str]:
@@ -642,6 +661,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         async with connection:
             channel = await connection.channel()
             await declare_topology(channel, topology)
+            await announce_calculate_distance(channel, settings)
             run = Run(settings=settings, env=env, channel=channel,
                       broker_proc=_find_broker_process(), loadgen=loadgen,
                       seconds=args.seconds, warmup=args.warmup, wrk_threads=args.wrk_threads,

@@ -6,12 +6,22 @@ queue exactly as Dramatiq does, adds its bindings (:mod:`bridge.queues`),
 makes sure Celery's delayed-delivery exchanges exist, and consumes ``<queue>``
 and ``<queue>.DQ`` with ``CARGO_BRIDGE_PREFETCH`` unacknowledged messages each.
 
+It consumes only once its catalog reader (``broker.catalog_reader``) has
+replayed the catalog stream: an actor is known iff some live worker announced a
+task of that name, and the bridge imports no task code.
+
 Each message is handled on its own (up to the prefetch at once):
 
-1. parse and translate it (:mod:`bridge.translate`);
-2. publish the Celery task on the connection's confirm channel and wait for
-   RabbitMQ's confirm (it is in Cargo's quorum queue, or in the delayed-delivery
-   queues when it has an ``eta``);
+1. parse and translate it (:mod:`bridge.translate`), with the announced task's
+   hard time limit as the cap;
+2. publish the Celery task on the connection's confirm channel to that task's
+   own queue and wait for RabbitMQ's confirm (it is in the task's quorum queue,
+   or in the delayed-delivery queues when it has an ``eta``). A task on Cargo's
+   default queue is published with the Dramatiq queue's name as routing key
+   (``bridge.queues`` binds it to the default queue), so a worker sees the
+   Dramatiq queue as its queue and dead-letters it into Dramatiq's
+   ``<queue>.XQ``; a task on a queue of its own is published to that queue, and
+   its dead letters go to that queue's ``<queue>.XQ``;
 3. only then acknowledge the Dramatiq message, and announce the task
    ``queued`` on the events stream.
 
@@ -33,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 import kombu
@@ -46,6 +56,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.queues import BridgedQueue
 from bridge.translate import Untranslatable, parse_message, translate
 from broker.addresses import kombu_failover_url
+from broker.catalog_reader import CatalogReader
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.deadletter import Reason, dead_letter_headers, identify
@@ -58,6 +69,8 @@ from gateway.announcer import Announcer
 log = logging.getLogger(__name__)
 
 PERSISTENT = 2
+# How long a (re)connect waits for the catalog replay before trying again.
+CATALOG_WAIT_SECONDS = 60.0
 
 
 def declare_delayed_delivery(url: str, timeout: float) -> None:
@@ -72,15 +85,14 @@ class Bridge:
 
     def __init__(self, settings: Settings, connection: BrokerConnection, publisher: Publisher,
                  announcer: Announcer, metrics: BridgeMetrics, queues: tuple[BridgedQueue, ...],
-                 known_tasks: Container[str], time_limits: Mapping[str, float]) -> None:
+                 catalog: CatalogReader) -> None:
         self._settings = settings
         self._connection = connection
         self._publisher = publisher
         self._announcer = announcer
         self._metrics = metrics
         self._queues = queues
-        self._known = known_tasks
-        self._time_limits = time_limits
+        self._catalog = catalog
         self._origin = task_origin()
         self._channel: AbstractChannel | None = None
         self._dead_letters: AbstractChannel | None = None
@@ -124,6 +136,8 @@ class Bridge:
                 destination = await channel.get_exchange(link.destination, ensure=True)
                 await destination.bind(link.source, link.routing_key)
         self._channel, self._dead_letters = channel, dead_letters
+        # Never translate before the catalog is known: a live worker's task would be poison.
+        await asyncio.wait_for(self._catalog.caught_up.wait(), CATALOG_WAIT_SECONDS)
         if self._stopping:
             return
         for queue, bridged in consumed:
@@ -144,16 +158,26 @@ class Bridge:
         started = time.perf_counter()
         queue = bridged.name
         try:
-            translation = translate(parse_message(message.body), queue=queue,
-                                    known_tasks=self._known, time_limits=self._time_limits,
+            parsed = parse_message(message.body)
+            entry = self._catalog.catalog.get(parsed.actor_name)
+            known: tuple[str, ...] = ()
+            limits: dict[str, float] = {}
+            if entry is not None:
+                known = (entry.name,)
+                if entry.task.limits.time_limit is not None:
+                    limits[entry.name] = entry.task.limits.time_limit
+            translation = translate(parsed, queue=queue, known_tasks=known, time_limits=limits,
                                     now=utc_now(), origin=self._origin)
         except Untranslatable as exc:
             await self._poison(bridged, message, str(exc), started)
             return
+        assert entry is not None  # translate refuses unknown actors
+        # The default queue is reached through the Dramatiq queue's own binding (see above).
+        route = queue if entry.queue == self._settings.task_queue else entry.queue
         try:
             if not await self._connection.wait_ready(self._settings.publish_timeout):
                 raise PublishFailed("not connected to the broker")
-            await self._publisher.publish_task(translation.task, queue,
+            await self._publisher.publish_task(translation.task, route,
                                                countdown=translation.countdown)
         except PublishFailed as exc:
             log.warning("could not bridge %s[%s] from %s (%s); it goes back to the queue",
@@ -167,7 +191,7 @@ class Bridge:
         self._metrics.handled(queue, "bridged", time.perf_counter() - started)
         task = translation.task
         self._announcer.announce(TaskEvent(task.task_id, task.name, TaskState.QUEUED, utc_now(),
-                                           queue=queue, retries=task.headers.get("retries")))
+                                           queue=route, retries=task.headers.get("retries")))
 
     async def _settle(self, message: AbstractIncomingMessage, *,
                       requeue: bool | None = None) -> bool:

@@ -1,8 +1,10 @@
 """``cargoctl bridge``: the Dramatiq bridge process, until SIGTERM or SIGINT.
 
 One supervised connection (:class:`~broker.connection.BrokerConnection`:
-connects, declares Cargo's topology, runs the bridge's hook that declares the
-Dramatiq queues and starts consuming, and reconnects by itself whenever the
+connects, declares Cargo's topology, runs the catalog reader's hook (the bridge
+knows the tasks live workers announced, ``broker.catalog``, and imports no task
+code), then the bridge's hook that declares the Dramatiq queues and starts
+consuming once the catalog is replayed, and reconnects by itself whenever the
 broker goes away), a :class:`~broker.publisher.Publisher` on its confirm
 channel, the ``queued`` announcer, the heartbeat writer and the metrics server.
 """
@@ -13,41 +15,34 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterable
 
 from bridge.consumer import Bridge
 from bridge.health import HeartbeatWriter
 from bridge.metrics import BridgeMetrics
 from bridge.queues import bridged_queues
+from broker.catalog import Catalog
+from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import build_topology
 from gateway.announcer import Announcer
-from workers.catalog import TaskSpec, task_specs
-from workers.policy import resolve_policy
 
 log = logging.getLogger(__name__)
 
 
-def task_time_limits(settings: Settings, specs: Iterable[TaskSpec]) -> dict[str, float]:
-    """Each task's hard time limit as the workers resolve it (``workers.policy``)."""
-    return {spec.name: resolve_policy(spec.name, settings, time_limit=spec.time_limit).time_limit
-            for spec in specs}
-
-
-async def serve(settings: Settings, extra_specs: Iterable[TaskSpec] = (),
-                stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until ``stop`` is set (or SIGTERM/SIGINT when not given)."""
-    specs = {**task_specs(), **{spec.name: spec for spec in extra_specs}}
     queues = bridged_queues(settings)
     metrics = BridgeMetrics()
     connection = BrokerConnection(settings, build_topology(settings), name="cargo-bridge")
     publisher = Publisher(connection, settings.publish_timeout)
     announcer = Announcer(publisher)
-    bridge = Bridge(settings, connection, publisher, announcer, metrics, queues,
-                    known_tasks=set(specs), time_limits=task_time_limits(settings,
-                                                                        specs.values()))
+    catalog = CatalogReader(Catalog(settings.vhost), CatalogMetrics(metrics.registry))
+    # The reader's hook first: the bridge's waits for the catalog replay before consuming.
+    connection.on_connect(catalog.on_connect)
+    connection.on_vhost_lost(catalog.forget_position)
+    bridge = Bridge(settings, connection, publisher, announcer, metrics, queues, catalog)
     connection.on_connect(bridge.on_connect)
 
     def state() -> tuple[bool, list[str]]:
@@ -77,6 +72,6 @@ async def serve(settings: Settings, extra_specs: Iterable[TaskSpec] = (),
         metrics.stop()
 
 
-def run_bridge(settings: Settings, extra_specs: Iterable[TaskSpec] = ()) -> None:
+def run_bridge(settings: Settings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, extra_specs))
+        asyncio.run(serve(settings))

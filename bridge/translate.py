@@ -40,8 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.celery_protocol import TaskMessage, encode_task
-from broker.topology import MAX_RETRIES_HEADER, dramatiq_canonical_queue_name
-from workers.policy import MAX_RETRY_BUDGET
+from broker.topology import MAX_RETRIES_HEADER, MAX_RETRY_BUDGET, dramatiq_canonical_queue_name
 
 FIELDS = ("queue_name", "actor_name", "args", "kwargs", "options", "message_id",
           "message_timestamp")

@@ -68,6 +68,8 @@ QUEUE_HEADER = "x-cargo-queue"
 # A message's own retry budget (a bridged Dramatiq message's ``max_retries``): the
 # worker uses it instead of the task's when present.
 MAX_RETRIES_HEADER = "x-cargo-max-retries"
+# The largest retry budget a message (that header) or CARGO_TASK_LIMITS may ask for.
+MAX_RETRY_BUDGET = 100
 # RabbitMQ's own dead-lettering headers (read, and stripped on replay).
 DEATH_HEADER = "x-death"
 FIRST_DEATH_REASON_HEADER = "x-first-death-reason"

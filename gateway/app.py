@@ -1,9 +1,9 @@
 """The gateway's app factory and entry point.
 
 Resources are ``cleanup_ctx`` generators, one per resource, under typed keys:
-the broker connection (with its publisher and the events-stream reader hooked
-onto it), then the announcer of ``queued`` events, which must drain before the
-connection closes.
+the broker connection (with its publisher, the catalog reader and the
+events-stream reader hooked onto it), then the announcer of ``queued`` events,
+which must drain before the connection closes.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from broker.catalog import Catalog
+from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.logs import configure_logging
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import build_topology
-from gateway import deadletters_api, health, openapi, tasks_api, ws
+from gateway import catalog_api, deadletters_api, health, openapi, tasks_api, ws
 from gateway.announcer import Announcer
 from gateway.auth import auth_middleware, warn_if_open
 from gateway.errors import error_middleware
@@ -30,6 +32,8 @@ from gateway.idempotency import IdempotencyKeys
 from gateway.keys import (
     ANNOUNCER_KEY,
     BROKER_KEY,
+    CATALOG_KEY,
+    CATALOG_READER_KEY,
     EVENTS_KEY,
     HUB_KEY,
     IDEMPOTENCY_KEY,
@@ -54,6 +58,12 @@ DRAIN_SECONDS = 5.0
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     connection = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway")
+    # The catalog first: what may be submitted is known before the gateway is ready.
+    catalog_reader = CatalogReader(app[CATALOG_KEY],
+                                   CatalogMetrics(app[METRICS_KEY].registry))
+    connection.on_connect(catalog_reader.on_connect)
+    connection.on_vhost_lost(catalog_reader.forget_position)
+    app[CATALOG_READER_KEY] = catalog_reader
     reader = EventsReader(app[HUB_KEY], settings.events_replay_seconds, app[METRICS_KEY])
     connection.on_connect(reader.on_connect)
     connection.on_vhost_lost(reader.forget_position)
@@ -96,6 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS_KEY] = GatewayMetrics()
     app[TASK_IDS_KEY] = TaskIds()
     app[ORIGIN_KEY] = task_origin()
+    app[CATALOG_KEY] = Catalog(settings.vhost)
     app[HUB_KEY] = Hub(TaskStore(settings.task_store_size), EventRing(settings.event_buffer_size))
     app[IDEMPOTENCY_KEY] = IdempotencyKeys(settings.task_store_size)
     app[HUB_KEY].observers.append(app[IDEMPOTENCY_KEY].learn)
@@ -103,8 +114,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
-    for table in (tasks_api.routes, deadletters_api.routes, ws.routes, health.routes,
-                  openapi.routes):
+    for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
+                  health.routes, openapi.routes):
         app.router.add_routes(table)
     return app
 

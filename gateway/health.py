@@ -5,7 +5,14 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from gateway.keys import BROKER_KEY, DEADLETTERS_KEY, EVENTS_KEY, METRICS_KEY, SETTINGS_KEY
+from gateway.keys import (
+    BROKER_KEY,
+    CATALOG_READER_KEY,
+    DEADLETTERS_KEY,
+    EVENTS_KEY,
+    METRICS_KEY,
+    SETTINGS_KEY,
+)
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -21,11 +28,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """200 when connected with topology declared and the events replay caught up."""
+    """200 when connected with topology declared and the catalog and events replays
+    caught up (before that, a live worker's task could be answered 404)."""
     broker = request.app[BROKER_KEY]
     events = request.app[EVENTS_KEY]
+    catalog = request.app[CATALOG_READER_KEY]
     checks = {
         "broker": "ok" if broker.ready else (broker.last_error or "not connected"),
+        "catalog": "ok" if catalog.caught_up.is_set() else "replaying the catalog stream",
         "events": "ok" if events.caught_up.is_set() else "replaying the events stream",
     }
     ready = all(v == "ok" for v in checks.values())

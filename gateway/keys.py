@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.catalog import Catalog
+from broker.catalog_reader import CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
 from broker.settings import Settings
@@ -31,3 +33,6 @@ ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
 DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)
 REVOKER_KEY = web.AppKey("revoker", Revoker)
 IDEMPOTENCY_KEY = web.AppKey("idempotency", IdempotencyKeys)
+# The live task catalog (broker.catalog), fed by its reader from the catalog stream.
+CATALOG_KEY = web.AppKey("catalog", Catalog)
+CATALOG_READER_KEY = web.AppKey("catalog_reader", CatalogReader)

@@ -1,14 +1,29 @@
-"""``GET /openapi.json``: the OpenAPI 3.1 document for every route of the contract."""
+"""``GET /openapi.json``: the OpenAPI 3.1 document for every route of the contract.
+
+Built per request from the live catalog (``broker.catalog``; for a client
+with the token, when auth is on): besides the
+generic ``POST /tasks/{name}`` (whose ``name`` lists the announced tasks), each
+announced task gets a path ``/tasks/<name>`` (marked ``x-cargo-task``) whose
+request body carries that task's announced arguments schema: ``kwargs`` is the
+schema itself (its properties are the parameters) and ``args`` lists the
+parameters named by ``x-cargo-positional``, in order.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from broker.arguments import POSITIONAL, VARARGS
+from broker.catalog import CatalogEntry
 from broker.deadletter import Reason
+from gateway.auth import check_token
+from gateway.errors import ApiError
+from gateway.keys import CATALOG_KEY
 from gateway.tasks_api import SubmitBody
-from workers.catalog import task_specs
 
 routes = web.RouteTableDef()
 
@@ -55,7 +70,7 @@ SUBMIT_ERRORS = {
                   "duplicate keys, lone surrogates, integers over 4,300 digits "
                   "(malformed_json); a body that does not decompress (malformed_body)"),
     "401": _error("missing or wrong token (when auth is on)"),
-    "404": _error("unknown task name"),
+    "404": _error("no live worker offers a task of that name (unknown_task)"),
     "413": _error("body too large"),
     "415": _error("not JSON"),
     "409": _error("a submission with the same idempotency key is still waiting for the "
@@ -77,7 +92,55 @@ SUBMIT_ERRORS = {
 }
 
 
-def build_openapi() -> dict[str, Any]:
+def _schemas(entry: CatalogEntry) -> list[dict[str, Any]]:
+    return [schema.schema for schema in entry.schemas]
+
+
+def _args_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``args`` of one announced schema: its positional parameters, in order."""
+    properties = schema.get("properties", {})
+    positional = schema.get(POSITIONAL, [])
+    doc: dict[str, Any] = {"type": "array",
+                           "prefixItems": [copy.deepcopy(properties[n]) for n in positional],
+                           "description": "positional arguments: " + (
+                               ", ".join(positional) or "none")}
+    if not schema.get(VARARGS, False):
+        doc["maxItems"] = len(positional)
+    return doc
+
+
+def task_path(entry: CatalogEntry) -> dict[str, Any]:
+    """``POST /tasks/<name>`` for one announced task, its body from the announced schema."""
+    schemas = _schemas(entry)
+    # kwargs: the announced object (its ``required`` may be met by args instead, so not
+    # required here); during a rolling deploy, what every live schema accepts.
+    kwargs = [{k: v for k, v in copy.deepcopy(s).items() if k != "required"} for s in schemas]
+    args = [_args_schema(s) for s in schemas]
+    body = {"type": "object", "additionalProperties": False, "properties": {
+        "args": args[0] if len(args) == 1 else {"allOf": args},
+        "kwargs": kwargs[0] if len(kwargs) == 1 else {"allOf": kwargs},
+        "options": _ref("SubmitOptions")}}
+    limits = entry.task.limits
+    summary = entry.task.doc or f"Submit {entry.name}"
+    return {"x-cargo-task": entry.name, "post": {
+        "summary": summary,
+        "description": f"Announced by {len(entry.workers)} live worker(s); queue "
+                       f"{entry.queue!r}; time limit {limits.time_limit or 'none'} s, "
+                       f"memory limit {limits.memory_limit_mb} MiB, "
+                       f"{limits.max_retries} retries. The arguments schema as announced: "
+                       "GET /catalog.",
+        "parameters": [IDEMPOTENCY_HEADER],
+        "requestBody": {"required": False, "content": {JSON: {"schema": body}}},
+        "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+    }}
+
+
+def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
+    entries = list(catalog)
+    names = sorted(entry.name for entry in entries)
+    name_schema: dict[str, Any] = {"type": "string"}
+    if names:
+        name_schema["enum"] = names
     submit_schema = SubmitBody.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = submit_schema.pop("$defs", {})
     number = {"type": "number"}
@@ -86,7 +149,8 @@ def build_openapi() -> dict[str, Any]:
         "/tasks/{name}": {"post": {
             "summary": "Submit a task",
             "parameters": [{"name": "name", "in": "path", "required": True,
-                            "schema": {"type": "string", "enum": sorted(task_specs())}},
+                            "schema": name_schema,
+                            "description": "a task some live worker announced (GET /catalog)"},
                            IDEMPOTENCY_HEADER],
             "requestBody": {"required": False,
                             "content": {JSON: {"schema": _ref("SubmitBody")}}},
@@ -106,6 +170,12 @@ def build_openapi() -> dict[str, Any]:
             "requestBody": {"required": False,
                             "content": {JSON: {"schema": _ref("SubmitBody")}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
+        }},
+        "/catalog": {"get": {
+            "summary": "The tasks live workers announced, sorted by name",
+            "responses": {"200": {"description": "the live catalog",
+                                  "content": {JSON: {"schema": _ref("Catalog")}}},
+                          "401": SUBMIT_ERRORS["401"]},
         }},
         "/dead-letters": {
             "get": {
@@ -195,7 +265,8 @@ def build_openapi() -> dict[str, Any]:
         "/healthz": {"get": {"summary": "Liveness",
                              "responses": {"200": {"description": "the process serves"}}}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {
-            "200": {"description": "connected, topology declared, events replayed"},
+            "200": {"description": "connected, topology declared, catalog and events "
+                                   "replayed"},
             "503": {"description": "not ready"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
             "200": {"description": "text format",
@@ -244,11 +315,28 @@ def build_openapi() -> dict[str, Any]:
                            "properties": {"items": {"type": "array",
                                                     "items": _ref("DeadLetter")},
                                           "next": {"type": "string"}}},
+        "Catalog": {"type": "object", "required": ["items"], "properties": {"items": {
+            "type": "array", "items": {
+                "type": "object", "required": ["name", "queue", "schema", "limits", "workers"],
+                "properties": {
+                    "name": {"type": "string"}, "queue": {"type": "string"},
+                    "schema": {"type": "object", "description": "JSON Schema of the "
+                               "arguments (allOf the live schemas during a rolling deploy)"},
+                    "doc": {"type": "string"},
+                    "limits": {"type": "object", "properties": {
+                        "time_limit": {"type": "number"},
+                        "soft_time_limit": {"type": "number"},
+                        "memory_limit_mb": {"type": "integer"},
+                        "max_retries": {"type": "integer"}}},
+                    "workers": {"type": "integer",
+                                "description": "live workers offering it"}}}}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                            "details": {}}}}},
     }
+    for entry in sorted(entries, key=lambda e: e.name):
+        paths.setdefault(f"/tasks/{entry.name}", task_path(entry))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cargo gateway", "version": "1",
@@ -261,4 +349,11 @@ def build_openapi() -> dict[str, Any]:
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_openapi())
+    """Open to all (``gateway.auth``), but the announced tasks are the catalog, which
+    needs the token: without it (when auth is on) the document has the routes only."""
+    try:
+        check_token(request)
+    except ApiError:
+        return web.json_response(build_openapi())
+    catalog = request.app[CATALOG_KEY]
+    return web.json_response(build_openapi(catalog))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from broker.arguments import InvalidArguments
 from broker.celery_protocol import encode_task
 from broker.events import TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable, OutcomeUnknown, QueueFull
@@ -35,6 +37,7 @@ from gateway.idempotency import Standing, Verdict, fingerprint, key_digest
 from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import (
     ANNOUNCER_KEY,
+    CATALOG_KEY,
     HUB_KEY,
     IDEMPOTENCY_KEY,
     METRICS_KEY,
@@ -45,7 +48,6 @@ from gateway.keys import (
     TASK_IDS_KEY,
 )
 from gateway.store import TaskRecord
-from workers.catalog import InvalidArguments, get_task_spec
 
 log = structlog.get_logger(__name__)
 
@@ -184,12 +186,13 @@ NO_OPTIONS = SubmitOptions()
 async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[str, Any],
                  options: SubmitOptions = NO_OPTIONS) -> web.Response:
     app = request.app
-    settings = app[SETTINGS_KEY]
-    spec = get_task_spec(name)
-    if spec is None:
-        raise ApiError(404, "unknown_task", f"no task named {name!r}")
+    # What may be submitted is what live workers announced (broker.catalog);
+    # the arguments are published exactly as given, once every live schema accepts them.
+    entry = app[CATALOG_KEY].get(name)
+    if entry is None:
+        raise ApiError(404, "unknown_task", f"no live worker offers a task named {name!r}")
     try:
-        args, kwargs = spec.validate(args, kwargs)
+        entry.validate(args, kwargs)
     except InvalidArguments as exc:
         raise ApiError(422, "invalid_arguments", f"arguments do not fit task {name!r}",
                        exc.errors) from None
@@ -211,7 +214,7 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
 
     key = _idempotency_key(request, options)
     task_id = _task_id(app, name, key)
-    queue = spec.queue or settings.task_queue
+    queue = entry.queue
     try:
         message = encode_task(task_id, name, args, kwargs, eta=eta, expires=expires,
                               priority=options.priority, origin=app[ORIGIN_KEY])
@@ -314,11 +317,19 @@ async def submit_task(request: web.Request) -> web.Response:
                         body.options)
 
 
+# Integers in a query string are passed on as integers (as the same number in a JSON
+# body would be: arguments are published as given), up to where floats stay exact.
+MAX_EXACT_INTEGER = 2**53
+_INTEGER = re.compile(r"-?[0-9]{1,16}")
+
+
 def _query_number(request: web.Request, key: str) -> float:
     raw = request.query.get(key)
     if raw is None:
         raise ApiError(422, "invalid_arguments", f"query parameter {key!r} is required",
                        [{"loc": ["query", key], "msg": "field required"}])
+    if _INTEGER.fullmatch(raw) and abs(number := int(raw)) <= MAX_EXACT_INTEGER:
+        return number
     try:
         value = float(raw)
     except ValueError:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from broker.settings import Settings, load_settings
+from tests.support.catalog import announce_builtin_tasks
 from tests.support.processes import Proc, start_worker
-from tests.support.rabbit import base_url, broker_problem, private_vhost
+from tests.support.rabbit import base_url, broker_problem, private_vhost, run
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,15 @@ def worker(rabbitmq: Settings) -> Iterator[Proc]:
     proc = start_worker(rabbitmq, name="session-worker")
     yield proc
     proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def builtin_catalog(request: pytest.FixtureRequest) -> None:
+    """For tests on the session vhost: the built-in tasks are announced there on the
+    session's task queue (as the test announcer, ``tests.support.catalog``) before
+    each test, so gateways started in any way accept them without a worker (and a
+    test that announced them on a queue of its own leaves no trace in the next);
+    the real worker announces the same tasks."""
+    if "rabbitmq" not in request.fixturenames:
+        return
+    run(announce_builtin_tasks(request.getfixturevalue("rabbitmq")))

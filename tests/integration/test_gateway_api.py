@@ -25,9 +25,13 @@ async def test_the_openapi_document_describes_every_route_the_gateway_serves(
             for route in gw.app.router.routes()
             if route.resource is not None and route.method != "HEAD"
         }
-    documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
+    # Each announced task also has a path of its own (x-cargo-task), served by /tasks/{name}.
+    per_task = {path for path, ops in doc["paths"].items() if "x-cargo-task" in ops}
+    documented = {(method, path) for path, ops in doc["paths"].items() if path not in per_task
+                  for method in ops}
     assert doc["openapi"].startswith("3.")
     assert served == documented
+    assert {"/tasks/calculate_distance", "/tasks/sleep", "/tasks/memory_leak_task"} <= per_task
     schemas = doc["components"]["schemas"]
     assert {"SubmitBody", "Accepted", "Task", "Error"} <= schemas.keys()
     assert "calculate_distance" in doc["paths"]["/tasks/{name}"]["post"]["parameters"][0][
@@ -40,7 +44,8 @@ async def test_health_is_always_200_and_readiness_reports_its_checks(rabbitmq: S
             assert resp.status == 200
         async with gw.http.get(f"{gw.url}/readyz") as resp:
             assert resp.status == 200
-            assert (await resp.json())["checks"] == {"broker": "ok", "events": "ok"}
+            assert (await resp.json())["checks"] == {"broker": "ok", "catalog": "ok",
+                                                     "events": "ok"}
 
 
 async def test_metrics_count_this_gateways_submissions_by_outcome(rabbitmq: Settings) -> None:
@@ -68,6 +73,21 @@ async def test_with_a_token_configured_requests_without_it_get_401(rabbitmq: Set
         right = {"Authorization": f"Bearer {TOKEN}"}
         async with gw.http.post(f"{gw.url}/distance/?x=3&y=4", headers=right) as resp:
             assert resp.status == 202
+        async with gw.http.get(f"{gw.url}/catalog") as resp:
+            assert resp.status == 401  # the catalog is API, not a probe
+        async with gw.http.get(f"{gw.url}/catalog", headers=right) as resp:
+            assert resp.status == 200
+        # The document is open; the announced tasks in it are for token holders only.
+        async with gw.http.get(f"{gw.url}/openapi.json") as resp:
+            assert resp.status == 200
+            anonymous = await resp.json()
+        async with gw.http.get(f"{gw.url}/openapi.json", headers=right) as resp:
+            assert resp.status == 200
+            authorised = await resp.json()
+        assert "/tasks/calculate_distance" not in anonymous["paths"]
+        assert "enum" not in anonymous["paths"]["/tasks/{name}"]["post"]["parameters"][0][
+            "schema"]
+        assert "/tasks/calculate_distance" in authorised["paths"]
         async with gw.http.get(f"{gw.url}/healthz") as resp:
             assert resp.status == 200  # probes need no token
 

@@ -1,8 +1,8 @@
-"""``python -m tests.support.bridge``: the real bridge, also knowing the chaos tasks.
+"""``python -m tests.support.bridge``: the real bridge, with the tests' settings.
 
-The bridge only translates messages for task names it knows; the tests' failing
-tasks (``tests.support.chaos``) are offered to it the way ``start_chaos_worker``
-offers them to a worker.
+The bridge only translates messages for task names live workers announced on
+the catalog stream (the tests' failing tasks of ``tests.support.chaos`` too,
+announced by the chaos worker that offers them); it needs no task code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from bridge.runner import run_bridge
 from broker.logs import configure_logging
 from broker.settings import Settings, load_settings
-from tests.support.chaos import CHAOS_SPECS
 from tests.support.processes import LOGS, ROOT, Proc, process_env
 
 
@@ -61,7 +60,7 @@ def wait_consuming(proc: Proc, heartbeat: str, timeout: float = 60) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
-    run_bridge(settings, extra_specs=CHAOS_SPECS)
+    run_bridge(settings)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from broker.settings import Settings
 from gateway.app import create_app
+from tests.support.catalog import announce_builtin_tasks
 
 
 @dataclass
@@ -65,7 +66,15 @@ class Gateway:
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings, *, ready: bool = True) -> AsyncIterator[Gateway]:
+async def running_gateway(settings: Settings, *, ready: bool = True,
+                          builtin_catalog: bool | None = None) -> AsyncIterator[Gateway]:
+    """A gateway on a free port; ready (``/readyz``: catalog and events replayed) unless
+    ``ready`` is False. ``builtin_catalog`` (default: when ``ready``) first announces
+    the built-in tasks in the vhost (``tests.support.catalog``), standing in for a
+    worker, so submissions of them are 202 without one; a real worker's announcement
+    of the same tasks agrees with it."""
+    if builtin_catalog if builtin_catalog is not None else ready:
+        await announce_builtin_tasks(settings)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
