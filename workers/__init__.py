@@ -5,6 +5,4 @@ A team's tasks (``CARGO_TASK_MODULES``, ``workers.modules``) are ordinary
 ``@shared_task`` functions; ``workers.base`` gives every one Cargo's behaviour
 and ``workers.announce`` publishes what they accept. ``workers.tasks`` holds the
 built-in tasks' plain functions (``workers.builtin`` registers them).
-``workers.catalog`` (the static catalog) remains only until the gateway and the
-bridge read the announced catalog; it is pure (no Celery import).
 """

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.settings import Settings, TaskLimits
+from broker.topology import MAX_RETRY_BUDGET
 
 MIB = 1024 * 1024
-# The largest retry budget a message or CARGO_TASK_LIMITS may ask for.
-MAX_RETRY_BUDGET = 100
 
 
 class PermanentError(Exception):

@@ -1,8 +1,8 @@
 """The task functions themselves: plain Python, no Celery.
 
-The catalog (``workers.catalog``) builds argument validation from these
-signatures, so the type hints and ``Field`` bounds here are the contract: what
-the gateway accepts and what a worker runs are the same rules.
+``workers.builtin`` registers them as Celery shared tasks, and the worker
+announces their signatures as JSON Schemas (``workers.schemas``): the type hints
+and ``Field`` bounds here are what every gateway accepts for them.
 """
 
 from __future__ import annotations

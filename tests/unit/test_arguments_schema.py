@@ -1,6 +1,6 @@
 """broker.arguments: a call's args/kwargs against the JSON Schema a worker announced,
 reported where the client put each problem, in pydantic's words (the cases of the
-old workers.catalog tests, now against the announced schemas of the built-in tasks)."""
+the old static catalog's tests, now against the announced schemas of the built-in tasks)."""
 
 from __future__ import annotations
 
