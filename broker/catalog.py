@@ -18,7 +18,12 @@ A rolling deploy (live workers announcing different things for one name):
 - the queue, doc and limits are those of the most recently started worker
   (the deploy's new version), so new submissions go where the new workers
   read; until the old workers are gone, a task whose queue changed is
-  published to the new queue.
+  published to the new queue;
+- a task is accepted only while **every** live worker consuming its queue
+  offers it: a worker that does not know a task dead-letters its message as
+  ``poison``, so a task added by a deploy waits for the old workers on its
+  queue to go (the gateway answers 503 ``task_not_on_every_worker`` until
+  then), and so does a task on a queue two differently-loaded pools share.
 
 Announcements are untrusted input: one that does not decode, whose schema is
 not one Cargo can check, or that names another vhost is dropped and counted,
@@ -149,6 +154,8 @@ class CatalogEntry:
     task: AnnouncedTask  # the newest worker's: queue, doc, limits
     schemas: tuple[ArgumentsSchema, ...]  # every distinct live schema
     workers: tuple[str, ...]
+    # Live workers that consume the task's queue but do not offer the task.
+    missing: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -178,6 +185,8 @@ class CatalogEntry:
             # Accepted: what all of them accept (JSON Schema's allOf says exactly that).
             doc["schema"] = {"allOf": [s.schema for s in self.schemas]}
         doc["workers"] = len(self.workers)
+        if self.missing:
+            doc["missing_on"] = list(self.missing)
         return doc
 
 
@@ -227,8 +236,12 @@ class Catalog:
             for _, task in offered:
                 key = json.dumps(task.arguments, sort_keys=True)
                 schemas.setdefault(key, self._schema(key, task.arguments))
-            entries[name] = CatalogEntry(offered[-1][1], tuple(schemas.values()),
-                                         tuple(a.worker for a, _ in offered))
+            newest = offered[-1][1]
+            offering = {a.worker for a, _ in offered}
+            missing = tuple(a.worker for a in live
+                            if newest.queue in a.queues and a.worker not in offering)
+            entries[name] = CatalogEntry(newest, tuple(schemas.values()),
+                                         tuple(a.worker for a, _ in offered), missing)
         self._entries = entries
         self._valid_until = min((a.expires_at for a in live), default=None)
         # Cache compiled schemas only while someone announces them.

@@ -196,6 +196,14 @@ async def submit(request: web.Request, name: str, args: list[Any], kwargs: dict[
     except InvalidArguments as exc:
         raise ApiError(422, "invalid_arguments", f"arguments do not fit task {name!r}",
                        exc.errors) from None
+    if entry.missing:
+        # One of them could take the message and would dead-letter it as poison.
+        raise ApiError(503, "task_not_on_every_worker",
+                       f"task {name!r} is not offered by every live worker consuming queue "
+                       f"{entry.queue!r} (not by {', '.join(entry.missing)}); retry once "
+                       "the deploy is complete", {"queue": entry.queue,
+                                                  "workers_missing": list(entry.missing)},
+                       headers=_retry_after(request))
 
     # Also the ``queued`` time, taken before publishing: a worker can start (and
     # finish) the task before the confirm arrives, and the store tells a

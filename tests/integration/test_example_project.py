@@ -21,6 +21,7 @@ import pytest
 from broker.settings import Settings
 from tests.support.gateway import Gateway, events_of, running_gateway, terminal
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, wait_for_consumer
+from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +42,15 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
+# What ``scripts/stack.sh`` runs as its worker (on CARGO_TASK_QUEUE, ``cargo``): the
+# README's default pool is the stack's worker with the README's environment.
+STACK_WORKER = [".venv/bin/cargoctl", "worker", "--concurrency", "2", "--queues", "cargo",
+                "--hostname", "acme-stack@%h"]
+
+
 def worker_commands() -> list[tuple[dict[str, str], list[str]]]:
-    """The README's ``cargoctl worker`` commands as (environment, argv)."""
+    """The README's worker commands as (environment, argv): ``cargoctl worker``
+    lines, and ``scripts/stack.sh`` lines as the stack's worker."""
     found = []
     for command in readme_commands(README.read_text()):
         words = shlex.split(command)
@@ -52,21 +60,34 @@ def worker_commands() -> list[tuple[dict[str, str], list[str]]]:
             env[key] = value
         if words[:2] == [".venv/bin/cargoctl", "worker"]:
             found.append((env, words))
+        elif words[:1] == ["scripts/stack.sh"]:
+            found.append((env, list(STACK_WORKER)))
     return found
 
 
-def test_the_readme_gives_one_worker_command_per_pool() -> None:
+def test_the_readme_gives_one_worker_per_pool() -> None:
     commands = worker_commands()
     assert [argv[argv.index("--queues") + 1] for _, argv in commands] == ["cargo", "reports"]
-    assert all("CARGO_TASK_MODULES" in env for env, _ in commands)
+    assert [env["CARGO_TASK_MODULES"] for env, _ in commands] == [
+        "workers.builtin,acme_tasks.images", "acme_tasks.reports"]
     assert "pip install -e examples/acme-tasks" in README.read_text()
 
 
 @pytest.fixture(scope="module")
-def acme_pools(rabbitmq: Settings) -> Iterator[dict[str, Proc]]:
+def acme_vhost(rabbitmq: Settings) -> Iterator[Settings]:
+    """A vhost of the example's own, as a team's deployment has: there no other
+    worker consumes ``cargo`` (the session's worker does not load acme_tasks,
+    and a gateway refuses a task not every worker on its queue offers)."""
+    with private_vhost("cargo-acme") as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def acme_pools(acme_vhost: Settings) -> Iterator[dict[str, Proc]]:
     """Both pools of the README, run as it says (the package is on PYTHONPATH,
     which is what its ``pip install -e`` gives; metrics ports and heartbeat files
     are per test run, since sessions share the machine)."""
+    rabbitmq = acme_vhost
     pools: dict[str, Proc] = {}
     try:
         for env, argv in worker_commands():
@@ -87,8 +108,8 @@ def acme_pools(rabbitmq: Settings) -> Iterator[dict[str, Proc]]:
 
 
 @pytest.fixture
-async def acme(rabbitmq: Settings, acme_pools: dict[str, Proc]) -> AsyncIterator[Gateway]:
-    async with running_gateway(rabbitmq) as gw:
+async def acme(acme_vhost: Settings, acme_pools: dict[str, Proc]) -> AsyncIterator[Gateway]:
+    async with running_gateway(acme_vhost) as gw:
         await wait_catalog(gw, TASKS)
         yield gw
 

@@ -75,6 +75,17 @@ class GatewayProc:
             await asyncio.sleep(0.2)
         raise TimeoutError(f"catalog stayed {sorted(items)}:\n{self.proc.output()[-2000:]}")
 
+    async def state(self, task_id: str, states: set[str], timeout: float = 60) -> Any:
+        deadline = time.monotonic() + timeout
+        doc: Any = None
+        while time.monotonic() < deadline:
+            async with self.http.get(f"{self.url}/tasks/{task_id}") as resp:
+                doc = await resp.json()
+            if doc.get("state") in states:
+                return doc
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"task {task_id} not in {states}: {doc}")
+
     async def result(self, task_id: str, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout
         doc: Any = None
@@ -113,6 +124,8 @@ async def gateway_process(settings: Settings, name: str = "gateway") -> AsyncIte
 
 
 TEAM_SOURCE = """
+    import time
+
     from celery import shared_task
 
 
@@ -125,6 +138,26 @@ TEAM_SOURCE = """
     @shared_task(queue="{queue}")
     def pair(a, b):
         return [a, b]
+
+
+    @shared_task(queue="{queue}", cargo_memory_limit_mb=48, max_retries=0)
+    def hog(mb: int) -> int:
+        # Hold on to mb MiB, one at a time, then wait.
+        kept = []
+        for _ in range(mb):
+            kept.append(b"\\x01" * 1024 * 1024)
+            time.sleep(0.01)
+        time.sleep(30)
+        return len(kept)
+
+
+    @shared_task(bind=True, queue="{queue}")
+    def nap(self, seconds: float) -> float:
+        # Sleep in steps, reporting each.
+        for step in range(int(seconds * 10)):
+            time.sleep(0.1)
+            self.update_state(state="PROGRESS", meta={{"step": step}})
+        return seconds
 """
 
 
@@ -256,3 +289,73 @@ async def test_during_a_rolling_deploy_only_arguments_every_live_version_accepts
             status, doc = await gw.post(name, {"kwargs": {"factor": 2, "offset": 1}})
             assert status == 202, doc
             assert (await gw.result(doc["task_id"]))["result"] == 3
+
+
+async def test_a_team_task_past_its_own_decorator_memory_limit_is_dead_lettered_memory_limit(
+        rabbitmq: Settings, team: tuple[Path, str, str]) -> None:
+    module_dir, module, queue = team
+    async with team_worker(rabbitmq, module_dir, module, queue, "team-worker") as worker:
+        async with gateway_process(rabbitmq) as gw:
+            items = await gw.wait_catalog(lambda i: f"{module}.hog" in i)
+            assert items[f"{module}.hog"]["limits"]["memory_limit_mb"] == 48
+            status, doc = await gw.post(f"{module}.hog", {"args": [400]})
+            assert status == 202, doc
+            final = await gw.state(doc["task_id"], {"succeeded", "dead_lettered"}, timeout=90)
+            assert final["state"] == "dead_lettered", final
+            assert final["reason"] == "memory_limit"
+        assert worker.alive()
+
+
+async def test_a_running_team_task_is_revoked_over_rest(
+        rabbitmq: Settings, team: tuple[Path, str, str]) -> None:
+    module_dir, module, queue = team
+    async with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
+        async with gateway_process(rabbitmq) as gw:
+            await gw.wait_catalog(lambda i: f"{module}.nap" in i)
+            status, doc = await gw.post(f"{module}.nap", {"args": [60]})
+            assert status == 202, doc
+            task_id = doc["task_id"]
+            running = await gw.state(task_id, {"progress"})
+            assert running["progress"]["step"] >= 0
+            async with gw.http.delete(f"{gw.url}/tasks/{task_id}") as resp:
+                assert resp.status == 202, await resp.text()
+            final = await gw.state(task_id, {"revoked", "succeeded", "dead_lettered"})
+            assert final["state"] == "revoked", final
+
+
+OTHER_SOURCE = """
+    from celery import shared_task
+
+
+    @shared_task(queue="{queue}")
+    def other(a: int) -> int:
+        return a
+"""
+
+
+async def test_a_task_not_every_worker_on_its_queue_knows_is_refused_until_that_worker_goes(
+        rabbitmq: Settings, team: tuple[Path, str, str], tmp_path: Path) -> None:
+    """A worker that does not know a task would dead-letter it as poison: while one
+    consumes the task's queue (an old version mid-deploy, a pool loaded differently),
+    the gateway answers 503 and queues nothing."""
+    module_dir, module, queue = team
+    other_dir = write_module(tmp_path / "other", f"other_{module}", OTHER_SOURCE.format(
+        queue=queue))
+    async with gateway_process(rabbitmq) as gw:
+        async with team_worker(rabbitmq, module_dir, module, queue, "team-worker"):
+            async with team_worker(rabbitmq, other_dir, f"other_{module}", queue, "lacking"):
+                items = await gw.wait_catalog(
+                    lambda i: f"other_{module}.other" in i and i.get(
+                        f"{module}.resize", {}).get("missing_on"))
+                lacking = items[f"{module}.resize"]["missing_on"]
+                assert len(lacking) == 1
+                assert lacking[0].startswith("lacking-")
+                status, doc = await gw.post(f"{module}.resize", {"args": [1, 2]})
+                assert status == 503, doc
+                assert doc["error"]["code"] == "task_not_on_every_worker"
+                assert doc["error"]["details"] == {"queue": queue, "workers_missing": lacking}
+            await gw.wait_catalog(lambda i: not i.get(f"{module}.resize", {}).get("missing_on")
+                                  and f"{module}.resize" in i)
+            status, doc = await gw.post(f"{module}.resize", {"args": [1, 2]})
+            assert status == 202, doc
+            assert (await gw.result(doc["task_id"]))["result"] == "1x2:fit"

@@ -75,7 +75,7 @@ def announcement(settings: Settings, tasks: Iterable[AnnouncedTask], *,
     now = datetime.now(UTC)
     return Announcement(worker=worker, vhost=vhost or settings.vhost,
                         started_at=started_at or now, announced_at=announced_at or now,
-                        ttl=ttl, queues=tuple(dict.fromkeys(t.queue for t in tasks)),
+                        ttl=ttl, queues=(),  # it consumes nothing
                         tasks=tasks, withdrawn=withdrawn)
 
 

@@ -39,9 +39,10 @@ def task(name: str = "acme.resize", schema: dict[str, Any] | None = None,
 
 def announcement(worker: str = "w1", tasks: tuple[AnnouncedTask, ...] = (),
                  at: datetime = T0, started: datetime = T0, ttl: float = 45,
-                 withdrawn: bool = False, vhost: str = VHOST) -> Announcement:
+                 withdrawn: bool = False, vhost: str = VHOST,
+                 queues: tuple[str, ...] = ()) -> Announcement:
     return Announcement(worker=worker, vhost=vhost, started_at=started, announced_at=at,
-                        ttl=ttl, tasks=tasks, withdrawn=withdrawn)
+                        ttl=ttl, tasks=tasks, withdrawn=withdrawn, queues=queues)
 
 
 def test_an_announced_task_is_offered_until_its_workers_announcement_expires() -> None:
@@ -56,6 +57,27 @@ def test_a_withdrawal_removes_the_workers_tasks_at_once() -> None:
     catalog.apply(announcement(tasks=(task(),)))
     catalog.apply(announcement(at=T0 + timedelta(seconds=1), withdrawn=True))
     assert catalog.get("acme.resize", T0 + timedelta(seconds=2)) is None
+
+
+def test_a_task_some_worker_on_its_queue_does_not_offer_names_that_worker_as_missing() -> None:
+    catalog = Catalog(VHOST)
+    catalog.apply(announcement("new", tasks=(task(), task("old.task")), queues=("cargo",)))
+    catalog.apply(announcement("old", tasks=(task("old.task"),), queues=("cargo",)))
+    # A worker on another queue, and an announcer consuming nothing, do not count.
+    catalog.apply(announcement("elsewhere", tasks=(), queues=("reports",)))
+    catalog.apply(announcement("announcer", tasks=(task("old.task"),)))
+    entry = catalog.get("acme.resize", T0)
+    assert entry is not None
+    assert entry.missing == ("old",)
+    assert entry.to_json()["missing_on"] == ["old"]
+    old = catalog.get("old.task", T0)
+    assert old is not None
+    assert old.missing == ()
+    assert "missing_on" not in old.to_json()
+    catalog.apply(announcement("old", at=T0 + timedelta(seconds=1), withdrawn=True))
+    entry = catalog.get("acme.resize", T0 + timedelta(seconds=2))
+    assert entry is not None
+    assert entry.missing == ()
 
 
 def test_an_older_announcement_arriving_late_changes_nothing() -> None:
