@@ -32,6 +32,7 @@ never applied.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,11 +141,19 @@ def decode_announcement(body: bytes, vhost: str) -> Announcement:
                                                    f"{announcement.vhost!r}, not {vhost!r}")
     for task in announcement.tasks:
         try:
-            ArgumentsSchema(task.arguments)
+            _check_schema(json.dumps(task.arguments, sort_keys=True))
         except (InvalidSchema, RecursionError) as exc:
             raise InvalidAnnouncement("invalid_schema",
                                       f"task {task.name!r}: {exc}") from None
     return announcement
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_schema(canonical: str) -> None:
+    """Check a schema once: workers re-announce the same schemas every interval,
+    and compiling one costs far more than recognising it (a refused one is not
+    cached: it raises)."""
+    ArgumentsSchema(json.loads(canonical))
 
 
 @dataclass(frozen=True)

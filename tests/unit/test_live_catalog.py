@@ -190,3 +190,18 @@ def test_the_reader_is_caught_up_on_its_own_marker_and_ignores_other_readers_mar
     reader.handle(json.dumps({"type": "cargo.catalog.marker", "id": reader._marker}).encode())
     assert reader.caught_up.is_set()
     assert reader.rejected == 0
+
+
+def test_a_schema_announced_again_is_not_checked_again_but_a_refused_one_always_is() -> None:
+    from broker.catalog import _check_schema
+
+    body = announcement(tasks=(task(schema=BOUNDED_X),)).encode()
+    decode_announcement(body, VHOST)
+    hits = _check_schema.cache_info().hits
+    decode_announcement(body, VHOST)
+    assert _check_schema.cache_info().hits == hits + 1
+    bad = dict(BOUNDED_X, properties={"x": {"type": "no-such-type"}})
+    for _ in range(2):
+        with pytest.raises(InvalidAnnouncement) as refused:
+            decode_announcement(announcement(tasks=(task(schema=bad),)).encode(), VHOST)
+        assert refused.value.reason == "invalid_schema"
