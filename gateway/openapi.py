@@ -82,7 +82,10 @@ SUBMIT_ERRORS = {
     "429": _error("the queue is at its length limit", retry_after=True),
     "503": _error("not accepted, and it will not run: the broker is unreachable or the "
                   "message could not be sent within CARGO_PUBLISH_TIMEOUT "
-                  "(broker_unavailable)", retry_after=True),
+                  "(broker_unavailable); or a live worker consuming the task's queue does "
+                  "not offer the task and would dead-letter it as poison "
+                  "(task_not_on_every_worker: a deploy in progress; details name the queue "
+                  "and the workers)", retry_after=True),
     "504": _error("outcome unknown (publish_outcome_unknown): the message was sent but the "
                   "broker's confirm never came (connection lost, or none within "
                   "CARGO_PUBLISH_OUTCOME_TIMEOUT); the task may run. details.task_id names "
@@ -226,7 +229,10 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                           "404": _error("no dead letter with that task id "
                                         "(dead_letter_not_found)"),
                           "429": SUBMIT_ERRORS["429"],
-                          "503": SUBMIT_ERRORS["503"]},
+                          "503": _error("not accepted, and it will not run: the broker is "
+                                        "unreachable or the message could not be sent "
+                                        "within CARGO_PUBLISH_TIMEOUT (broker_unavailable)",
+                                        retry_after=True)},
         }},
         "/tasks/{task_id}": {"get": {
             "summary": "Latest known state of a task",
