@@ -141,19 +141,27 @@ def decode_announcement(body: bytes, vhost: str) -> Announcement:
                                                    f"{announcement.vhost!r}, not {vhost!r}")
     for task in announcement.tasks:
         try:
-            _check_schema(json.dumps(task.arguments, sort_keys=True))
+            compiled_schema(canonical_schema(task.arguments))
         except (InvalidSchema, RecursionError) as exc:
             raise InvalidAnnouncement("invalid_schema",
                                       f"task {task.name!r}: {exc}") from None
     return announcement
 
 
+def canonical_schema(schema: dict[str, Any]) -> str:
+    """The schema as one text, the cache key below. Its key order is kept (not
+    sorted): problems are reported in the order of the schema's properties, and a
+    worker announces the same schema in the same order every time."""
+    return json.dumps(schema)
+
+
 @functools.lru_cache(maxsize=1024)
-def _check_schema(canonical: str) -> None:
-    """Check a schema once: workers re-announce the same schemas every interval,
-    and compiling one costs far more than recognising it (a refused one is not
-    cached: it raises)."""
-    ArgumentsSchema(json.loads(canonical))
+def compiled_schema(canonical: str) -> ArgumentsSchema:
+    """Check and compile a schema once: workers re-announce the same schemas every
+    interval, and compiling one costs far more than recognising it. The decoder
+    checks with it and the catalog validates with the same object (a refused
+    schema is not cached: it raises)."""
+    return ArgumentsSchema(json.loads(canonical))
 
 
 @dataclass(frozen=True)
@@ -205,7 +213,6 @@ class Catalog:
 
     vhost: str
     _workers: dict[str, Announcement] = field(default_factory=dict)
-    _schemas: dict[str, ArgumentsSchema] = field(default_factory=dict)
     _entries: dict[str, CatalogEntry] | None = None
     _valid_until: datetime | None = None
 
@@ -243,8 +250,8 @@ class Catalog:
         for name, offered in sorted(offers.items()):
             schemas: dict[str, ArgumentsSchema] = {}
             for _, task in offered:
-                key = json.dumps(task.arguments, sort_keys=True)
-                schemas.setdefault(key, self._schema(key, task.arguments))
+                key = canonical_schema(task.arguments)
+                schemas.setdefault(key, compiled_schema(key))
             newest = offered[-1][1]
             offering = {a.worker for a, _ in offered}
             missing = tuple(a.worker for a in live
@@ -253,16 +260,7 @@ class Catalog:
                                          tuple(a.worker for a, _ in offered), missing)
         self._entries = entries
         self._valid_until = min((a.expires_at for a in live), default=None)
-        # Cache compiled schemas only while someone announces them.
-        used = {json.dumps(t.arguments, sort_keys=True) for a in live for t in a.tasks}
-        for key in set(self._schemas) - used:
-            del self._schemas[key]
         return entries
-
-    def _schema(self, key: str, schema: dict[str, Any]) -> ArgumentsSchema:
-        if key not in self._schemas:
-            self._schemas[key] = ArgumentsSchema(schema)
-        return self._schemas[key]
 
     def get(self, name: str, now: datetime | None = None) -> CatalogEntry | None:
         return self.entries(now).get(name)

@@ -62,9 +62,13 @@ class LoadedTask:
     name: str
     queue: str
     policy: TaskPolicy
-    schema: dict[str, Any]
     arguments: ArgumentsSchema
     doc: str | None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema the worker announces (the one ``arguments`` checks)."""
+        return self.arguments.schema
 
 
 def progress_of_state(state: object, meta: object) -> dict[str, Any] | None:

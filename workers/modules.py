@@ -120,13 +120,12 @@ def derive(task: Task[Any, Any], settings: Settings) -> LoadedTask:
     except InvalidTaskOption as exc:
         raise ConfigError(f"{VARIABLE}: {exc}") from None
     try:
-        schema = arguments_schema(task.run, title=name)
-        arguments = ArgumentsSchema(schema)
+        arguments = ArgumentsSchema(arguments_schema(task.run, title=name))
     except (TypeError, ValueError, InvalidSchema) as exc:
         raise ConfigError(f"{VARIABLE}: task {name!r}: its arguments have no usable "
                           f"schema: {exc}") from None
-    return LoadedTask(name=name, queue=queue, policy=policy, schema=schema,
-                      arguments=arguments, doc=first_doc_line(task.__doc__))
+    return LoadedTask(name=name, queue=queue, policy=policy, arguments=arguments,
+                      doc=first_doc_line(task.__doc__))
 
 
 def apply_to_celery(task: Task[Any, Any], loaded: LoadedTask) -> None:

@@ -270,16 +270,22 @@ async def test_openapi_documents_each_announced_tasks_request_body(vhost: Settin
     assert "/catalog" in doc["paths"]
 
 
+async def declare_task_queue(settings: Settings) -> str:
+    """A new task queue, declared as the worker consuming it declares it."""
+    queue = unique("reports").replace(".", "-")
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+        await declare_topology(await connection.channel(),
+                               build_topology(settings, task_queues=(queue,)))
+    return queue
+
+
 async def test_a_task_on_a_queue_of_its_own_gets_429_when_that_queue_is_full(
         vhost: Settings) -> None:
     # A default queue of its own too: RabbitMQ keeps each queue's first length limit.
     settings = vhost.model_copy(update={"queue_max_length": 2,
                                         "task_queue": unique("default").replace(".", "-")})
-    queue = unique("reports").replace(".", "-")
-    connection = await aio_pika.connect(settings.rabbitmq_url)
-    async with connection:  # as the worker consuming that queue declares it
-        await declare_topology(await connection.channel(),
-                               build_topology(settings, task_queues=(queue,)))
+    queue = await declare_task_queue(settings)
     name = unique("acme.report")
     await announce(settings, [task_with_schema(name, NUMBER_X, queue=queue)],
                    worker=unique("worker"))
@@ -308,11 +314,7 @@ async def test_a_task_on_a_queue_of_its_own_gets_429_when_that_queue_is_full(
 
 async def test_the_bridge_publishes_a_bridged_actor_to_its_tasks_own_queue(
         vhost: Settings) -> None:
-    queue = unique("reports").replace(".", "-")
-    connection = await aio_pika.connect(vhost.rabbitmq_url)
-    async with connection:  # as the worker consuming that queue declares it
-        await declare_topology(await connection.channel(),
-                               build_topology(vhost, task_queues=(queue,)))
+    queue = await declare_task_queue(vhost)
     name = unique("acme.report")
     await announce(vhost, [task_with_schema(name, NUMBER_X, queue=queue, time_limit=30)],
                    worker=unique("worker"))

@@ -87,15 +87,7 @@ class GatewayProc:
         raise TimeoutError(f"task {task_id} not in {states}: {doc}")
 
     async def result(self, task_id: str, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        doc: Any = None
-        while time.monotonic() < deadline:
-            async with self.http.get(f"{self.url}/tasks/{task_id}") as resp:
-                doc = await resp.json()
-            if doc.get("state") in ("succeeded", "dead_lettered", "revoked"):
-                return doc
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"task {task_id}: {doc}")
+        return await self.state(task_id, {"succeeded", "dead_lettered", "revoked"}, timeout)
 
 
 @asynccontextmanager

@@ -193,15 +193,30 @@ def test_the_reader_is_caught_up_on_its_own_marker_and_ignores_other_readers_mar
 
 
 def test_a_schema_announced_again_is_not_checked_again_but_a_refused_one_always_is() -> None:
-    from broker.catalog import _check_schema
+    from broker.catalog import compiled_schema
 
     body = announcement(tasks=(task(schema=BOUNDED_X),)).encode()
     decode_announcement(body, VHOST)
-    hits = _check_schema.cache_info().hits
+    hits = compiled_schema.cache_info().hits
     decode_announcement(body, VHOST)
-    assert _check_schema.cache_info().hits == hits + 1
+    assert compiled_schema.cache_info().hits == hits + 1
     bad = dict(BOUNDED_X, properties={"x": {"type": "no-such-type"}})
     for _ in range(2):
         with pytest.raises(InvalidAnnouncement) as refused:
             decode_announcement(announcement(tasks=(task(schema=bad),)).encode(), VHOST)
         assert refused.value.reason == "invalid_schema"
+
+
+def test_problems_are_reported_in_the_order_of_the_announced_parameters() -> None:
+    schema = {"type": "object", "properties": {"width": {"type": "integer"},
+                                               "mode": {"type": "string"}},
+              "required": ["width", "mode"], "additionalProperties": False,
+              "x-cargo-positional": ["width", "mode"]}
+    catalog = Catalog(VHOST)
+    catalog.apply(decode_announcement(announcement(tasks=(task(schema=schema),)).encode(),
+                                      VHOST))
+    entry = catalog.get("acme.resize", T0)
+    assert entry is not None
+    with pytest.raises(InvalidArguments) as raised:
+        entry.validate(["wide", 3], {})
+    assert [e["loc"] for e in raised.value.errors] == [["args", 0], ["args", 1]]
