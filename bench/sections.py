@@ -1,0 +1,91 @@
+"""What one benchmark section reports, so ``bench.pipeline`` can put them in one table.
+
+Each section of the worker-path benchmark (end to end, latency, drain, CPU, fan-out,
+bridge) is a module with a ``--json-out PATH`` option that writes a
+:class:`SectionReport`: the rows of the summary table (a Cargo figure beside its
+peer's from the same run, the ratio and the goal) and the raw measurements. The
+sections run one at a time as subprocesses, so one of them crashing or hogging
+memory cannot skew the next.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the summary: ``cargo`` against ``peer`` (same unit, same run)."""
+
+    figure: str  # what is measured, e.g. "end to end, tasks/s (C=2)"
+    unit: str  # "tasks/s", "ms", "ms CPU/task", "MB", "count"
+    cargo: float | None
+    peer: float | None
+    peer_name: str  # e.g. "Celery delay()+get() over rpc://"
+    better: Better = "higher"
+    # The goal as a ratio bound: for "higher", cargo/peer >= goal; for "lower",
+    # cargo/peer <= goal. None: informational (no goal).
+    goal: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.cargo is None or self.peer is None or self.peer == 0:
+            return None
+        return self.cargo / self.peer
+
+    @property
+    def met(self) -> bool | None:
+        ratio = self.ratio
+        if self.goal is None or ratio is None:
+            return None
+        return ratio >= self.goal if self.better == "higher" else ratio <= self.goal
+
+    def to_doc(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "met": self.met}
+
+
+@dataclass
+class SectionReport:
+    section: str
+    rows: list[Row] = field(default_factory=list)
+    # Everything measured, for the results file (rounds, CPU by process, versions...).
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        doc = {"section": self.section, "rows": [row.to_doc() for row in self.rows],
+               "raw": self.raw}
+        path.write_text(json.dumps(doc, indent=2, default=str))
+
+    @classmethod
+    def read(cls, path: Path) -> SectionReport:
+        doc = json.loads(path.read_text())
+        rows = [Row(**{k: v for k, v in row.items() if k not in ("ratio", "met")})
+                for row in doc["rows"]]
+        return cls(section=doc["section"], rows=rows, raw=doc.get("raw", {}))
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The README's benchmark table."""
+    lines = ["| figure | Cargo | peer | Cargo / peer | goal |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        ratio = row.ratio
+        goal = "-" if row.goal is None else (
+            f"{'>=' if row.better == 'higher' else '<='} {row.goal:g}x "
+            f"({'met' if row.met else 'not met'})")
+        lines.append(
+            f"| {row.figure} | {_fmt(row.cargo)} {row.unit} | {row.peer_name}: "
+            f"{_fmt(row.peer)} {row.unit} | {'-' if ratio is None else f'{ratio:.2f}x'} | {goal} |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
