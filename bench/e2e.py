@@ -203,9 +203,22 @@ def _cpu_of(proc: psutil.Process | None) -> float | None:
     return None if proc is None else tree_cpu_seconds(proc.pid)
 
 
+async def background(broker: psutil.Process | None, seconds: float = 1.0) -> dict[str, Any]:
+    """What RabbitMQ and the machine do with neither side loaded (other people's work on
+    the shared broker and cores), just before a window: its CPU lands in the window too."""
+    meter = CpuMeter({"rabbitmq": lambda: _cpu_of(broker)})
+    meter.start()
+    await asyncio.sleep(seconds)
+    window = meter.stop()
+    rabbit = window.seconds["rabbitmq"]
+    return {"rabbitmq_pct": None if rabbit is None else 100 * rabbit / window.wall,
+            "machine_busy_pct": 100 * window.machine / window.wall}
+
+
 async def cargo_end_to_end(side: CargoSide, n: int, clients: int,
                            broker: psutil.Process | None) -> dict[str, Any]:
     side.events.reset()
+    idle = await background(broker)
     meter = side.cpu_meter(broker)
     meter.start()
     started = time.perf_counter()
@@ -217,6 +230,7 @@ async def cargo_end_to_end(side: CargoSide, n: int, clients: int,
     states = collections.Counter(side.events.arrived[i][1] for i in ids)
     return {"tasks": len(ids), "refused": refused, "seconds": last - started,
             "rate": len(ids) / (last - started), "terminal_states": dict(states),
+            "background_before": idle,
             "cpu": cpu_doc(window, len(ids), total_of=("rabbitmq", "worker", "gateway"))}
 
 
@@ -319,11 +333,13 @@ class PeerSide:
 
 async def peer_end_to_end(side: PeerSide, n: int, broker: psutil.Process | None
                           ) -> dict[str, Any]:
+    idle = await background(broker)
     meter = side.cpu_meter(broker)
     meter.start()
     started, last = await side.thread.run(lambda: side.burst(n))
     window = meter.stop()
     return {"tasks": n, "seconds": last - started, "rate": n / (last - started),
+            "background_before": idle,
             "cpu": cpu_doc(window, n, total_of=("rabbitmq", "worker", "producer"))}
 
 
@@ -474,7 +490,9 @@ async def run_rounds(config: Config, cargo: CargoSide, peer: PeerSide,
                 result = await peer_end_to_end(peer, config.tasks, broker)
             rounds.end_to_end[side].append(result)
             log(f"round {number}: {side} end to end {result['rate']:,.0f} tasks/s, "
-                f"CPU {_ms(result['cpu']['total_ms_per_task'])} ms/task"
+                f"CPU {_ms(result['cpu']['total_ms_per_task'])} ms/task (machine busy "
+                f"{result['cpu']['machine_busy_pct']:.0f}% of one core; before it, with "
+                f"neither side loaded, {result['background_before']['machine_busy_pct']:.0f}%)"
                 + (f", refused {result['refused']}" if result.get("refused") else ""))
         for side in order:
             if side == CARGO:
