@@ -10,14 +10,14 @@ private vhost, three of issue 13's sections side by side with their peer:
   accepted / (first submit → last terminal event seen on the WebSocket). Peer
   (``bench/peers/celery_rpc.py``): N ``delay()`` in a burst, then ``get()`` on
   each over ``rpc://``, with ``celery worker -c C -P prefork`` on a quorum
-  queue (late acks, prefetch 1, publisher confirms). Goal ≥ 1.0×.
+  queue (late acks, prefetch 1, publisher confirms). Goal ≥ 1.0x.
 * **Latency** — one task at a time: REST submit → ``succeeded`` on the already
-  open WebSocket, against ``delay().get()``; p50 (goal ≤ 1.0×) and p99
-  (goal ≤ 1.5×) over M tasks after a warm-up.
+  open WebSocket, against ``delay().get()``; p50 (goal ≤ 1.0x) and p99
+  (goal ≤ 1.5x) over M tasks after a warm-up.
 * **CPU per task** — over each end-to-end window, psutil CPU deltas of
   RabbitMQ (``beam.smp``), the worker's process tree, and the gateway (Cargo)
   or the producer, this process (peer), divided by the tasks. Goal for the
-  total ≤ 1.5×; the components are informational rows.
+  total ≤ 1.5x; the components are informational rows.
 
 Both sides' processes run for the whole section, each idle while the other is
 measured; the sides alternate within every round (odd rounds Cargo first) and
@@ -286,7 +286,7 @@ class DaemonThread:
         def call() -> None:
             try:
                 result = fn()
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            except BaseException as exc:  # handed to the awaiting coroutine
                 loop.call_soon_threadsafe(settle, None, exc)
             else:
                 loop.call_soon_threadsafe(settle, result, None)

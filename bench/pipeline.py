@@ -143,8 +143,9 @@ def run_section(name: str, args: argparse.Namespace, out_dir: Path) -> SectionOu
         tail = log_path.read_text(errors="replace")[-1500:]
         return SectionOutcome(name, "failed", command=command, seconds=seconds,
                               returncode=returncode,
-                              message=f"{'timed out, ' if timed_out else ''}exit {returncode}; output in {log_path}; last "
-                                      f"lines:\n{tail}")
+                              message=f"{'timed out, ' if timed_out else ''}exit "
+                                      f"{returncode}; output in {log_path}; last lines:\n"
+                                      f"{tail}")
     return SectionOutcome(name, "ok", report=SectionReport.read(json_out), command=command,
                           seconds=seconds, returncode=returncode)
 
