@@ -11,7 +11,8 @@ whole run, every section's report included, to
 A section whose module is not in this checkout, or that does not take
 ``--json-out`` yet, is skipped with a message saying so; one that fails is
 reported as failed with the tail of its output, and the others still run.
-``--quick`` and ``--rounds`` are passed to the sections that accept them.
+``--quick`` and ``--rounds`` are passed to the sections that accept them;
+``--args 'e2e=--tasks 2000'`` passes anything else to one section.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ def run_section(name: str, args: argparse.Namespace, out_dir: Path) -> SectionOu
             else:
                 print(f"[pipeline] bench.{name} takes no {flag}: run without it",
                       file=sys.stderr, flush=True)
+    command += args.extra.get(name, [])
     shown = shlex.join(["python", *command[1:]])
     print(f"[pipeline] {name}: {shown}", file=sys.stderr, flush=True)
     started = time.monotonic()
@@ -172,12 +174,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="smoke run: each section's --quick (small N, one round)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="passed to every section that takes --rounds")
+    parser.add_argument("--args", action="append", default=[], metavar="SECTION=ARGS",
+                        help="extra arguments for one section, e.g. --args "
+                             "'e2e=--tasks 2000 --latency-tasks 300' (repeatable)")
     parser.add_argument("--section-timeout", type=float, default=3600,
                         help="seconds before a section is stopped (default 3600)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
                         help="directory for pipeline-<time>.json (default bench/results)")
     parser.add_argument("--no-save", action="store_true", help="do not write the results file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.extra = section_args(args.args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def section_args(specs: list[str]) -> dict[str, list[str]]:
+    """``["e2e=--tasks 2000", …]`` → ``{"e2e": ["--tasks", "2000"]}``."""
+    extra: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        if not sep or name not in SECTIONS:
+            raise ValueError(f"--args {spec!r}: expected SECTION=ARGS, SECTION one of "
+                             f"{', '.join(SECTIONS)}")
+        extra.setdefault(name, []).extend(shlex.split(text))
+    return extra
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.pipeline import SectionOutcome, merge, render
+import pytest
+
+from bench.pipeline import SectionOutcome, merge, render, section_args
 from bench.sections import Row, SectionReport
 
 
@@ -54,3 +56,15 @@ def test_no_sections_make_an_empty_table_and_no_goals() -> None:
     doc = merge([])
     assert doc["rows"] == []
     assert doc["goals"] == {"met": 0, "not_met": 0}
+
+
+def test_extra_arguments_go_to_the_section_they_name() -> None:
+    assert section_args(["e2e=--tasks 2000", "drain=--messages 300", "e2e=--clients 8"]) == {
+        "e2e": ["--tasks", "2000", "--clients", "8"], "drain": ["--messages", "300"]}
+
+
+def test_extra_arguments_for_an_unknown_section_are_refused() -> None:
+    with pytest.raises(ValueError, match="expected SECTION=ARGS"):
+        section_args(["nosuch=--x 1"])
+    with pytest.raises(ValueError, match="expected SECTION=ARGS"):
+        section_args(["--tasks 2000"])
