@@ -227,11 +227,13 @@ async def cargo_end_to_end(side: CargoSide, n: int, clients: int,
         raise RuntimeError(f"no submission was accepted: {refused}")
     last = await side.events.wait_all(ids, PHASE_TIMEOUT + n / 50)
     window = meter.stop()
+    after = await background(broker)
     states = collections.Counter(side.events.arrived[i][1] for i in ids)
     return {"tasks": len(ids), "refused": refused, "seconds": last - started,
             "rate": len(ids) / (last - started), "terminal_states": dict(states),
-            "background_before": idle,
-            "cpu": cpu_doc(window, len(ids), total_of=("rabbitmq", "worker", "gateway"))}
+            "background_before": idle, "background_after": after,
+            "cpu": cpu_doc(window, len(ids), total_of=("rabbitmq", "worker", "gateway"),
+                           rabbitmq_background=(idle, after))}
 
 
 async def cargo_latencies(side: CargoSide, m: int) -> list[float]:
@@ -338,15 +340,32 @@ async def peer_end_to_end(side: PeerSide, n: int, broker: psutil.Process | None
     meter.start()
     started, last = await side.thread.run(lambda: side.burst(n))
     window = meter.stop()
+    after = await background(broker)
     return {"tasks": n, "seconds": last - started, "rate": n / (last - started),
-            "background_before": idle,
-            "cpu": cpu_doc(window, n, total_of=("rabbitmq", "worker", "producer"))}
+            "background_before": idle, "background_after": after,
+            "cpu": cpu_doc(window, n, total_of=("rabbitmq", "worker", "producer"),
+                           rabbitmq_background=(idle, after))}
 
 
-def cpu_doc(window: CpuWindow, tasks: int, total_of: tuple[str, ...]) -> dict[str, Any]:
-    """CPU per task in ms, by component and in total (of ``total_of``)."""
+def cpu_doc(window: CpuWindow, tasks: int, total_of: tuple[str, ...],
+            rabbitmq_background: tuple[dict[str, Any], dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+    """CPU per task in ms, by component and in total (of ``total_of``).
+
+    ``rabbitmq_background``: RabbitMQ's load just before and just after the window,
+    with neither side loaded (other sessions share the broker). Their mean, over
+    the window's wall time, is taken off RabbitMQ's CPU as ``rabbitmq_less_background``
+    (an estimate: that load need not have been steady).
+    """
     per_task = {name: None if sec is None else 1000 * sec / tasks
                 for name, sec in window.seconds.items()}
+    rabbit = window.seconds.get("rabbitmq")
+    if rabbitmq_background is not None and rabbit is not None:
+        rates = [b["rabbitmq_pct"] for b in rabbitmq_background
+                 if b.get("rabbitmq_pct") is not None]
+        if len(rates) == len(rabbitmq_background):
+            others = statistics.fmean(rates) / 100 * window.wall
+            per_task["rabbitmq_less_background"] = 1000 * (rabbit - others) / tasks
     parts = [per_task[name] for name in total_of]
     total = None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
     return {"ms_per_task": per_task, "total_ms_per_task": total, "total_of": list(total_of),
@@ -546,6 +565,10 @@ def rows_from(rounds: Rounds, config: Config) -> list[Row]:
             med(PEER, lambda r: r["cpu"]["total_ms_per_task"]), PEER_CPU, "lower", 1.5),
         Row("CPU per task: RabbitMQ (beam.smp)", "ms CPU/task", cpu(CARGO, "rabbitmq"),
             cpu(PEER, "rabbitmq"), PEER_CPU, "lower"),
+        Row("CPU per task: RabbitMQ less its load just before and after the window "
+            "(other sessions' work; an estimate)", "ms CPU/task",
+            cpu(CARGO, "rabbitmq_less_background"), cpu(PEER, "rabbitmq_less_background"),
+            PEER_CPU, "lower"),
         Row("CPU per task: worker process tree", "ms CPU/task", cpu(CARGO, "worker"),
             cpu(PEER, "worker"), PEER_CPU, "lower"),
         Row("CPU per task: gateway (Cargo) / producer delay()+get() (peer)", "ms CPU/task",

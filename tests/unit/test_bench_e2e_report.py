@@ -63,3 +63,13 @@ def test_rows_are_medians_over_rounds_with_the_issues_goals() -> None:
     assert gateway.peer == pytest.approx(0.1)
     assert gateway.goal is None
     assert row("CPU per task: the benchmark").peer is None
+
+
+def test_rabbitmqs_load_around_the_window_is_taken_off_its_cpu_per_task() -> None:
+    window = CpuWindow(seconds={"rabbitmq": 3.0, "worker": 1.0}, wall=10.0, machine=12.0)
+    before, after = {"rabbitmq_pct": 10.0}, {"rabbitmq_pct": 30.0}  # 20 % of a core: 2 s
+    doc = cpu_doc(window, 1000, total_of=("rabbitmq", "worker"),
+                  rabbitmq_background=(before, after))
+    assert doc["ms_per_task"]["rabbitmq"] == 3.0
+    assert doc["ms_per_task"]["rabbitmq_less_background"] == pytest.approx(1.0)
+    assert doc["total_ms_per_task"] == 4.0  # the total stays what was measured
