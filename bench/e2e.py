@@ -580,6 +580,24 @@ def rows_from(rounds: Rounds, config: Config) -> list[Row]:
     return rows
 
 
+def per_round_ratios(rounds: Rounds) -> dict[str, list[float | None]]:
+    """Cargo / peer within each round: the two sides ran back to back, so other work on
+    the machine skews a round's ratio less than it skews the medians of each side."""
+    def ratios(kind: str, key: Callable[[dict[str, Any]], float | None]
+               ) -> list[float | None]:
+        pairs = zip(getattr(rounds, kind)[CARGO], getattr(rounds, kind)[PEER], strict=False)
+        out: list[float | None] = []
+        for cargo, peer in pairs:
+            a, b = key(cargo), key(peer)
+            out.append(None if a is None or not b else a / b)
+        return out
+
+    return {"end_to_end_rate": ratios("end_to_end", lambda r: r["rate"]),
+            "cpu_total": ratios("end_to_end", lambda r: r["cpu"]["total_ms_per_task"]),
+            "latency_p50": ratios("latency", lambda r: r["p50"]),
+            "latency_p99": ratios("latency", lambda r: r["p99"])}
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -653,7 +671,8 @@ def main(argv: list[str] | None = None) -> None:
         "peer": "bench/peers/celery_rpc.py: celery worker -c C -P prefork, quorum queue, "
                 "acks_late, prefetch 1, confirm_publish, rpc:// results",
         "logs": str(log_dir), **extra,
-        "end_to_end": rounds.end_to_end, "latency": rounds.latency})
+        "end_to_end": rounds.end_to_end, "latency": rounds.latency,
+        "per_round_ratios": per_round_ratios(rounds)})
     print(markdown_table(report.rows))
     if args.json_out is not None:
         report.write(args.json_out)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench.cpu import CpuWindow
-from bench.e2e import CARGO, PEER, Config, Rounds, cpu_doc, rows_from
+from bench.e2e import CARGO, PEER, Config, Rounds, cpu_doc, per_round_ratios, rows_from
 from bench.sections import Row
 
 CONFIG = Config(tasks=1000, clients=64, concurrency=2, rounds=3, latency_tasks=500,
@@ -73,3 +73,13 @@ def test_rabbitmqs_load_around_the_window_is_taken_off_its_cpu_per_task() -> Non
     assert doc["ms_per_task"]["rabbitmq"] == 3.0
     assert doc["ms_per_task"]["rabbitmq_less_background"] == pytest.approx(1.0)
     assert doc["total_ms_per_task"] == 4.0  # the total stays what was measured
+
+
+def test_per_round_ratios_pair_the_sides_of_the_same_round() -> None:
+    rounds = Rounds()
+    rounds.end_to_end[CARGO] += [_e2e(100.0, 4.0, {}), _e2e(300.0, 2.0, {})]
+    rounds.end_to_end[PEER] += [_e2e(200.0, 2.0, {}), _e2e(300.0, 1.0, {})]
+    rounds.latency[CARGO] += [{"p50": 3.0, "p99": 6.0}]
+    rounds.latency[PEER] += [{"p50": 1.5, "p99": 4.0}]
+    assert per_round_ratios(rounds) == {"end_to_end_rate": [0.5, 1.0], "cpu_total": [2.0, 2.0],
+                                        "latency_p50": [2.0], "latency_p99": [1.5]}
