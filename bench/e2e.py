@@ -386,6 +386,10 @@ class Config:
     latency_tasks: int
     warmup_tasks: int
     latency_warmup: int
+    # Before each measured phase, wait (at most quiet_wait s) until the machine, with
+    # neither side loaded, is below quiet_pct % of one core busy: other sessions share it.
+    quiet_pct: float = 0.0
+    quiet_wait: float = 0.0
 
 
 @dataclass
@@ -493,6 +497,22 @@ async def measure(config: Config, vhost_url: str, log_dir: Path,
     return rounds, {"broker_found": broker is not None, "ws_frames": events.frames}
 
 
+async def until_quiet(config: Config, broker: psutil.Process | None) -> dict[str, Any]:
+    """Wait for the machine to be quiet enough (bounded); how long it took and how busy."""
+    started = time.monotonic()
+    while True:
+        seen = await background(broker)
+        waited = time.monotonic() - started
+        if (config.quiet_pct <= 0 or seen["machine_busy_pct"] <= config.quiet_pct
+                or waited >= config.quiet_wait):
+            quiet = config.quiet_pct <= 0 or seen["machine_busy_pct"] <= config.quiet_pct
+            if not quiet:
+                log(f"  the machine stayed {seen['machine_busy_pct']:.0f}% busy for "
+                    f"{waited:.0f}s: measuring anyway")
+            return {"waited_s": waited, "quiet": quiet, **seen}
+        await asyncio.sleep(1.0)
+
+
 async def run_rounds(config: Config, cargo: CargoSide, peer: PeerSide,
                      broker: psutil.Process | None) -> Rounds:
     log(f"warm-up: {config.warmup_tasks} tasks each side (the peer's worker answering "
@@ -503,10 +523,12 @@ async def run_rounds(config: Config, cargo: CargoSide, peer: PeerSide,
     for number in range(1, config.rounds + 1):
         order = (CARGO, PEER) if number % 2 else (PEER, CARGO)
         for side in order:
+            wait = await until_quiet(config, broker)
             if side == CARGO:
                 result = await cargo_end_to_end(cargo, config.tasks, config.clients, broker)
             else:
                 result = await peer_end_to_end(peer, config.tasks, broker)
+            result["quiet_wait"] = wait
             rounds.end_to_end[side].append(result)
             log(f"round {number}: {side} end to end {result['rate']:,.0f} tasks/s, "
                 f"CPU {_ms(result['cpu']['total_ms_per_task'])} ms/task (machine busy "
@@ -514,13 +536,14 @@ async def run_rounds(config: Config, cargo: CargoSide, peer: PeerSide,
                 f"neither side loaded, {result['background_before']['machine_busy_pct']:.0f}%)"
                 + (f", refused {result['refused']}" if result.get("refused") else ""))
         for side in order:
+            wait = await until_quiet(config, broker)
             if side == CARGO:
                 await cargo_latencies(cargo, config.latency_warmup)
                 samples = await cargo_latencies(cargo, config.latency_tasks)
             else:
                 await peer.thread.run(lambda: peer.latencies(config.latency_warmup))
                 samples = await peer.thread.run(lambda: peer.latencies(config.latency_tasks))
-            result = latency_doc(samples)
+            result = {**latency_doc(samples), "quiet_wait": wait}
             rounds.latency[side].append(result)
             log(f"round {number}: {side} latency p50 {result['p50']:.2f} ms, "
                 f"p99 {result['p99']:.2f} ms")
@@ -628,18 +651,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
                         help="alternating rounds; rows are medians (default 3)")
     parser.add_argument("--latency-tasks", type=int, default=500,
                         help="M one-at-a-time tasks per latency round (default 500)")
+    parser.add_argument("--quiet-pct", type=float, default=60.0,
+                        help="before each measured phase, wait until the machine is at "
+                             "most this busy (%% of one core) with neither side loaded; "
+                             "0: do not wait (default 60)")
+    parser.add_argument("--quiet-wait", type=float, default=90.0,
+                        help="the longest wait for that, in seconds; then measure anyway "
+                             "(default 90)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N=300, M=50, one round")
     parser.add_argument("--json-out", type=Path, default=None,
                         help="write the SectionReport here (bench.sections)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.tasks, args.latency_tasks, args.rounds = 300, 50, 1
+        args.tasks, args.latency_tasks, args.rounds, args.quiet_pct = 300, 50, 1, 0
     if min(args.tasks, args.clients, args.concurrency, args.rounds, args.latency_tasks) < 1:
         parser.error("every count must be >= 1")
     config = Config(tasks=args.tasks, clients=args.clients, concurrency=args.concurrency,
                     rounds=args.rounds, latency_tasks=args.latency_tasks,
-                    warmup_tasks=min(200, args.tasks), latency_warmup=20)
+                    warmup_tasks=min(200, args.tasks), latency_warmup=20,
+                    quiet_pct=args.quiet_pct, quiet_wait=args.quiet_wait)
     return config, args
 
 
