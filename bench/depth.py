@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
+import aiormq
 import psutil
 
 Sample = tuple[float, int]  # (time.time(), ready messages)
@@ -99,19 +100,34 @@ class DrainTiming:
         return worker, rabbit
 
 
-async def watch_drain(url: str, queues: Sequence[str], total: int, worker_pid: Callable[[], int],
+async def consumers(url: str, queue: str) -> int:
+    """How many consumers ``queue`` has now (passive declare: no stats delay); 0 while
+    it does not exist yet."""
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return 0
+        return declared.declaration_result.consumer_count or 0
+
+
+async def watch_drain(url: str, queues: Sequence[str], total: int,
+                      worker_pids: Callable[[], Sequence[int]],
                       timeout: float, poll: float = 0.01, settle: int = 5,
                       alive: Callable[[], bool] = lambda: True) -> DrainTiming:
     """Poll the ready count of ``queues`` (summed) until it stayed 0 for ``settle`` samples.
 
     Started before the worker (or bridge) is, so the first samples see all ``total``.
-    ``worker_pid``: whose process tree's CPU to read (called at the drop, when it runs).
+    ``worker_pids``: whose process trees' CPU to read (called at the drop, when they run).
     """
     timing = DrainTiming()
     broker = rabbitmq_pid()
 
     def cpu() -> tuple[float, float]:
-        return tree_cpu(worker_pid()), tree_cpu(broker) if broker else 0.0
+        workers = sum(tree_cpu(pid) for pid in worker_pids())
+        return workers, tree_cpu(broker) if broker else 0.0
 
     connection = await aio_pika.connect(url, timeout=10)
     try:

@@ -197,12 +197,20 @@ async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> No
 
 
 async def timed_drain(settings: Settings, queues: list[str], tasks: int,
-                      start: Callable[[], Proc]) -> tuple[Proc, DrainTiming]:
-    """Start the depth poller, then the worker (``start``); wait until the queues are empty."""
+                      start: Callable[[], Proc],
+                      running: tuple[Proc, ...] = ()) -> tuple[Proc, DrainTiming]:
+    """Start the depth poller, then the worker (``start``); wait until the queues are empty.
+
+    ``running``: processes already started that take part (their CPU counts too).
+    """
     holder: list[Proc] = []
+
+    def pids() -> list[int]:
+        return [proc.popen.pid for proc in (*running, *holder)]
+
     watcher = asyncio.create_task(watch_drain(
-        settings.rabbitmq_url, queues, tasks, lambda: holder[0].popen.pid if holder else 0,
-        timeout=max(120.0, tasks / 20), alive=lambda: not holder or holder[0].alive()))
+        settings.rabbitmq_url, queues, tasks, pids, timeout=max(120.0, tasks / 20),
+        alive=lambda: all(proc.alive() for proc in (*running, *holder))))
     await asyncio.sleep(0.1)  # the poller's first samples see every task ready
     if watcher.done():
         await watcher  # raises what went wrong
@@ -364,7 +372,7 @@ def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parse.add_argument("--tasks", type=int, default=3000)
     parse.add_argument("--processes", type=int, nargs="+", default=[2, 8])
-    parse.add_argument("--rounds", type=int, default=1)
+    parse.add_argument("--rounds", type=int, default=2)
     parse.add_argument("--no-dramatiq", dest="dramatiq", action="store_false",
                        help="skip the Dramatiq ceiling")
     parse.add_argument("--json-out", type=Path, default=None,
