@@ -57,7 +57,7 @@ from bench.drain import (
     drain_celery,
     dramatiq_producer,
     fill_dramatiq,
-    first_succeeded,
+    first_times,
     private_vhost,
     process_env,
     start_cargo_worker,
@@ -159,16 +159,6 @@ async def wait_consuming(settings: Settings, worker: Proc, timeout: float = 60) 
     await asyncio.sleep(1.0)  # the announcement follows the consumer's start
 
 
-def first_of(tally: StreamTally, ids: set[str], state: str) -> list[float]:
-    seen: dict[str, float] = {}
-    for task_id in ids:
-        for event in tally.events.get(task_id, ()):
-            if event.state.value == state:
-                seen[task_id] = event.ts.timestamp()
-                break
-    return sorted(seen.values())
-
-
 async def run_bridged(settings: Settings, round_no: int, messages: int, concurrency: int,
                       probes: int) -> SideResult:
     broker, actor = dramatiq_producer(settings, BRIDGED_QUEUE)
@@ -181,17 +171,17 @@ async def run_bridged(settings: Settings, round_no: int, messages: int, concurre
             settings, [BRIDGED_QUEUE, settings.task_queue], messages,
             lambda: start_bridge(settings, round_no), running=(worker,))
         async with StreamTally([settings.rabbitmq_url]) as tally:
-            await wait_until(lambda: len(first_succeeded(tally, ids)) >= messages, 120,
+            await wait_until(lambda: len(first_times(tally, ids)) >= messages, 120,
                              "the bridged messages succeeding")
-            done = sorted(first_succeeded(tally, ids).values())
-            queued = first_of(tally, ids, "queued")
+            done = sorted(first_times(tally, ids).values())
+            queued = sorted(first_times(tally, ids, "queued").values())
             latencies = []
             for i in range(probes):
                 message_id = actor.send(i, 2).message_id
                 sent = time.time()
-                await wait_until(lambda m=message_id: bool(first_succeeded(tally, {m})),  # type: ignore[misc]
+                await wait_until(lambda m=message_id: bool(first_times(tally, {m})),  # type: ignore[misc]
                                  60, "a bridged probe")
-                latencies.append((first_succeeded(tally, {message_id})[message_id] - sent) * 1000)
+                latencies.append((first_times(tally, {message_id})[message_id] - sent) * 1000)
     finally:
         if bridge is not None:
             bridge.stop()

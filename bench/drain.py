@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import celery
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -52,7 +53,7 @@ from bench.peers import celery_bare
 from bench.procs import BIN, Proc, clean_env, start_worker
 from bench.sections import Row, SectionReport, markdown_table
 from bench.stream_tally import StreamTally
-from broker.declare import declare_with_kombu
+from broker.declare import celery_routing, declare_with_kombu
 from broker.management import ManagementClient
 from broker.settings import Settings, load_settings
 from broker.topology import build_topology
@@ -158,11 +159,14 @@ def done_times(directory: Path) -> list[float]:
 
 
 def fill_cargo(settings: Settings, tasks: int) -> set[str]:
-    from workers.app import create_app  # the worker's own app: its routing, its message format
-
-    app = create_app(settings)
+    """Celery's ``send_task`` routed by Cargo's topology, as any Celery producer of Cargo's."""
+    topology = build_topology(settings)
+    app = celery.Celery("cargo-bench-producer", set_as_current=False)
+    app.conf.update(broker_url=settings.rabbitmq_url, task_serializer="json",
+                    broker_transport_options={"confirm_publish": True},
+                    **celery_routing(topology))
     with app.connection_for_write() as connection:
-        declare_with_kombu(connection, build_topology(settings))
+        declare_with_kombu(connection, topology)
         return {app.send_task("calculate_distance", args=(i, 1), connection=connection).id
                 for i in range(tasks)}
 
@@ -230,12 +234,12 @@ def result_of(side: str, processes: int, round_no: int, tasks: int, timing: Drai
                        worker_cpu, rabbit_cpu, completion_rate)
 
 
-def first_succeeded(tally: StreamTally, ids: set[str]) -> dict[str, float]:
-    """Each task's first ``succeeded`` event time, for those of ``ids`` that have one."""
+def first_times(tally: StreamTally, ids: set[str], state: str = "succeeded") -> dict[str, float]:
+    """Each task's first ``state`` event time, for those of ``ids`` that have one."""
     seen: dict[str, float] = {}
     for task_id in ids:
         for event in tally.events.get(task_id, ()):
-            if event.state.value == "succeeded":
+            if event.state.value == state:
                 seen[task_id] = event.ts.timestamp()
                 break
     return seen
@@ -245,7 +249,7 @@ async def succeeded_rate(settings: Settings, ids: set[str], timeout: float) -> f
     """Every task of ``ids`` has a ``succeeded`` event (else raise); their first-to-last rate."""
     async with StreamTally([settings.rabbitmq_url]) as tally:
         deadline = time.monotonic() + timeout
-        while len(done := first_succeeded(tally, ids)) < len(ids):
+        while len(done := first_times(tally, ids)) < len(ids):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(ids) - len(done)} tasks without a succeeded event")
             await asyncio.sleep(0.2)
