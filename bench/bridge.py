@@ -206,6 +206,16 @@ async def run_celery(settings: Settings, round_no: int, messages: int, concurren
                       **latency_fields([]))
 
 
+def print_result(result: SideResult) -> None:
+    def figure(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:,.1f}{unit}"
+
+    print(f"round {result.round} {result.side:9s} {result.throughput:8,.0f} tasks/s  "
+          f"completions {figure(result.completion_rate, '/s')}  "
+          f"bridge {figure(result.bridge_rate, '/s')}  "
+          f"p50 {figure(result.latency_p50_ms, ' ms')}", flush=True)
+
+
 SIDES = {"bridged": run_bridged, "celery": run_celery, "dramatiq": run_dramatiq}
 
 
@@ -232,19 +242,19 @@ def rows(results: list[SideResult], concurrency: int) -> list[Row]:
 async def bench(args: argparse.Namespace) -> SectionReport:
     results: list[SideResult] = []
     names = list(SIDES)
+    load_before = os.getloadavg()
     async with private_vhost("cargo-bench-bridge") as settings:
         for round_no in range(1, args.rounds + 1):
             for side in names if round_no % 2 else names[::-1]:
                 result = await SIDES[side](settings, round_no, args.messages, args.concurrency,
                                            args.probes)
                 results.append(result)
-                print(f"round {round_no} {result.side:9s} {result.throughput:8,.0f} tasks/s  "
-                      f"completions {result.completion_rate or 0:8,.0f}/s  "
-                      f"bridge {result.bridge_rate or 0:8,.0f}/s  "
-                      f"p50 {result.latency_p50_ms or 0:6.1f} ms", flush=True)
+                print_result(result)
     return SectionReport("bridge", rows(results, args.concurrency), raw={
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count()},
+        # Others' work on this machine and broker skews every figure: recorded, not removed.
+        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
         "versions": {"dramatiq": dramatiq.__version__},
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "rounds": [asdict(r) for r in results],

@@ -349,6 +349,7 @@ def print_result(result: DrainResult) -> None:
 
 async def run(args: argparse.Namespace) -> SectionReport:
     results: list[DrainResult] = []
+    load_before = os.getloadavg()
     log_dir = Path(tempfile.gettempdir()) / "cargo-bench-logs"
     sides = [s for s in SIDES if s != "dramatiq" or args.dramatiq]
     async with private_vhost("cargo-bench-drain") as settings:
@@ -364,7 +365,9 @@ async def run(args: argparse.Namespace) -> SectionReport:
                     print_result(result)
     return SectionReport("drain", rows(results, args.processes), raw={
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count()},
+        # Others' work on this machine and broker skews every figure: recorded, not removed.
+        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "method": "queue depth (passive queue_declare) polling; rate = tasks / "
                   "(last sample with all ready -> first sample of the empty queue)",
