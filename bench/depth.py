@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -69,10 +70,18 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def rabbitmq_pid() -> int | None:
-    """The local RabbitMQ node's Erlang VM, if it runs on this machine."""
+def rabbitmq_pid(amqp_port: int) -> int | None:
+    """The Erlang VM of the local RabbitMQ node listening on ``amqp_port``, if any (not
+    another node of a local cluster, not a ``rabbitmqctl``'s short-lived VM)."""
     for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "beam.smp":
+        if proc.info["name"] != "beam.smp":
+            continue
+        try:
+            listening = {c.laddr.port for c in proc.net_connections("tcp")
+                         if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+        if amqp_port in listening:
             return int(proc.pid)
     return None
 
@@ -123,7 +132,7 @@ async def watch_drain(url: str, queues: Sequence[str], total: int,
     ``worker_pids``: whose process trees' CPU to read (called at the drop, when they run).
     """
     timing = DrainTiming()
-    broker = rabbitmq_pid()
+    broker = rabbitmq_pid(urlsplit(url).port or 5672)
 
     def cpu() -> tuple[float, float]:
         workers = sum(tree_cpu(pid) for pid in worker_pids())
