@@ -309,6 +309,14 @@ def median_rate(results: list[DrainResult], side: str, processes: int,
     return statistics.median(values) if values else None
 
 
+def paired_ratios(results: list[DrainResult], processes: int) -> list[float]:
+    """Cargo / bare Celery round by round (the two drained seconds apart: on a shared
+    machine a paired ratio moves less than the rates do)."""
+    rates = {(r.side, r.round): r.rate for r in results if r.processes == processes}
+    return [rates["cargo", n] / rates["celery", n] for (side, n) in sorted(rates)
+            if side == "cargo" and ("celery", n) in rates]
+
+
 def rows(results: list[DrainResult], processes: list[int]) -> list[Row]:
     """The summary: Cargo against bare Celery at each P (goal), Cargo's own scaling
     (goal), Dramatiq's ceiling and the CPU per task (informational)."""
@@ -371,6 +379,7 @@ async def run(args: argparse.Namespace) -> SectionReport:
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "method": "queue depth (passive queue_declare) polling; rate = tasks / "
                   "(last sample with all ready -> first sample of the empty queue)",
+        "cargo_over_celery_by_round": {p: paired_ratios(results, p) for p in args.processes},
         "drains": [asdict(r) for r in results],
     })
 

@@ -7,7 +7,7 @@ import pytest
 from bench.bridge import SideResult
 from bench.bridge import rows as bridge_rows
 from bench.depth import DrainTiming, drain_window, rate
-from bench.drain import DrainResult, rows
+from bench.drain import DrainResult, paired_ratios, rows
 from bench.peers.celery_bare import QUEUE, create_app
 from broker.settings import load_settings
 from broker.topology import task_queue_arguments
@@ -68,6 +68,12 @@ def test_the_drain_rows_put_cargo_beside_bare_celery_and_its_own_two_process_rat
     assert (ceiling.peer, ceiling.goal) == (6000, None)
     assert "worker drain, tasks/s (P=8), ceiling" not in table  # no Dramatiq drain at P=8
     assert table["worker drain, worker tree CPU per task (P=8)"].better == "lower"
+
+
+def test_the_paired_ratios_divide_cargo_by_bare_celery_of_the_same_round() -> None:
+    results = [drain("celery", 2, 1, 1000), drain("cargo", 2, 1, 500), drain("cargo", 2, 2, 300),
+               drain("celery", 2, 2, 1000), drain("cargo", 8, 1, 900), drain("cargo", 2, 3, 1)]
+    assert paired_ratios(results, 2) == [0.5, 0.3]  # round 3 has no bare Celery drain
 
 
 def test_the_bridge_row_puts_the_bridged_rate_beside_bare_celery_draining_the_same_tasks() -> None:
