@@ -263,17 +263,29 @@ async def bench(args: argparse.Namespace) -> SectionReport:
 
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parse.add_argument("--messages", type=int, default=3000)
+    parse.add_argument("--messages", "--tasks", dest="messages", type=int, default=None,
+                       help="per side and round (default 3000)")
     parse.add_argument("--concurrency", type=int, default=2)
-    parse.add_argument("--probes", type=int, default=30)
-    parse.add_argument("--rounds", type=int, default=2)
+    parse.add_argument("--probes", type=int, default=None, help="default 30")
+    parse.add_argument("--rounds", type=int, default=None, help="default 2")
+    parse.add_argument("--quick", action="store_true",
+                       help="smoke run: 500 messages, 5 probes, one round (unless given)")
     parse.add_argument("--json-out", type=Path, default=None,
                        help="where to write the section report (default: bench/results/)")
     return parse
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
+    quick = args.quick
+    args.messages = args.messages if args.messages is not None else (500 if quick else 3000)
+    args.probes = args.probes if args.probes is not None else (5 if quick else 30)
+    args.rounds = args.rounds if args.rounds is not None else (1 if quick else 2)
+    return args
+
+
 def main() -> None:
-    args = parser().parse_args()
+    args = parse_args()
     report = asyncio.run(bench(args))
     path = args.json_out or RESULTS / f"bridge-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -386,9 +386,11 @@ async def run(args: argparse.Namespace) -> SectionReport:
 
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parse.add_argument("--tasks", type=int, default=3000)
+    parse.add_argument("--tasks", type=int, default=None, help="per drain (default 3000)")
     parse.add_argument("--processes", type=int, nargs="+", default=[2, 8])
-    parse.add_argument("--rounds", type=int, default=2)
+    parse.add_argument("--rounds", type=int, default=None, help="default 2")
+    parse.add_argument("--quick", action="store_true",
+                       help="smoke run: 500 tasks, one round (unless given)")
     parse.add_argument("--no-dramatiq", dest="dramatiq", action="store_false",
                        help="skip the Dramatiq ceiling")
     parse.add_argument("--json-out", type=Path, default=None,
@@ -396,8 +398,17 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
+    if args.tasks is None:
+        args.tasks = 500 if args.quick else 3000
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    return args
+
+
 def main() -> None:
-    args = parser().parse_args()
+    args = parse_args()
     report = asyncio.run(run(args))
     path = args.json_out or RESULTS / f"drain-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

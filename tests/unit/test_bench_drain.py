@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bench.bridge import SideResult
+from bench.bridge import parse_args as bridge_args
 from bench.bridge import rows as bridge_rows
 from bench.depth import DrainTiming, drain_window, rate
-from bench.drain import DrainResult, paired_ratios, rows
+from bench.drain import DrainResult, paired_ratios, parse_args, rows
 from bench.peers.celery_bare import QUEUE, create_app
 from broker.settings import load_settings
 from broker.topology import task_queue_arguments
@@ -96,3 +97,12 @@ def test_the_bare_celery_peer_declares_its_queue_with_the_arguments_of_cargos_ta
     assert queue.queue_arguments["x-queue-type"] == "quorum"
     assert (app.conf.task_acks_late, app.conf.worker_prefetch_multiplier) == (True, 1)
     assert app.conf.broker_transport_options == {"confirm_publish": True}
+
+
+def test_quick_is_a_small_single_round_unless_the_size_or_rounds_are_given() -> None:
+    assert (parse_args([]).tasks, parse_args([]).rounds) == (3000, 2)
+    assert (parse_args(["--quick"]).tasks, parse_args(["--quick"]).rounds) == (500, 1)
+    assert parse_args(["--quick", "--rounds", "3"]).rounds == 3
+    quick = bridge_args(["--quick"])
+    assert (quick.messages, quick.probes, quick.rounds) == (500, 5, 1)
+    assert bridge_args(["--tasks", "1000"]).messages == 1000
