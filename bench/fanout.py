@@ -110,6 +110,11 @@ class Outcome:
     closed_early: int = 0
     submit_seconds: float = 0.0
     last_delivery_seconds: float | None = None
+    # From an event's ts (the worker's clock, same machine) to its arrival at a
+    # client: the gateway's share of the time; the worst client process's figure.
+    lag_p50: float | None = None
+    lag_p99: float | None = None
+    lag_max: float | None = None
     rss_before: float = 0.0
     rss_connected: float = 0.0
     rss_peak: float = 0.0
@@ -249,6 +254,11 @@ async def scenario(name: str, mode: str, clients: int, tasks: int, gateway: Proc
     out.out_of_order = sum(r["out_of_order"] for r in reports)
     out.closed_early = sum(r["closed_early"] for r in reports)
     last = max(r["last_at"] for r in reports)
+    lags = [r["lags"] for r in reports if r["lags"]]
+    if lags:
+        out.lag_p50 = max(lag["p50"] for lag in lags)
+        out.lag_p99 = max(lag["p99"] for lag in lags)
+        out.lag_max = max(lag["max"] for lag in lags)
     out.last_delivery_seconds = last - started if out.complete_clients == clients else None
     return out
 
@@ -264,6 +274,8 @@ def rows(outcomes: list[Outcome]) -> list[Row]:
                 "expected", goal=1.0),
             Row(f"{label}: time to last delivery", "s", o.last_delivery_seconds, None,
                 "-", better="lower", note=f"submissions took {o.submit_seconds:.1f} s"),
+            Row(f"{label}: delivery lag p99 (event ts to client)", "s", o.lag_p99, None, "-",
+                better="lower", note=f"p50 {_num(o.lag_p50)} s, max {_num(o.lag_max)} s"),
             Row(f"{label}: gateway RSS peak", "MB", o.rss_peak, RSS_GOAL_MB, "goal",
                 better="lower", goal=1.0, note=f"before {o.rss_before:.0f} MB"),
             Row(f"{label}: gateway RSS {SETTLE_SECONDS:g} s after clients left", "MB",
@@ -280,10 +292,16 @@ def print_outcome(o: Outcome) -> None:
           f"{o.events:,} (min per client {o.min_events:,}); out of order {o.out_of_order}; "
           f"closed by the gateway {o.closed_early}")
     last = "-" if o.last_delivery_seconds is None else f"{o.last_delivery_seconds:.1f} s"
-    print(f"  time to last delivery: {last}; gateway CPU {o.gateway_cpu_seconds:.1f} s")
+    print(f"  time to last delivery: {last}; delivery lag p50 {_num(o.lag_p50)} s, "
+          f"p99 {_num(o.lag_p99)} s, max {_num(o.lag_max)} s; "
+          f"gateway CPU {o.gateway_cpu_seconds:.1f} s")
     print(f"  gateway RSS MB: before {o.rss_before:.0f}, connected {o.rss_connected:.0f}, "
           f"peak {o.rss_peak:.0f}, closed {o.rss_closed:.0f}, "
           f"+{SETTLE_SECONDS:g} s {o.rss_settled:.0f}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _vhost_url(rabbitmq_url: str, vhost: str) -> str:

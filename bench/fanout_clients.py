@@ -12,8 +12,9 @@ on stdin/stdout:
 2. it then reads events until every client saw the ``succeeded`` event of every
    task it should (or ``--timeout`` passes) and prints one JSON line
    ``{"clients", "complete", "events", "min_events", "max_events", "last_at",
-   "out_of_order", "closed_early"}`` (``last_at`` is wall-clock time, comparable
-   across processes);
+   "lags", "out_of_order", "closed_early"}`` (``last_at`` is wall-clock time,
+   comparable across processes; ``lags`` the percentiles of the delivery lag: the
+   time from an event's ``ts``, stamped by the worker, to its arrival);
 3. on ``CLOSE`` from stdin it closes every socket and prints ``CLOSED``.
 """
 
@@ -24,9 +25,11 @@ import asyncio
 import contextlib
 import json
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +51,14 @@ class Client:
     out_of_order: int = 0
     closed_early: bool = False
     ranks: dict[str, int] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
 
     def take(self, frame: dict[str, Any], now: float) -> None:
         if frame.get("type") != "event":
             return
         self.events += 1
         self.last_at = now
+        self.lags.append(now - datetime.fromisoformat(frame["ts"]).timestamp())
         task_id, rank = frame["task_id"], _RANK.get(frame["state"], -1)
         if rank <= self.ranks.get(task_id, -1):
             self.out_of_order += 1
@@ -73,7 +78,7 @@ async def open_client(http: aiohttp.ClientSession, url: str, subscribe: dict[str
                 return Client(ws, wanted)
 
 
-async def read_until_complete(client: Client, done: asyncio.Event) -> None:
+async def read_until_complete(client: Client) -> None:
     ws = client.ws
     while client.wanted:
         message = await ws.receive()
@@ -81,11 +86,10 @@ async def read_until_complete(client: Client, done: asyncio.Event) -> None:
             client.closed_early = True  # closed by the gateway (e.g. too far behind)
             break
         client.take(json.loads(message.data), time.time())
-    done.set()
 
 
-async def run(args: argparse.Namespace) -> None:
-    ids = json.loads(Path(args.ids_file).read_text())
+async def run(args: argparse.Namespace, ids: list[str]) -> None:
+    plan: list[tuple[dict[str, Any], set[str]]]
     if args.mode == "task":
         plan = [({"op": "subscribe", "task_ids": [task_id]}, {task_id})
                 for task_id in ids[args.first:args.first + args.count]]
@@ -97,13 +101,13 @@ async def run(args: argparse.Namespace) -> None:
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         clients = await asyncio.gather(*(open_client(http, args.url, frame, wanted, gate)
                                          for frame, wanted in plan))
-        done = asyncio.Event()
-        readers = [asyncio.create_task(read_until_complete(c, done)) for c in clients]
+        readers = [asyncio.create_task(read_until_complete(c)) for c in clients]
         print("READY", flush=True)
         await asyncio.wait(readers, timeout=args.timeout)
         for reader in readers:
             reader.cancel()
         counts = [c.events for c in clients]
+        lags = sorted(lag for c in clients for lag in c.lags)
         print(json.dumps({
             "clients": len(clients),
             "complete": sum(1 for c in clients if not c.wanted),
@@ -111,12 +115,21 @@ async def run(args: argparse.Namespace) -> None:
             "min_events": min(counts, default=0),
             "max_events": max(counts, default=0),
             "last_at": max((c.last_at for c in clients), default=0.0),
+            "lags": percentiles(lags),
             "out_of_order": sum(c.out_of_order for c in clients),
             "closed_early": sum(1 for c in clients if c.closed_early),
         }), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         await asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True)
     print("CLOSED", flush=True)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of sorted ``values`` (seconds), and their count."""
+    if not values:
+        return {}
+    cuts = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0]] * 99
+    return {"p50": cuts[49], "p99": cuts[98], "max": values[-1], "count": len(values)}
 
 
 def raise_open_files_limit() -> int:
@@ -138,7 +151,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     raise_open_files_limit()
-    asyncio.run(run(args))
+    asyncio.run(run(args, json.loads(Path(args.ids_file).read_text())))
 
 
 if __name__ == "__main__":

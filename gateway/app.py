@@ -45,6 +45,7 @@ from gateway.keys import (
     TASK_IDS_KEY,
     TOPOLOGY_KEY,
 )
+from gateway.memory import MemoryReleaser
 from gateway.metrics import GatewayMetrics
 from gateway.revoker import Revoker
 from gateway.store import EventRing, TaskStore
@@ -96,6 +97,14 @@ async def revoker_ctx(app: web.Application) -> AsyncIterator[None]:
     await revoker.close()
 
 
+async def memory_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB_KEY]
+    releaser = MemoryReleaser(lambda: hub.connections)
+    releaser.start()
+    yield
+    await releaser.stop()
+
+
 def create_app(settings: Settings) -> web.Application:
     middlewares = [error_middleware]
     if settings.auth_token is not None:  # one middleware less on the hot path otherwise
@@ -114,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
+    app.cleanup_ctx.append(memory_ctx)
     for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
                   health.routes, openapi.routes):
         app.router.add_routes(table)

@@ -1,7 +1,8 @@
 """``GET /ws``: subscribe to task events.
 
 One reader loop handles client frames; one sender task drains the subscriber's
-bounded queue. A bad frame gets an ``error`` frame and the connection stays
+bounded queue of encoded frames (``gateway.hub``), everything queued at each
+wake-up. A bad frame gets an ``error`` frame and the connection stays
 open. The subscriber is always unregistered in ``finally``.
 """
 
@@ -17,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.auth import check_token
 from gateway.events_reader import read_stream
-from gateway.hub import Hub, Subscriber
+from gateway.hub import Hub, Subscriber, encode_frame, event_frame
 from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import BROKER_KEY, HUB_KEY, SETTINGS_KEY
 
@@ -84,7 +85,7 @@ class Session:
         self._backfills: set[asyncio.Task[None]] = set()
 
     def reply(self, frame: dict[str, Any]) -> None:
-        self.subscriber.offer(frame)
+        self.subscriber.offer(encode_frame(frame))
 
     def handle_text(self, text: str) -> None:
         if len(text) > MAX_FRAME_CHARS:
@@ -142,7 +143,7 @@ class Session:
                 raise ConnectionError("not connected to the broker")
             async for event in read_stream(connection, since, until):
                 if self.subscriber.wants(event):
-                    self.subscriber.offer(event.to_client())
+                    self.subscriber.offer(event_frame(event))
         except Exception as exc:
             log.warning("ws.backfill_failed", error=str(exc))
             self.reply(_error_frame("replay_failed",
@@ -152,13 +153,17 @@ class Session:
             self.hub.finish_backfill(self.subscriber)
 
     async def send_loop(self) -> None:
-        queue = self.subscriber.queue
+        subscriber, ws = self.subscriber, self.ws
+        frames = subscriber.frames
         while True:
-            frame = await queue.get()
-            await self.ws.send_json(frame)
-            if self.subscriber.overflowed and queue.empty():
-                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
-                                    message=b"too far behind; reconnect with since")
+            await subscriber.wait()
+            # send_frame returns without a loop hop unless the socket's buffer is
+            # full (then it waits for it to drain): what is queued goes out now.
+            while frames:
+                await ws.send_frame(frames.popleft(), WSMsgType.TEXT)
+            if subscriber.overflowed:
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
+                               message=b"too far behind; reconnect with since")
                 return
 
     async def close(self) -> None:
