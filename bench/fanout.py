@@ -58,7 +58,7 @@ TASK = "calculate_distance"
 SUBMIT_CONCURRENCY = 64
 RSS_GOAL_MB = 400.0
 # How long after the clients closed the RSS is read again ("given back").
-SETTLE_SECONDS = 5.0
+SETTLE_SECONDS = 12.0  # the gateway checks every 5 s whether to release memory
 MB = 1024 * 1024
 
 

@@ -10,9 +10,12 @@ use above the freed ones (the task store, the event ring) pin everything below
 closed). glibc's ``malloc_trim(0)`` returns every free page inside its heaps to
 the kernel; no Python API reaches it, hence ``ctypes``, here only.
 
-:class:`MemoryReleaser` calls it, off the event loop, once the number of open
-connections has fallen by ``min_drop`` from its peak since the last release. On
-a C library without ``malloc_trim`` (musl, macOS) it does nothing.
+:class:`MemoryReleaser` does it once the number of open connections has fallen
+by ``min_drop`` from its peak since the last release: first a full garbage
+collection (a closed connection's objects refer to each other, so only the cycle
+collector frees them, and its oldest generation runs rarely), then
+``malloc_trim`` off the event loop. On a C library without ``malloc_trim``
+(musl, macOS) only the collection is done.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import gc
 from collections.abc import Callable
 
 import structlog
@@ -73,9 +77,10 @@ class MemoryReleaser:
         while True:
             await asyncio.sleep(self._interval)
             if self.due():
+                collected = gc.collect()
                 # malloc_trim walks the whole heap: in a thread, not on the loop.
                 released = await loop.run_in_executor(None, self._release)
-                log.info("gateway.memory_released", released=released,
+                log.info("gateway.memory_released", collected=collected, released=released,
                          connections=self._connections())
 
     def start(self) -> None:
