@@ -4,32 +4,25 @@ Everything here runs on the event loop without awaiting, so "send what is known,
 then register for what comes next" is atomic: a subscriber never misses an event
 between the two and never gets one twice.
 
-A frame is queued already encoded (the UTF-8 bytes of its JSON text): an event
-is encoded once, however many subscribers get it, and they all share one bytes
-object.
+A frame is queued as the complete WebSocket frame (``gateway.ws_frames``): an
+event's frame is built once, however many subscribers get it, and they all
+share one bytes object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from broker.events import TaskEvent
 from gateway.store import EventRing, TaskStore
-
-
-def encode_frame(frame: dict[str, Any]) -> bytes:
-    """A server frame's text as sent: ``json.dumps`` with its default separators,
-    exactly what aiohttp's ``send_json`` sends."""
-    return json.dumps(frame).encode()
+from gateway.ws_frames import json_frame
 
 
 def event_frame(event: TaskEvent) -> bytes:
-    """The ``event`` frame of one stream event."""
-    return encode_frame(event.to_client())
+    """The ``event`` frame of one stream event, as sent."""
+    return json_frame(event.to_client())
 
 
 class Subscriber:

@@ -18,9 +18,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.auth import check_token
 from gateway.events_reader import read_stream
-from gateway.hub import Hub, Subscriber, encode_frame, event_frame
+from gateway.hub import Hub, Subscriber, event_frame
 from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import BROKER_KEY, HUB_KEY, SETTINGS_KEY
+from gateway.ws_frames import json_frame
 
 log = structlog.get_logger(__name__)
 
@@ -79,13 +80,14 @@ class Session:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse,
                  subscriber: Subscriber) -> None:
         self.app = request.app
+        self.request = request
         self.hub: Hub = request.app[HUB_KEY]
         self.ws = ws
         self.subscriber = subscriber
         self._backfills: set[asyncio.Task[None]] = set()
 
     def reply(self, frame: dict[str, Any]) -> None:
-        self.subscriber.offer(encode_frame(frame))
+        self.subscriber.offer(json_frame(frame))
 
     def handle_text(self, text: str) -> None:
         if len(text) > MAX_FRAME_CHARS:
@@ -153,14 +155,20 @@ class Session:
             self.hub.finish_backfill(self.subscriber)
 
     async def send_loop(self) -> None:
+        """Write what is queued, all of it in one write per wake-up (the frames are
+        complete WebSocket frames: ``gateway.ws_frames``)."""
         subscriber, ws = self.subscriber, self.ws
         frames = subscriber.frames
+        transport, writer = self.request.transport, self.request.writer
         while True:
             await subscriber.wait()
-            # send_frame returns without a loop hop unless the socket's buffer is
-            # full (then it waits for it to drain): what is queued goes out now.
-            while frames:
-                await ws.send_frame(frames.popleft(), WSMsgType.TEXT)
+            if frames:
+                if ws.closed or transport is None or transport.is_closing():
+                    return  # closing: aiohttp's close frame must be the last one
+                batch = b"".join(frames)
+                frames.clear()
+                transport.write(batch)
+                await writer.drain()  # waits only while the socket's buffer is full
             if subscriber.overflowed:
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
                                message=b"too far behind; reconnect with since")
