@@ -8,6 +8,11 @@ comes. So every ``interval`` seconds the supervisor makes one round trip on a
 channel of its own (``basic.qos``: answered by the broker, changes nothing)
 and gives up on the connection when no answer comes within ``timeout``.
 
+A connection that carries a busy consumer can say when it last heard from the
+broker (``heard_from``: the ``time.monotonic()`` of its latest delivery): a
+broker that delivered within the timeout is not frozen, however far behind
+those deliveries its answer waits in the socket.
+
 The timeout counts only time the event loop could have read the answer
 (:func:`answered_within`): a loop kept busy for seconds by other work (a
 WebSocket fan-out to thousands of clients) reads an answer that came long ago
@@ -19,7 +24,8 @@ submissions answered 503 while 1,000 clients listened to ``all``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aio_pika.abc import AbstractConnection
@@ -55,17 +61,28 @@ async def answered_within(awaitable: Awaitable[T], timeout: float, step: float =
 
 
 async def broker_stopped_answering(connection: AbstractConnection, interval: float,
-                                   timeout: float) -> str:
-    """Run until the broker fails to answer a round trip in time; return why."""
-    try:
-        channel = await answered_within(connection.channel(publisher_confirms=False), timeout)
-    except TimeoutError:
-        return f"the broker did not open a channel within {timeout:g}s (frozen or cut off)"
+                                   timeout: float,
+                                   heard_from: Callable[[], float] | None = None) -> str:
+    """Run until the broker fails to answer a round trip in time, and did not
+    deliver anything within that time either (``heard_from``); return why."""
+
+    def silent() -> bool:
+        return heard_from is None or time.monotonic() - heard_from() >= timeout
+
+    channel = None
+    while channel is None:
+        try:
+            channel = await answered_within(connection.channel(publisher_confirms=False),
+                                            timeout)
+        except TimeoutError:
+            if silent():
+                return f"the broker did not open a channel within {timeout:g}s (frozen or cut off)"
     # The channel goes with the connection, which the caller drops after a failure.
     while True:
         await asyncio.sleep(interval)
         try:
             await answered_within(channel.set_qos(prefetch_count=0), timeout)
         except TimeoutError:
-            return (f"the broker did not answer a liveness check within {timeout:g}s "
-                    "(frozen, or the network drops its traffic)")
+            if silent():
+                return (f"the broker did not answer a liveness check within {timeout:g}s "
+                        "(frozen, or the network drops its traffic)")

@@ -73,7 +73,9 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     # liveness check's answers: a loop busy fanning events out to 1,000
     # clients read those seconds late, took the broker for frozen, dropped the
     # connection and failed the submissions in flight (issue 13).
-    events_link = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway-events")
+    # Its deliveries are proof of life: its liveness answers wait behind them.
+    events_link = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway-events",
+                                   heard_from=lambda: reader.last_heard)
     events_link.on_connect(reader.on_connect)
     events_link.on_vhost_lost(reader.forget_position)
     app[BROKER_KEY] = connection

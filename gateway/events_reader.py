@@ -124,6 +124,9 @@ class EventsReader:
         self._marker = uuid.uuid4().hex
         self.caught_up = asyncio.Event()
         self.last_offset: int | None = None
+        # time.monotonic() of the latest delivery: the broker is alive (its
+        # connection's liveness check, gateway.app).
+        self.last_heard = 0.0
 
     def _start_offset(self) -> Any:
         if self.last_offset is not None:
@@ -156,6 +159,7 @@ class EventsReader:
                                    routing_key=MARKER_ROUTING_KEY)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.last_heard = time.monotonic()
         try:
             offset = _offset(message)
             if self.last_offset is not None and offset <= self.last_offset:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from broker.liveness import answered_within
+from broker.liveness import answered_within, broker_stopped_answering
 from gateway.events_reader import BatchedAcks
 
 
@@ -93,3 +93,28 @@ async def test_no_answer_within_the_loops_attention_is_a_timeout_and_cancels_the
     with pytest.raises(TimeoutError):
         await answered_within(never, timeout=0.05, step=0.01)
     assert never.cancelled()
+
+
+class SilentChannel:
+    """A channel whose broker never answers a round trip."""
+
+    async def set_qos(self, prefetch_count: int) -> None:
+        await asyncio.Event().wait()
+
+
+class SilentConnection:
+    async def channel(self, publisher_confirms: bool = False) -> SilentChannel:
+        return SilentChannel()
+
+
+async def test_a_broker_still_delivering_is_not_taken_for_frozen_until_deliveries_stop() -> None:
+    last_delivery = [time.monotonic()]
+    check = asyncio.ensure_future(broker_stopped_answering(
+        SilentConnection(), interval=0.01, timeout=0.05,  # type: ignore[arg-type]
+        heard_from=lambda: last_delivery[0]))
+    for _ in range(20):  # deliveries keep coming while no round trip is answered
+        last_delivery[0] = time.monotonic()
+        await asyncio.sleep(0.02)
+    assert not check.done()
+    reason = await asyncio.wait_for(check, 10)  # deliveries stopped
+    assert "did not answer a liveness check" in reason
