@@ -60,6 +60,24 @@ async def answered_within(awaitable: Awaitable[T], timeout: float, step: float =
             future.cancel()
 
 
+async def _answer(awaitable: Awaitable[T], timeout: float, silent: Callable[[], bool]) -> T:
+    """``awaitable``'s result; TimeoutError once it took longer than ``timeout`` of
+    the loop's attention and ``silent()`` says the broker delivered nothing lately.
+    While deliveries come, the same request goes on waiting: cancelling an RPC
+    would close its channel."""
+    future = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            try:
+                return await answered_within(asyncio.shield(future), timeout)
+            except TimeoutError:
+                if silent():
+                    raise
+    finally:
+        if not future.done():
+            future.cancel()
+
+
 async def broker_stopped_answering(connection: AbstractConnection, interval: float,
                                    timeout: float,
                                    heard_from: Callable[[], float] | None = None) -> str:
@@ -69,20 +87,15 @@ async def broker_stopped_answering(connection: AbstractConnection, interval: flo
     def silent() -> bool:
         return heard_from is None or time.monotonic() - heard_from() >= timeout
 
-    channel = None
-    while channel is None:
-        try:
-            channel = await answered_within(connection.channel(publisher_confirms=False),
-                                            timeout)
-        except TimeoutError:
-            if silent():
-                return f"the broker did not open a channel within {timeout:g}s (frozen or cut off)"
+    try:
+        channel = await _answer(connection.channel(publisher_confirms=False), timeout, silent)
+    except TimeoutError:
+        return f"the broker did not open a channel within {timeout:g}s (frozen or cut off)"
     # The channel goes with the connection, which the caller drops after a failure.
     while True:
         await asyncio.sleep(interval)
         try:
-            await answered_within(channel.set_qos(prefetch_count=0), timeout)
+            await _answer(channel.set_qos(prefetch_count=0), timeout, silent)
         except TimeoutError:
-            if silent():
-                return (f"the broker did not answer a liveness check within {timeout:g}s "
-                        "(frozen, or the network drops its traffic)")
+            return (f"the broker did not answer a liveness check within {timeout:g}s "
+                    "(frozen, or the network drops its traffic)")

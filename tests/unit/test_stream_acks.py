@@ -98,23 +98,38 @@ async def test_no_answer_within_the_loops_attention_is_a_timeout_and_cancels_the
 class SilentChannel:
     """A channel whose broker never answers a round trip."""
 
+    def __init__(self) -> None:
+        self.requests = 0
+        self.cancelled = 0
+
     async def set_qos(self, prefetch_count: int) -> None:
-        await asyncio.Event().wait()
+        self.requests += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1  # aiormq closes a channel whose RPC is cancelled
+            raise
 
 
 class SilentConnection:
+    def __init__(self) -> None:
+        self.opened = SilentChannel()
+
     async def channel(self, publisher_confirms: bool = False) -> SilentChannel:
-        return SilentChannel()
+        return self.opened
 
 
 async def test_a_broker_still_delivering_is_not_taken_for_frozen_until_deliveries_stop() -> None:
     last_delivery = [time.monotonic()]
+    connection = SilentConnection()
     check = asyncio.ensure_future(broker_stopped_answering(
-        SilentConnection(), interval=0.01, timeout=0.05,  # type: ignore[arg-type]
+        connection, interval=0.01, timeout=0.05,  # type: ignore[arg-type]
         heard_from=lambda: last_delivery[0]))
     for _ in range(20):  # deliveries keep coming while no round trip is answered
         last_delivery[0] = time.monotonic()
         await asyncio.sleep(0.02)
     assert not check.done()
+    # The one request waits on: cancelling it would have closed its channel.
+    assert (connection.opened.requests, connection.opened.cancelled) == (1, 0)
     reason = await asyncio.wait_for(check, 10)  # deliveries stopped
     assert "did not answer a liveness check" in reason
