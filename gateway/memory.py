@@ -1,14 +1,15 @@
 """Giving the memory of closed WebSocket connections back to the operating system.
 
 Why this exists, and why through ``ctypes``: each WebSocket connection costs the
-gateway about 20 KB, much of it in blocks larger than CPython's small-object
-allocator takes (parser and socket buffers, frames), which come from glibc's
-``malloc``. When thousands of clients leave, those blocks are freed, but glibc
-keeps the pages: its heap shrinks only from the top, and a few blocks still in
-use above the freed ones (the task store, the event ring) pin everything below
-(issue 13: RSS 63 → 285 MB with 10,000 clients, not given back after they
-closed). glibc's ``malloc_trim(0)`` returns every free page inside its heaps to
-the kernel; no Python API reaches it, hence ``ctypes``, here only.
+gateway about 20 KB. When thousands of clients leave, their objects are freed
+(none stays behind: counted with ``gc.get_objects()``), but the allocators keep
+the memory: glibc's heap shrinks only from its top, which a few blocks still in
+use (the task store, the event ring) pin, and CPython's small-object arenas go
+back only once empty (issue 13: RSS 63 → 285 MB with 10,000 clients, not given
+back after they closed). glibc's ``malloc_trim(0)`` returns every free page
+inside its heaps to the kernel; no Python API reaches it, hence ``ctypes``, here
+only. (What stays in CPython's arenas needs ``PYTHONMALLOC=malloc``, measured in
+``bench/RESULTS.md``.)
 
 :class:`MemoryReleaser` does it once the number of open connections has fallen
 by ``min_drop`` from its peak since the last release: first a full garbage
