@@ -42,8 +42,12 @@ OnConnect = Callable[[AbstractConnection], Awaitable[None]]
 class BrokerConnection:
     """Owns one AMQP connection and one publisher-confirm channel, and keeps them up."""
 
-    def __init__(self, settings: Settings, topology: Topology, *, name: str = "cargo") -> None:
+    def __init__(self, settings: Settings, topology: Topology, *, name: str = "cargo",
+                 heard_from: Callable[[], float] | None = None) -> None:
+        """``heard_from``: the ``time.monotonic()`` of the latest delivery on this
+        connection, for the liveness check (:mod:`broker.liveness`)."""
         self._settings = settings
+        self._heard_from = heard_from
         self._topology = topology
         self._name = name
         # RABBITMQ_URL may name several nodes of one cluster: tried in turn.
@@ -179,7 +183,7 @@ class BrokerConnection:
         self._connection.close_callbacks.add(on_close)
         silent = asyncio.ensure_future(broker_stopped_answering(
             self._connection, self._settings.broker_check_interval,
-            self._settings.connect_timeout))
+            self._settings.connect_timeout, self._heard_from))
         waiters: set[asyncio.Future[Any]] = {
             asyncio.ensure_future(closed), asyncio.ensure_future(self._channel.closed()),
             silent, reason}

@@ -35,6 +35,7 @@ from gateway.keys import (
     CATALOG_KEY,
     CATALOG_READER_KEY,
     EVENTS_KEY,
+    EVENTS_LINK_KEY,
     HUB_KEY,
     IDEMPOTENCY_KEY,
     METRICS_KEY,
@@ -45,6 +46,7 @@ from gateway.keys import (
     TASK_IDS_KEY,
     TOPOLOGY_KEY,
 )
+from gateway.memory import MemoryReleaser
 from gateway.metrics import GatewayMetrics
 from gateway.revoker import Revoker
 from gateway.store import EventRing, TaskStore
@@ -65,9 +67,19 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     connection.on_vhost_lost(catalog_reader.forget_position)
     app[CATALOG_READER_KEY] = catalog_reader
     reader = EventsReader(app[HUB_KEY], settings.events_replay_seconds, app[METRICS_KEY])
-    connection.on_connect(reader.on_connect)
-    connection.on_vhost_lost(reader.forget_position)
+    # The events stream on a connection of its own. On the publisher's, its
+    # deliveries (up to the prefetch window in flight, read a few frames per
+    # loop turn) sat in the socket ahead of the publish confirms and the
+    # liveness check's answers: a loop busy fanning events out to 1,000
+    # clients read those seconds late, took the broker for frozen, dropped the
+    # connection and failed the submissions in flight (issue 13).
+    # Its deliveries are proof of life: its liveness answers wait behind them.
+    events_link = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway-events",
+                                   heard_from=lambda: reader.last_heard)
+    events_link.on_connect(reader.on_connect)
+    events_link.on_vhost_lost(reader.forget_position)
     app[BROKER_KEY] = connection
+    app[EVENTS_LINK_KEY] = events_link
     app[EVENTS_KEY] = reader
     app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout,
                                    settings.publish_outcome_timeout)
@@ -76,7 +88,9 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
                           subscriptions=lambda: hub.subscriptions,
                           tasks=lambda: len(hub.store), broker_ready=lambda: connection.ready)
     await connection.start()
+    await events_link.start()
     yield
+    await events_link.stop()
     await connection.stop()
 
 
@@ -94,6 +108,14 @@ async def revoker_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     app[HUB_KEY].listeners.remove(revoker.on_event)
     await revoker.close()
+
+
+async def memory_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB_KEY]
+    releaser = MemoryReleaser(lambda: hub.connections)
+    releaser.start()
+    yield
+    await releaser.stop()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -114,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
+    app.cleanup_ctx.append(memory_ctx)
     for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
                   health.routes, openapi.routes):
         app.router.add_routes(table)

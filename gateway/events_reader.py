@@ -6,6 +6,13 @@ so every replica knows every task. On the first connect it starts
 finished before it started; after a reconnect it resumes right after the last
 offset it processed.
 
+Stream messages are acknowledged in batches (:class:`BatchedAcks`): on a stream
+an ack only gives the consumer credit for more deliveries, so one
+``ack(multiple=True)`` per quarter of the prefetch window keeps the window
+flowing at a fraction of the cost (each ack is a frame the connection's writer
+queue carries in front of the task publishes, and was awaited per message).
+The position to resume from is ``last_offset``, kept per message as before.
+
 "Caught up" is decided with a marker: once consuming, the reader publishes a
 small marker message to the events exchange and is caught up when it reads that
 marker back — everything before it in the stream has then been replayed.
@@ -14,6 +21,7 @@ marker back — everything before it in the stream has then been replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -44,6 +52,10 @@ MARKER_TYPE = "cargo.gateway.marker.v1"
 MARKER_ROUTING_KEY = "gateway.marker"
 OFFSET_HEADER = "x-stream-offset"
 PREFETCH = 500
+# One ack (multiple=True) per this many stream messages, so the prefetch window
+# never runs dry; the last ones of a quiet spell are acknowledged after ACK_DELAY.
+ACK_EVERY = PREFETCH // 4
+ACK_DELAY = 0.05
 # A replay from the stream also reads this many messages before ``since``, only to
 # recognise late ``queued`` announcements of tasks whose first events came
 # just before it (``StaleEventFilter``); they trail those events by moments.
@@ -57,14 +69,64 @@ def _offset(message: AbstractIncomingMessage) -> int:
     return value
 
 
+class BatchedAcks:
+    """Acknowledges the messages of one consumer ``every`` at a time (the latest
+    one, ``multiple=True``), and what is left ``delay`` seconds after the first
+    unacknowledged one. Without awaiting: the caller goes on with its work."""
+
+    def __init__(self, every: int = ACK_EVERY, delay: float = ACK_DELAY) -> None:
+        self._every = every
+        self._delay = delay
+        self._latest: AbstractIncomingMessage | None = None
+        self._count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, message: AbstractIncomingMessage) -> None:
+        self._latest = message
+        self._count += 1
+        if self._count >= self._every:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        message, self._latest, self._count = self._latest, None, 0
+        if message is None:
+            return
+        task = asyncio.ensure_future(self._ack(message))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def drop(self) -> None:
+        """The channel is gone (a reconnect): its delivery tags mean nothing now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._latest, self._count = None, 0
+
+    @staticmethod
+    async def _ack(message: AbstractIncomingMessage) -> None:
+        # A closed channel takes its unacknowledged deliveries with it: nothing to do.
+        with contextlib.suppress(Exception):
+            await message.ack(multiple=True)
+
+
 class EventsReader:
     def __init__(self, hub: Hub, replay_seconds: int, metrics: GatewayMetrics) -> None:
         self._hub = hub
+        self._acks = BatchedAcks()
         self._replay_seconds = replay_seconds
         self._metrics = metrics
         self._marker = uuid.uuid4().hex
         self.caught_up = asyncio.Event()
         self.last_offset: int | None = None
+        # time.monotonic() of the latest delivery: the broker is alive (its
+        # connection's liveness check, gateway.app).
+        self.last_heard = 0.0
 
     def _start_offset(self) -> Any:
         if self.last_offset is not None:
@@ -82,6 +144,7 @@ class EventsReader:
 
     async def on_connect(self, connection: AbstractConnection) -> None:
         """Broker-connection hook: (re)start consuming where this replica left off."""
+        self._acks.drop()
         channel = await connection.channel()
         # Stream consumers need a prefetch limit and manual acks.
         await channel.set_qos(prefetch_count=PREFETCH)
@@ -96,6 +159,7 @@ class EventsReader:
                                    routing_key=MARKER_ROUTING_KEY)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.last_heard = time.monotonic()
         try:
             offset = _offset(message)
             if self.last_offset is not None and offset <= self.last_offset:
@@ -105,7 +169,7 @@ class EventsReader:
         except EventDecodeError as exc:
             log.debug("events.skipped", error=str(exc))
         finally:
-            await message.ack()
+            self._acks.add(message)
 
     def _handle(self, body: bytes, offset: int) -> None:
         try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from broker.connection import BrokerConnection
 from gateway.keys import (
     BROKER_KEY,
     CATALOG_READER_KEY,
     DEADLETTERS_KEY,
     EVENTS_KEY,
+    EVENTS_LINK_KEY,
     METRICS_KEY,
     SETTINGS_KEY,
 )
@@ -36,13 +38,19 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {
         "broker": "ok" if broker.ready else (broker.last_error or "not connected"),
         "catalog": "ok" if catalog.caught_up.is_set() else "replaying the catalog stream",
-        "events": "ok" if events.caught_up.is_set() else "replaying the events stream",
+        "events": _events_check(events.caught_up.is_set(), request.app[EVENTS_LINK_KEY]),
     }
     ready = all(v == "ok" for v in checks.values())
     headers = {} if ready else {
         "Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
     return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks},
                              status=200 if ready else 503, headers=headers)
+
+
+def _events_check(caught_up: bool, link: BrokerConnection) -> str:
+    if not link.ready:
+        return f"events stream: {link.last_error or 'not connected'}"
+    return "ok" if caught_up else "replaying the events stream"
 
 
 @routes.get("/metrics")

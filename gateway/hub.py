@@ -3,25 +3,40 @@
 Everything here runs on the event loop without awaiting, so "send what is known,
 then register for what comes next" is atomic: a subscriber never misses an event
 between the two and never gets one twice.
+
+A frame is queued as the complete WebSocket frame (``gateway.ws_frames``): an
+event's frame is built once, however many subscribers get it, and they all
+share one bytes object.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from broker.events import TaskEvent
 from gateway.store import EventRing, TaskStore
+from gateway.ws_frames import json_frame
 
-Frame = dict[str, Any]
+
+def event_frame(event: TaskEvent) -> bytes:
+    """The ``event`` frame of one stream event, as sent."""
+    return json_frame(event.to_client())
 
 
 class Subscriber:
-    """One WebSocket connection's subscriptions and its bounded outbound queue."""
+    """One WebSocket connection's subscriptions and its bounded outbound queue.
+
+    The queue is a plain deque the connection's sender drains in one go when it
+    wakes (:meth:`wait`): one wake-up for however many frames arrived meanwhile,
+    not one loop hop per frame as with an ``asyncio.Queue``.
+    """
 
     def __init__(self, queue_size: int) -> None:
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
+        self.frames: deque[bytes] = deque()
+        self._limit = queue_size
+        self._waiter: asyncio.Future[None] | None = None
         self.task_ids: set[str] = set()
         self.all = False
         self.names: frozenset[str] | None = None
@@ -32,13 +47,25 @@ class Subscriber:
         # While a ``since`` replay is read from the stream, live events wait here.
         self.pending: list[TaskEvent] | None = None
 
-    def offer(self, frame: Frame) -> None:
+    def offer(self, frame: bytes) -> None:
         if self.overflowed:
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self.frames) >= self._limit:
             self.overflowed = True
+        else:
+            self.frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until a frame is queued or the subscriber overflowed."""
+        while not self.frames and not self.overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def wants(self, event: TaskEvent) -> bool:
         if event.task_id in self.task_ids:
@@ -106,7 +133,7 @@ class Hub:
             targets.update(s for s in self._all if s.wants(event))
         if not targets:
             return
-        frame = event.to_client()
+        frame = event_frame(event)  # once, shared by every subscriber
         for subscriber in targets:
             if subscriber.pending is not None:
                 subscriber.pending.append(event)
@@ -121,7 +148,7 @@ class Hub:
                 continue
             record = self.store.get(task_id)
             if record is not None and record.last_event is not None:
-                subscriber.offer(record.last_event.to_client())
+                subscriber.offer(event_frame(record.last_event))
             subscriber.task_ids.add(task_id)
             self._by_task.setdefault(task_id, set()).add(subscriber)
             added.append(task_id)
@@ -152,7 +179,7 @@ class Hub:
         if self.ring.covers(since):
             for event in self.ring.after(since):
                 if subscriber.wants(event):
-                    subscriber.offer(event.to_client())
+                    subscriber.offer(event_frame(event))
             return None
         subscriber.pending = []
         return self.high_water
@@ -160,7 +187,7 @@ class Hub:
     def finish_backfill(self, subscriber: Subscriber) -> None:
         pending, subscriber.pending = subscriber.pending or [], None
         for event in pending:
-            subscriber.offer(event.to_client())
+            subscriber.offer(event_frame(event))
 
     def unsubscribe_all(self, subscriber: Subscriber) -> None:
         subscriber.all = False

@@ -29,6 +29,8 @@ TASK_IDS_KEY = web.AppKey("task_ids", TaskIds)
 # Celery's ``origin`` header of this process's messages, computed once.
 ORIGIN_KEY = web.AppKey("task_origin", str)
 EVENTS_KEY = web.AppKey("events_reader", EventsReader)
+# The events stream's own connection (gateway.app: never ahead of publish confirms).
+EVENTS_LINK_KEY = web.AppKey("events_link", BrokerConnection)
 ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
 DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)
 REVOKER_KEY = web.AppKey("revoker", Revoker)

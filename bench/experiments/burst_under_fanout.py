@@ -33,8 +33,8 @@ from tests.support.rabbit import private_vhost
 MAX_TRIES = 50
 
 
-async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter[int],
-                                retries: collections.Counter[int]) -> str:
+async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter[str],
+                                retries: collections.Counter[str]) -> str:
     key = f"burst-{uuid.uuid4()}"
     for attempt in range(MAX_TRIES):
         # The key both ways (a gateway without the header still reads the option).
@@ -42,10 +42,13 @@ async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter
                                 json={"args": [n, 0], "options": {"idempotency_key": key}},
                                 headers={"Idempotency-Key": key}) as resp:
             doc: Any = await resp.json()
+            # The status with the error code, so the cause of a 503 shows.
+            answer = str(resp.status) if resp.status == 202 else \
+                f"{resp.status} {doc.get('error', {}).get('code')}"
             if attempt == 0:
-                firsts[resp.status] += 1
+                firsts[answer] += 1
             else:
-                retries[resp.status] += 1
+                retries[answer] += 1
             if resp.status == 202:
                 return str(doc["task_id"])
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")) / 4)
@@ -68,8 +71,8 @@ async def run(settings: Settings, clients: int, burst: int) -> None:
                 await ws.conn.receive()
 
         drains = [asyncio.create_task(drain(ws)) for ws in sockets]
-        firsts: collections.Counter[int] = collections.Counter()
-        retries: collections.Counter[int] = collections.Counter()
+        firsts: collections.Counter[str] = collections.Counter()
+        retries: collections.Counter[str] = collections.Counter()
         started = time.monotonic()
         ids = await asyncio.gather(*(submit_until_accepted(gw, n, firsts, retries)
                                      for n in range(burst)))

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from broker.events import TaskEvent, TaskState
-from gateway.hub import Hub
+from gateway.hub import Hub, Subscriber, event_frame
 from gateway.store import EventRing, StaleEventFilter, TaskRecord, TaskStore
 from gateway.tasks_api import accepted_body
 
@@ -98,11 +98,11 @@ def test_the_ring_knows_which_cursors_it_can_replay() -> None:
     assert [e.cursor for e in ring.after(11)] == [13, 14]
 
 
-def _frames(hub: Hub, subscriber: object) -> list[dict[str, object]]:
-    queue = subscriber.queue  # type: ignore[attr-defined]
-    frames = []
-    while not queue.empty():
-        frames.append(queue.get_nowait())
+def _frames(hub: Hub, subscriber: Subscriber) -> list[dict[str, object]]:
+    """The queued WebSocket frames' JSON (after a 2-, 4- or 10-byte header)."""
+    frames = [json.loads(frame[{126: 4, 127: 10}.get(frame[1], 2):])
+              for frame in subscriber.frames]
+    subscriber.frames.clear()
     return frames
 
 
@@ -139,7 +139,7 @@ def test_a_since_older_than_memory_asks_for_a_stream_replay_and_holds_live_event
     _feed(hub, event(TaskState.QUEUED, 5, task_id="t5"))
     assert _frames(hub, sub) == []  # held until the replay is done
     for cursor in (1, 2, 3, 4):  # what the stream replay delivers
-        sub.offer(event(TaskState.QUEUED, cursor, task_id=f"t{cursor}").to_client())
+        sub.offer(event_frame(event(TaskState.QUEUED, cursor, task_id=f"t{cursor}")))
     hub.finish_backfill(sub)
     assert [f["cursor"] for f in _frames(hub, sub)] == ["1", "2", "3", "4", "5"]
 
@@ -299,3 +299,13 @@ def test_a_stream_replay_drops_what_follows_a_succeeded_event_of_the_same_task()
               event(TaskState.PROGRESS, 6, task_id="t2", seconds=5),  # late, of that attempt
               event(TaskState.QUEUED, 7, task_id="t2", seconds=10)]  # replayed
     assert [stale.admits(e) for e in stream] == [True, True, False, True, True, False, True]
+
+
+def test_an_event_frame_is_built_once_and_shared_by_every_subscriber() -> None:
+    hub = Hub(TaskStore(10), EventRing(10))
+    first, second = hub.connect(10), hub.connect(10)
+    hub.subscribe_all(first, None, None)
+    hub.subscribe_tasks(second, ["t1"])
+    _feed(hub, event(TaskState.SUCCEEDED, 7, result=5.0))
+    assert len(first.frames) == len(second.frames) == 1
+    assert first.frames[0] is second.frames[0]
