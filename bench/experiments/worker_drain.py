@@ -59,6 +59,10 @@ def plain_app(url: str) -> celery.Celery:
                     broker_transport_options={"confirm_publish": True},
                     task_default_queue=PLAIN_QUEUE, worker_hijack_root_logger=False)
     done_dir = os.environ.get("BENCH_DONE_DIR", "")
+    if os.environ.get("EXP_QTYPE") == "quorum":
+        import kombu
+        app.conf.task_queues = [kombu.Queue(os.environ["EXP_Q"], routing_key=os.environ["EXP_Q"],
+                                            queue_arguments={"x-queue-type": "quorum"})]
 
     @app.task(name="calculate_distance")
     def calculate_distance(x: float, y: float) -> float:
