@@ -13,8 +13,10 @@ message with one confirm (group commit).
 The guarantee is unchanged: a task's message is acknowledged only after its
 outcome is confirmed. The main process defers the acknowledgement
 (:meth:`EventRelay.defer_ack`, from ``CargoRequest.acknowledge``) until the
-batch holding the task's events is confirmed, raising the consumer's prefetch
-by one meanwhile (as Celery does for ETA tasks) so the children keep working.
+batch holding the task's events is confirmed. (The deferred message still counts
+against the prefetch: Celery's prefetch is static on quorum queues, so it cannot
+be raised meanwhile as Celery does for ETA tasks; the child waited for the same
+confirm itself before.)
 
 - A worker killed before the confirm: the message was not acknowledged, so the
   broker redelivers it; its ``succeeded`` is in the stream or not, and the
@@ -78,7 +80,6 @@ class EventRelay:
         os.set_blocking(self._wake_r, False)
         self._thread: threading.Thread | None = None
         self._hub: Any = None
-        self._qos: Any = None
 
     # -- in a prefork child
 
@@ -98,8 +99,8 @@ class EventRelay:
 
     # -- in the main process, on the consumer's hub
 
-    def start(self, hub: Any, qos: Any) -> None:
-        self._hub, self._qos = hub, qos
+    def start(self, hub: Any) -> None:
+        self._hub = hub
         hub.add_reader(self._parent_end.fileno(), self._read_children)
         hub.add_reader(self._wake_r, self._run_acks)
         if self._thread is None:
@@ -112,7 +113,6 @@ class EventRelay:
         """Children publish for themselves from now on; what was handed over is
         published and its acks run before this returns."""
         self._active.value = 0
-        self._qos = None  # the consumer's next start brings a new QoS
         if self._hub is not None:
             self._hub.remove_reader(self._parent_end.fileno())
             self._hub.remove_reader(self._wake_r)
@@ -142,8 +142,6 @@ class EventRelay:
         if not deferred:  # stopping: publish it here, then ack at once
             self._publish_now()
             return False
-        if self._qos is not None:
-            self._qos.increment_eventually()
         return True
 
     def _read_children(self) -> None:
@@ -171,8 +169,6 @@ class EventRelay:
             done, self._done = self._done, []
         for ack in done:
             ack()
-            if self._qos is not None:
-                self._qos.decrement_eventually()
 
     # -- the relay thread
 
@@ -228,7 +224,7 @@ def relay_step(relay: EventRelay) -> type[bootsteps.StartStopStep]:
 
         def start(self, parent: Any) -> None:
             if parent.hub is not None:  # the prefork pool's event loop; else: no relay
-                relay.start(parent.hub, parent.qos)
+                relay.start(parent.hub)
 
         def stop(self, parent: Any) -> None:
             relay.stop()
