@@ -39,7 +39,7 @@ def worker_with_window(settings: Settings, window: str) -> Iterator[Proc]:
 
 @pytest.fixture
 def patient_worker(own_queue: Settings) -> Iterator[Proc]:
-    """A merge window far longer than any task here (the largest allowed): every task ends within it."""
+    """The largest merge window, far longer than any task here: every task ends within it."""
     yield from worker_with_window(own_queue, "5")
 
 
