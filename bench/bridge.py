@@ -1,92 +1,92 @@
-"""Bridged Dramatiq throughput and added latency, against Dramatiq's own worker, in one run.
+"""Bridge: Dramatiq messages run by Cargo, against bare Celery draining the same tasks.
 
-Both sides get the same Dramatiq producer (``RabbitmqBroker``, ``actor.send``),
-the same trivial actor (``calculate_distance(x, y)``: ``math.hypot``) and the
-same concurrency ``C``, on one private vhost of the local broker:
+Issue 13's "Bridge" section. On one private vhost, with the same concurrency
+``C`` and ``--messages`` N each round, three sides drain pre-filled work:
 
-- **dramatiq**: Dramatiq's own worker (``dramatiq … --processes C --threads 1``)
-  consumes the producer's queue and runs the actor (``bench/peers/dramatiq_peer.py``);
-- **bridged**: ``cargoctl bridge`` (the real bridge process) translates the
-  same messages into Celery tasks and a Cargo Celery worker
-  (``--concurrency C``, prefork) runs ``calculate_distance``.
+- **bridged**: N messages from Dramatiq's own producer (``RabbitmqBroker``,
+  ``actor.send``) wait in the Dramatiq queue; a Cargo worker (``cargoctl worker
+  --concurrency C``) is consuming, then ``cargoctl bridge`` (the real bridge)
+  starts, translates each message into a Celery task on Cargo's queue, and the
+  worker runs ``calculate_distance``;
+- **bare Celery** (the peer; goal: bridged >= 0.8x): ``bench.drain``'s bare
+  Celery drain of N ``calculate_distance`` tasks with ``C`` processes (late acks,
+  prefetch 1, confirms, a quorum queue with Cargo's task-queue arguments);
+- **Dramatiq** (the ceiling, informational): Dramatiq's own worker
+  (``--processes C --threads 1``) on the same producer's messages.
 
-Each round, per side:
+Throughput is measured as in ``bench.drain`` (``bench/depth.py``): queue depth
+polled from outside, tasks / (last sample with all N waiting -> first sample of
+the final empty run). For the bridged side the depth is the Dramatiq queue's
+plus Cargo's, and the end is the later of that and the last ``succeeded`` event
+(the bridge may still hold messages while both queues look empty). The
+``succeeded`` events are read back from the stream after the drain, so reading
+them takes no CPU from it; the bridge's own rate (first to last ``queued``
+announcement) is recorded too.
 
-1. **throughput**: ``--messages`` messages are sent first (the consumers are
-   stopped), then the consumers start; throughput is ``(N - 1) / (last
-   completion - first completion)``, so start-up is not counted. For the
-   bridged side the completion is the worker's ``succeeded`` event; the
-   bridge's own rate (first to last ``queued`` announcement) is printed too.
-   The events are read back from the stream only once both queues are empty,
-   so the benchmark's own reading of ~3 events per message does not compete
-   with the bridge and the worker for the CPU during the drain (the Dramatiq
-   side's completions are a line appended to a file).
-2. **latency**: with the consumers idle, ``--probes`` messages are sent one at
-   a time, each after the previous one completed; latency is completion minus
-   the moment ``send`` returned. The bridged p50 minus Dramatiq's p50 is the
-   latency the bridge (and Celery) add.
+Latency (informational): with the consumers idle, ``--probes`` messages are sent
+one at a time; latency is the completion (``succeeded`` event, or the Dramatiq
+peer's completion line) minus the moment ``send`` returned.
 
-Sides alternate (dramatiq first in odd rounds, bridged first in even ones);
-the summary is the median over rounds. Results go to
-``bench/results/bridge-<UTC time>.json``.
+Sides alternate per round; rows are medians over rounds.
 
-    .venv/bin/python -m bench.bridge --messages 3000 --concurrency 2 --rounds 3
+    .venv/bin/python -m bench.bridge --messages 3000 --concurrency 2 --rounds 2
+    .venv/bin/python -m bench.bridge --json-out /tmp/bridge.json   # for bench.pipeline
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aio_pika
 import dramatiq
-import psutil
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from broker.events import TaskEvent
+from bench.depth import consumers, rate
+from bench.drain import (
+    CEILING_NAME,
+    PEER_NAME,
+    RESULTS,
+    done_times,
+    drain_celery,
+    dramatiq_producer,
+    fill_dramatiq,
+    first_times,
+    private_vhost,
+    process_env,
+    start_cargo_worker,
+    start_dramatiq_worker,
+    timed_drain,
+    wait_until,
+)
+from bench.procs import BIN, Proc
+from bench.sections import Row, SectionReport, markdown_table
+from bench.stream_tally import StreamTally
 from broker.settings import Settings
-from tests.support.bridge import start_bridge
-from tests.support.events import StreamEvents
-from tests.support.processes import BIN, ROOT, Proc, process_env, start_worker
-from tests.support.rabbit import private_vhost
 
-BRIDGED_QUEUE = "default"
+BRIDGED_QUEUE = "default"  # CARGO_BRIDGE_QUEUES' default
 PEER_QUEUE = "dramatiq_peer"
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _never_called(x: float, y: float) -> float:
-    raise AssertionError("the consumers run the actor, not the producer")
+GOAL_VS_CELERY = 0.8
 
 
 @dataclass
 class SideResult:
-    side: str
+    side: str  # "bridged", "celery", "dramatiq"
     round: int
     messages: int
-    throughput: float  # completions per second
+    throughput: float  # tasks/s by queue depth
+    seconds: float
+    completion_rate: float | None  # cross-check: first-to-last completion
     bridge_rate: float | None  # bridged only: translations per second
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_max_ms: float
-
-
-def producer(settings: Settings, queue: str) -> tuple[RabbitmqBroker, dramatiq.Actor[Any, Any]]:
-    broker = RabbitmqBroker(url=settings.rabbitmq_url)
-    decorate = dramatiq.actor(broker=broker, actor_name="calculate_distance", queue_name=queue)
-    return broker, decorate(_never_called)
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_max_ms: float | None
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -94,46 +94,34 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        await asyncio.sleep(0.05)
+def latency_fields(latencies: list[float]) -> dict[str, float | None]:
+    if not latencies:
+        return {"latency_p50_ms": None, "latency_p95_ms": None, "latency_max_ms": None}
+    return {"latency_p50_ms": statistics.median(latencies),
+            "latency_p95_ms": percentile(latencies, 0.95), "latency_max_ms": max(latencies)}
+
+
+def log_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "cargo-bench-logs"
 
 
 # Dramatiq's own worker
 
 
-def done_times(directory: Path) -> list[float]:
-    times: list[float] = []
-    for path in directory.glob("*.done"):
-        times += [float(line) for line in path.read_text().split()]
-    return sorted(times)
-
-
-def start_dramatiq_worker(settings: Settings, concurrency: int, directory: Path) -> Proc:
-    env = process_env(settings, BENCH_DRAMATIQ_URL=settings.rabbitmq_url,
-                      BENCH_DRAMATIQ_QUEUE=PEER_QUEUE, BENCH_DRAMATIQ_DONE_DIR=str(directory),
-                      PYTHONPATH=str(ROOT))
-    return Proc("bench-dramatiq-worker", [
-        str(BIN / "dramatiq"), "bench.peers.dramatiq_peer:setup", "--processes",
-        str(concurrency), "--threads", "1", "--queues", PEER_QUEUE], env)
-
-
 async def run_dramatiq(settings: Settings, round_no: int, messages: int, concurrency: int,
                        probes: int) -> SideResult:
-    broker, actor = producer(settings, PEER_QUEUE)
+    fill_dramatiq(settings, messages, PEER_QUEUE)
     with tempfile.TemporaryDirectory(prefix="bench-dramatiq-") as tmp:
         directory = Path(tmp)
-        for i in range(messages):
-            actor.send(i, 1)
-        worker = start_dramatiq_worker(settings, concurrency, directory)
+        worker, timing = await timed_drain(
+            settings, [PEER_QUEUE], messages,
+            lambda: start_dramatiq_worker(settings, concurrency, PEER_QUEUE, directory,
+                                          log_dir()))
+        broker, actor = dramatiq_producer(settings, PEER_QUEUE)
         try:
-            await wait_until(lambda: len(done_times(directory)) >= messages, 600,
+            await wait_until(lambda: len(done_times(directory)) >= messages, 60,
                              "dramatiq draining its queue")
             times = done_times(directory)[:messages]
-            throughput = (messages - 1) / (times[-1] - times[0])
             latencies = []
             for i in range(probes):
                 before = len(done_times(directory))
@@ -143,144 +131,166 @@ async def run_dramatiq(settings: Settings, round_no: int, messages: int, concurr
                                  60, "a dramatiq probe")
                 latencies.append((done_times(directory)[-1] - sent) * 1000)
         finally:
-            await asyncio.to_thread(worker.stop)
+            worker.stop()
             broker.close()
-    return SideResult("dramatiq", round_no, messages, throughput, None,
-                      statistics.median(latencies), percentile(latencies, 0.95),
-                      max(latencies))
+    start, end = timing.window(messages)
+    return SideResult("dramatiq", round_no, messages, rate(messages, start, end), end - start,
+                      (messages - 1) / (times[-1] - times[0]), None, **latency_fields(latencies))
 
 
 # The bridge and a Cargo worker
 
 
-def first_of(events: list[TaskEvent], ids: set[str], state: str) -> list[float]:
-    seen: dict[str, float] = {}
-    for event in events:
-        if event.task_id in ids and event.state.value == state and event.task_id not in seen:
-            seen[event.task_id] = event.ts.timestamp()
-    return sorted(seen.values())
+def start_bridge(settings: Settings, round_no: int) -> Proc:
+    name = f"bench-bridge-{round_no}"
+    env = process_env(settings, CARGO_BRIDGE_METRICS_PORT="0", CARGO_BRIDGE_QUEUES=BRIDGED_QUEUE,
+                      CARGO_BRIDGE_HEARTBEAT_FILE=str(log_dir() / f"{name}-{os.getpid()}.json"))
+    return Proc(name, [str(BIN / "cargoctl"), "bridge"], env, log_dir())
 
 
-async def queues_emptied(settings: Settings, queues: list[str], timeout: float) -> None:
-    """Wait until none of ``queues`` holds a ready message (checked twice in a row:
-    the bridge may be between taking a message and publishing its task)."""
-    connection = await aio_pika.connect(settings.rabbitmq_url, timeout=10)
-    try:
-        channel = await connection.channel()
-        deadline = time.monotonic() + timeout
-        empty_in_a_row = 0
-        while empty_in_a_row < 2:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{queues} not emptied within {timeout}s")
-            await asyncio.sleep(0.1)
-            counts = [(await channel.declare_queue(name, passive=True))
-                      .declaration_result.message_count for name in queues]
-            empty_in_a_row = empty_in_a_row + 1 if not any(counts) else 0
-    finally:
-        await connection.close()
+async def wait_consuming(settings: Settings, worker: Proc, timeout: float = 60) -> None:
+    """Until the worker consumes its queue (then its catalog is announced: the bridge
+    treats a message for a task no live worker announced as poison)."""
+    deadline = time.monotonic() + timeout
+    while await consumers(settings.rabbitmq_url, settings.task_queue) == 0:
+        if not worker.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the Cargo worker is not consuming; see {worker.log_path}")
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # the announcement follows the consumer's start
 
 
 async def run_bridged(settings: Settings, round_no: int, messages: int, concurrency: int,
                       probes: int) -> SideResult:
-    broker, actor = producer(settings, BRIDGED_QUEUE)
-    worker = await asyncio.to_thread(start_worker, settings, f"bench-bridge-worker-{round_no}",
-                                     concurrency)
+    broker, actor = dramatiq_producer(settings, BRIDGED_QUEUE)
+    worker = start_cargo_worker(settings, concurrency, log_dir())
     bridge: Proc | None = None
     try:
-        # A stream offset by time has one-second granularity: start a second early.
-        since = datetime.now(UTC) - timedelta(seconds=1)
+        await wait_consuming(settings, worker)
         ids = {actor.send(i, 1).message_id for i in range(messages)}
-        bridge = await asyncio.to_thread(start_bridge, settings, f"bench-bridge-{round_no}",
-                                         env={"CARGO_BRIDGE_METRICS_PORT": "0"})
-        await queues_emptied(settings, [BRIDGED_QUEUE, settings.task_queue], 900)
-        async with StreamEvents(settings, offset=since) as events:
-
-            def all_done(ids: set[str] = ids) -> bool:
-                return len(first_of(events.events, ids, "succeeded")) >= len(ids)
-
-            await wait_until(all_done, 120, "the bridged messages succeeding")
-            done = first_of(events.events, ids, "succeeded")
-            queued = first_of(events.events, ids, "queued")
-            throughput = (messages - 1) / (done[-1] - done[0])
-            bridge_rate = ((len(queued) - 1) / (queued[-1] - queued[0])
-                           if len(queued) > 1 and queued[-1] > queued[0] else None)
+        bridge, timing = await timed_drain(
+            settings, [BRIDGED_QUEUE, settings.task_queue], messages,
+            lambda: start_bridge(settings, round_no), running=(worker,))
+        async with StreamTally([settings.rabbitmq_url]) as tally:
+            await wait_until(lambda: len(first_times(tally, ids)) >= messages, 120,
+                             "the bridged messages succeeding")
+            done = sorted(first_times(tally, ids).values())
+            queued = sorted(first_times(tally, ids, "queued").values())
             latencies = []
             for i in range(probes):
                 message_id = actor.send(i, 2).message_id
                 sent = time.time()
-                history = await events.until_state(message_id, {"succeeded"}, timeout=60)
-                latencies.append((history[-1].ts.timestamp() - sent) * 1000)
+                await wait_until(lambda m=message_id: bool(first_times(tally, {m})),  # type: ignore[misc]
+                                 60, "a bridged probe")
+                latencies.append((first_times(tally, {message_id})[message_id] - sent) * 1000)
     finally:
         if bridge is not None:
-            await asyncio.to_thread(bridge.stop)
-        await asyncio.to_thread(worker.stop)
+            bridge.stop()
+        worker.stop()
         broker.close()
-    return SideResult("bridged", round_no, messages, throughput, bridge_rate,
-                      statistics.median(latencies), percentile(latencies, 0.95),
-                      max(latencies))
+    start, end = timing.window(messages)
+    end = max(end, done[-1])  # messages the bridge still held while both queues looked empty
+    bridge_rate = ((len(queued) - 1) / (queued[-1] - queued[0])
+                   if len(queued) > 1 and queued[-1] > queued[0] else None)
+    return SideResult("bridged", round_no, messages, rate(messages, start, end), end - start,
+                      (messages - 1) / (done[-1] - done[0]), bridge_rate,
+                      **latency_fields(latencies))
 
 
-def summary(results: list[SideResult]) -> dict[str, Any]:
-    def median(side: str, field: str) -> float:
-        values: list[float] = [getattr(r, field) for r in results if r.side == side]
-        return statistics.median(values)
-
-    dramatiq_tp, bridged_tp = median("dramatiq", "throughput"), median("bridged", "throughput")
-    return {
-        "dramatiq_throughput": dramatiq_tp,
-        "bridged_throughput": bridged_tp,
-        "ratio": bridged_tp / dramatiq_tp,
-        "goal_met": bridged_tp / dramatiq_tp >= 0.8,
-        "dramatiq_latency_p50_ms": median("dramatiq", "latency_p50_ms"),
-        "bridged_latency_p50_ms": median("bridged", "latency_p50_ms"),
-        "added_latency_p50_ms": (median("bridged", "latency_p50_ms")
-                                 - median("dramatiq", "latency_p50_ms")),
-    }
+# Bare Celery
 
 
-async def bench(args: argparse.Namespace, settings: Settings,
-                busy_before: float) -> dict[str, Any]:
+async def run_celery(settings: Settings, round_no: int, messages: int, concurrency: int,
+                     probes: int) -> SideResult:
+    result = await drain_celery(settings, concurrency, round_no, messages, log_dir())
+    return SideResult("celery", round_no, messages, result.rate, result.seconds, None, None,
+                      **latency_fields([]))
+
+
+def print_result(result: SideResult) -> None:
+    def figure(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:,.1f}{unit}"
+
+    print(f"round {result.round} {result.side:9s} {result.throughput:8,.0f} tasks/s  "
+          f"completions {figure(result.completion_rate, '/s')}  "
+          f"bridge {figure(result.bridge_rate, '/s')}  "
+          f"p50 {figure(result.latency_p50_ms, ' ms')}", flush=True)
+
+
+SIDES = {"bridged": run_bridged, "celery": run_celery, "dramatiq": run_dramatiq}
+
+
+def median(results: list[SideResult], side: str, field: str) -> float | None:
+    values = [getattr(r, field) for r in results
+              if r.side == side and getattr(r, field) is not None]
+    return statistics.median(values) if values else None
+
+
+def rows(results: list[SideResult], concurrency: int) -> list[Row]:
+    bridged = median(results, "bridged", "throughput")
+    return [
+        Row(f"bridge: Dramatiq messages bridged end to end, tasks/s (C={concurrency})",
+            "tasks/s", bridged, median(results, "celery", "throughput"), PEER_NAME,
+            goal=GOAL_VS_CELERY),
+        Row(f"bridge: bridged, tasks/s (C={concurrency}), ceiling", "tasks/s", bridged,
+            median(results, "dramatiq", "throughput"), CEILING_NAME),
+        Row("bridge: latency p50, send -> completion", "ms",
+            median(results, "bridged", "latency_p50_ms"),
+            median(results, "dramatiq", "latency_p50_ms"), CEILING_NAME, better="lower"),
+    ]
+
+
+async def bench(args: argparse.Namespace) -> SectionReport:
     results: list[SideResult] = []
-    for round_no in range(1, args.rounds + 1):
-        sides = [run_dramatiq, run_bridged]
-        if round_no % 2 == 0:
-            sides.reverse()
-        for side in sides:
-            result = await side(settings, round_no, args.messages, args.concurrency,
-                                args.probes)
-            results.append(result)
-            print(f"round {round_no} {result.side:9s} {result.throughput:8.1f}/s  "
-                  f"bridge {result.bridge_rate or 0:8.1f}/s  p50 "
-                  f"{result.latency_p50_ms:7.1f} ms  p95 {result.latency_p95_ms:7.1f} ms",
-                  flush=True)
-    return {
+    names = list(SIDES)
+    load_before = os.getloadavg()
+    async with private_vhost("cargo-bench-bridge") as settings:
+        for round_no in range(1, args.rounds + 1):
+            for side in names if round_no % 2 else names[::-1]:
+                result = await SIDES[side](settings, round_no, args.messages, args.concurrency,
+                                           args.probes)
+                results.append(result)
+                print_result(result)
+    return SectionReport("bridge", rows(results, args.concurrency), raw={
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "busy_before_percent": busy_before},
+        # Others' work on this machine and broker skews every figure: recorded, not removed.
+        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
         "versions": {"dramatiq": dramatiq.__version__},
-        "parameters": vars(args),
+        "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "rounds": [asdict(r) for r in results],
-        "summary": summary(results),
-    }
+    })
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parse.add_argument("--messages", "--tasks", dest="messages", type=int, default=None,
+                       help="per side and round (default 3000)")
+    parse.add_argument("--concurrency", type=int, default=2)
+    parse.add_argument("--probes", type=int, default=None, help="default 30")
+    parse.add_argument("--rounds", type=int, default=None, help="default 2")
+    parse.add_argument("--quick", action="store_true",
+                       help="smoke run: 500 messages, 5 probes, one round (unless given)")
+    parse.add_argument("--json-out", type=Path, default=None,
+                       help="where to write the section report (default: bench/results/)")
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
+    quick = args.quick
+    args.messages = args.messages if args.messages is not None else (500 if quick else 3000)
+    args.probes = args.probes if args.probes is not None else (5 if quick else 30)
+    args.rounds = args.rounds if args.rounds is not None else (1 if quick else 2)
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--probes", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    busy_before = psutil.cpu_percent(interval=1.0)
-    with private_vhost("cargo-bench-bridge") as settings:
-        report = asyncio.run(bench(args, settings, busy_before))
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"bridge-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    s = report["summary"]
-    print(f"\ndramatiq {s['dramatiq_throughput']:.1f}/s, bridged {s['bridged_throughput']:.1f}/s: "
-          f"{s['ratio']:.2f}x (goal >= 0.8x {'met' if s['goal_met'] else 'NOT met'}); "
-          f"added latency p50 {s['added_latency_p50_ms']:.1f} ms; {path}")
+    args = parse_args()
+    report = asyncio.run(bench(args))
+    path = args.json_out or RESULTS / f"bridge-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report.write(path)
+    print(f"\n{markdown_table(report.rows)}\n\n{path}")
     sys.exit(0)
 
 

@@ -57,6 +57,8 @@ import aiohttp
 import psutil
 from aio_pika.abc import AbstractChannel, DeliveryMode
 
+from bench.cpu import cpu_seconds as _cpu_seconds
+from bench.cpu import find_broker_process as _find_broker_process
 from broker.catalog import AnnouncedTask, Announcement, TaskLimits
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, encode_task
 from broker.declare import declare_topology
@@ -188,28 +190,6 @@ async def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log_path: Path,
 
 
 # --------------------------------------------------------------------------- load generation
-
-
-def _find_broker_process() -> psutil.Process | None:
-    """RabbitMQ's Erlang VM on this machine (read-only, for its CPU time)."""
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if proc.info["name"] == "beam.smp" and "rabbit" in cmdline:
-                return proc
-        except (psutil.Error, TypeError):
-            continue
-    return None
-
-
-def _cpu_seconds(proc: psutil.Process | None) -> float | None:
-    if proc is None:
-        return None
-    try:
-        times = proc.cpu_times()
-    except psutil.Error:
-        return None
-    return float(times.user + times.system)
 
 
 def _children_cpu() -> float:

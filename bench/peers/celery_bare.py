@@ -1,0 +1,60 @@
+"""The bare-Celery peer of the drain and bridge sections: Celery on Cargo's kind of queue.
+
+The same trivial task as Cargo's ``calculate_distance`` (``math.hypot``), the same
+delivery settings as Cargo's worker (late acks, reject on worker lost, prefetch 1,
+publisher confirms, JSON), and a quorum queue declared with the arguments of
+Cargo's task queues (``broker.topology.task_queue_arguments``, so the two cannot
+drift: same delivery limit, length limit, overflow and dead-letter strategy).
+What it does not have is everything Cargo adds: no lifecycle events, no result
+backend, no duplicate guard, no memory guard, no metrics.
+
+The worker loads it with ``celery -A bench.peers.celery_bare:app worker …``;
+``app`` is built on first access from ``BENCH_CELERY_URL`` (never at import).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import celery
+import kombu
+
+from broker.settings import Settings, load_settings
+from broker.topology import task_queue_arguments
+
+QUEUE = "bare"
+
+
+def create_app(settings: Settings) -> celery.Celery:
+    app = celery.Celery("bare", set_as_current=False)
+    queue = kombu.Queue(QUEUE, kombu.Exchange(QUEUE, "direct"), routing_key=QUEUE,
+                        queue_arguments=task_queue_arguments(QUEUE, settings))
+    app.conf.update(
+        broker_url=settings.rabbitmq_url,
+        broker_transport_options={"confirm_publish": True},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[queue],
+        task_default_queue=QUEUE,
+        task_create_missing_queues=False,
+        accept_content=["json"],
+        task_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+    )
+
+    @app.task(name="calculate_distance")
+    def calculate_distance(x: float, y: float) -> float:
+        return math.hypot(x, y)
+
+    return app
+
+
+def __getattr__(name: str) -> Any:  # the celery CLI's -A target, built on demand
+    if name == "app":
+        return create_app(load_settings({"RABBITMQ_URL": os.environ["BENCH_CELERY_URL"]}))
+    raise AttributeError(name)
