@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     time_limit: float = Field(default=600.0, gt=0)
     task_limits: dict[str, TaskLimits] = Field(default={})
     memory_check_interval: float = Field(default=0.1, gt=0, le=1)
+    # workers.event_window: how long started/progress events wait to travel with the next.
+    events_merge_window: float = Field(default=0.1, ge=0, le=5)
     worker_metrics_port: int = Field(default=9540, ge=0, le=65535)
     # Worker health (workers.heartbeat, cargoctl worker health)
     worker_heartbeat_file: str = Field(default="/tmp/cargo-worker-heartbeat.json",

@@ -26,6 +26,7 @@ from workers.announce import Announcer, AnnounceStep, announcer_step
 from workers.base import CargoBaseTask
 from workers.deadletter import CargoRuntime, DeadLetterer
 from workers.duplicates import guard_duplicates
+from workers.event_relay import EventRelay, relay_step
 from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents
@@ -118,7 +119,9 @@ def create_app(settings: Settings) -> celery.Celery:
     # What this worker consumes: CARGO_WORKER_QUEUES, else its tasks' queues. Selected
     # here too, so the plain Celery CLI (no -Q) consumes the same; -Q still overrides.
     app.amqp.queues.select(list(settings.worker_queue_names or task_queues(tasks)))
-    events = LifecycleEvents(app, publish_timeout=settings.publish_timeout)
+    relay = EventRelay(app.conf.broker_url, settings.publish_timeout)
+    events = LifecycleEvents(app, publish_timeout=settings.publish_timeout,
+                             merge_window=settings.events_merge_window, relay=relay)
     events.connect()
     metrics = WorkerMetrics()
     metrics.declare_dead_letters([spec.name for spec in topology.task_queues],
@@ -128,7 +131,7 @@ def create_app(settings: Settings) -> celery.Celery:
     task_cls.cargo_runtime = CargoRuntime(
         settings=settings, topology=topology, events=events, metrics=metrics,
         deadletterer=DeadLetterer(app, metrics, settings.publish_timeout), policies=policies,
-        heartbeat=heartbeat, tasks=tasks)
+        heartbeat=heartbeat, tasks=tasks, relay=relay)
     share_app_attributes(app, tasks, task_cls)
     announcer = Announcer(app, settings, topology, tasks)
     app.cargo_announcer = announcer  # type: ignore[attr-defined]  # read by AnnounceStep
@@ -137,6 +140,7 @@ def create_app(settings: Settings) -> celery.Celery:
     app.steps["consumer"].add(DeadLetterWatcher)
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(AnnounceStep)
+    app.steps["consumer"].add(relay_step(relay))
     app.steps["worker"].add(_metrics_step(metrics, settings.worker_metrics_port, heartbeat))
     app.steps["worker"].add(announcer_step(announcer))
     return app

@@ -49,6 +49,7 @@ from broker.deadletter import Reason, dead_letter_headers, identify
 from broker.events import TaskEvent, TaskState, error_of, utc_now
 from broker.settings import Settings
 from broker.topology import DEAD_LETTER_EXCHANGE, Topology, dead_letter_queue_name
+from workers.event_relay import EventRelay
 from workers.lifecycle import LifecycleEvents, routing_key_queue
 from workers.metrics import WorkerMetrics
 from workers.policy import TaskPolicy
@@ -152,6 +153,7 @@ class CargoRuntime:
     deadletterer: DeadLetterer
     policies: dict[str, TaskPolicy] = field(default_factory=dict)
     heartbeat: Heartbeat | None = None
+    relay: EventRelay | None = None
     # The tasks this worker loaded (workers.modules), by name.
     tasks: dict[str, LoadedTask] = field(default_factory=dict)
 
@@ -271,6 +273,19 @@ class CargoRequest(Request):
             ).observe(max(0.0, time_accepted - self.cargo_received_at))
         if isinstance(pid, int) and pid and pid != os.getpid():
             self.cargo_baseline_rss = rss_of(pid)
+
+    def acknowledge(self) -> None:
+        # A task whose events the main process publishes (workers.event_relay) is
+        # acknowledged once they are confirmed, not before.
+        runtime = self.cargo_runtime
+        if (not self.acknowledged and runtime is not None and runtime.relay is not None
+                and runtime.relay.defer_ack(self.id, self.cargo_ack_now)):
+            return
+        self.cargo_ack_now()
+
+    def cargo_ack_now(self) -> None:
+        """Send the ack: the task's outcome is confirmed (or it has none to wait for)."""
+        super().acknowledge()
 
     def cargo_dead_letter(self, reason: Reason, error: dict[str, str] | None) -> bool:
         """Publish the message to the DLQ, then ack it. False (message kept) on failure."""

@@ -21,14 +21,17 @@ import celery
 from celery import signals
 from celery.app.task import Context, Task
 
-from broker.events import CONTENT_TYPE, TaskEvent, TaskState, error_of, utc_now
+from broker.events import CONTENT_TYPE, TaskEvent, TaskState, encode_batch, error_of, utc_now
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
 from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
+from workers.event_relay import EventRelay
+from workers.event_window import EventWindow
 
 log = logging.getLogger(__name__)
 
-# Events a process does not wait for: the task's next event confirms them too.
-_LEFT_IN_FLIGHT = frozenset({TaskState.STARTED, TaskState.PROGRESS})
+# Events a process does not wait for: held for the merge window (workers.event_window),
+# then they travel with the task's next event, which is confirmed.
+_HELD = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 # A countdown travels through Celery's native delayed delivery, which prefixes
 # the routing key with 28 binary digits ("0.1.0....<queue>").
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
@@ -51,10 +54,13 @@ def queue_of(request: Context, default: str | None) -> str | None:
 class LifecycleEvents:
     """Publishes the task events of one Celery app."""
 
-    def __init__(self, app: celery.Celery, publish_timeout: float) -> None:
+    def __init__(self, app: celery.Celery, publish_timeout: float, merge_window: float,
+                 relay: EventRelay | None = None) -> None:
         self._app = app
+        self._relay = relay
         # Connects on first use, in the process that publishes (after the fork).
         self._publisher = EventPublisher(app.conf.broker_url, publish_timeout)
+        self._window = EventWindow(merge_window, self._publish_batch)
 
     def connect(self) -> None:
         """Connect to Celery's signals; connecting the same app twice is a no-op.
@@ -98,8 +104,8 @@ class LifecycleEvents:
         # The contract's path for a failed attempt that will run again is
         # failed -> retrying; Celery signals only the retry, so say both.
         cause = getattr(reason, "exc", None)
-        if isinstance(cause, BaseException):
-            self._emit(sender, request, TaskState.FAILED, error=error_of(cause))
+        if isinstance(cause, BaseException):  # held: it travels with the retrying
+            self._emit(sender, request, TaskState.FAILED, error=error_of(cause), hold=True)
         error = error_of(cause if isinstance(cause, BaseException) else reason)
         # retries counts the attempt about to be scheduled.
         self._emit(sender, request, TaskState.RETRYING, error=error,
@@ -124,7 +130,8 @@ class LifecycleEvents:
                        reason="expired" if expired else None)
 
     def _emit(self, task: Task[Any, Any], request: Context, state: TaskState, *,
-              task_id: str | None = None, retries: int | None = None, **fields: Any) -> None:
+              task_id: str | None = None, retries: int | None = None, hold: bool = False,
+              **fields: Any) -> None:
         event_id = task_id or request.id
         if event_id is None:
             log.warning("no task id for a %s event of %s; not published", state, task.name)
@@ -135,21 +142,36 @@ class LifecycleEvents:
             queue=queue_of(request, self._app.conf.task_default_queue),
             hostname=request.hostname, **fields,
         )
-        self.publish(event)
+        if hold or state in _HELD:
+            self._window.hold(event)
+        else:
+            self.publish(event)
 
     def publish(self, event: TaskEvent) -> bool:
-        """Publish one event; False (logged) on failure.
+        """Publish ``event`` with whatever this process holds, and wait for the
+        broker's confirm; False (logged) on failure."""
+        return self._window.send(event, wait=True)
 
-        Returns once the broker confirmed it, except for ``started`` and
-        ``progress``, which the next confirmed event confirms with it (see
-        ``workers.event_publisher``).
-        """
-        pending = PendingEvent(event.to_json(), EVENTS_EXCHANGE,
-                               event_routing_key(event.state, event.name), CONTENT_TYPE)
+    def _publish_batch(self, events: list[TaskEvent], wait: bool) -> bool:
+        """One stream message; its routing key is its last event's (the outcome)."""
+        last = events[-1]
+        if wait and self._relay is not None and _whole_success(events) and \
+                self._relay.hand_over(last.task_id, [e.to_json() for e in events]):
+            return True  # the main process publishes it (workers.event_relay)
+        body = last.to_json() if len(events) == 1 else encode_batch(events)
+        pending = PendingEvent(body, EVENTS_EXCHANGE, event_routing_key(last.state, last.name),
+                               CONTENT_TYPE)
         try:
-            self._publisher.publish(pending, wait=event.state not in _LEFT_IN_FLIGHT)
+            self._publisher.publish(pending, wait=wait)
         except ConfirmFailed as exc:
-            log.warning("could not publish the %s event of task %s[%s]: %s", event.state,
-                        event.name, event.task_id, exc)
+            log.warning("could not publish the %s event of task %s[%s] (%d events in its "
+                        "message): %s", last.state, last.name, last.task_id, len(events), exc)
             return False
         return True
+
+
+def _whole_success(events: list[TaskEvent]) -> bool:
+    """A task's every event from ``started`` to ``succeeded``, none published before."""
+    first, last = events[0], events[-1]
+    return (first.state is TaskState.STARTED and last.state is TaskState.SUCCEEDED
+            and all(e.task_id == last.task_id for e in events))

@@ -148,7 +148,10 @@ async def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_by_rabbi
         await asyncio.sleep(2)  # a second dead_lettered event would come now
         history = events.of(task_id)
     # the first delivery plus DELIVERY_LIMIT redeliveries, each killing its process
-    assert states(history).count("started") == DELIVERY_LIMIT + 1
+    # (counted from the worker's log: the child dies within the events merge window,
+    # before its held ``started`` could leave, so the stream need not show them)
+    received = chaos.worker.output().count(f"crash_worker[{task_id}] received")
+    assert received == DELIVERY_LIMIT + 1, received
     assert [e.state.value for e in history if e.state.value == "dead_lettered"] == [
         "dead_lettered"]
     assert history[-1].reason == "delivery_limit"

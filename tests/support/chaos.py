@@ -6,7 +6,7 @@ Cargo worker (``workers.runner.run_worker``, prefork) with
 are an ordinary module of ``@shared_task`` functions), plus two things a task
 module cannot do: SIGUSR2 to its main process freezes its consumer loop (a
 stuck worker, for the health probes), and ``succeed_then_kill_worker`` kills
-the worker before the ack (a ``task_postrun`` handler).
+the worker before the ack, in its main process.
 """
 
 from __future__ import annotations
@@ -15,27 +15,34 @@ import os
 import signal
 import sys
 import time
-from typing import Any
 
 import click
-from celery import signals
 
 from broker.settings import load_settings
+from workers.deadletter import CargoRequest
 from workers.runner import run_worker
 
 
-def kill_worker_before_the_ack(sender: Any = None, **_: Any) -> None:
-    """``task_postrun`` of ``succeed_then_kill_worker``: SIGKILL to the worker's whole
-    process group (main process and children: the worker runs in a session of its own).
+def kill_worker_before_the_ack() -> None:
+    """Make the main process SIGKILL the worker's whole process group (main process
+    and children: the worker runs in a session of its own) where it would send the
+    ack of a ``succeed_then_kill_worker`` task.
 
-    ``task_postrun`` comes after ``task_success``, whose handler returns only once
-    the broker confirmed the ``succeeded`` event, and before the child hands the
-    result to the main process, which sends the ack: so the worker always dies
-    after the task's outcome is on the events stream and before its message is
+    ``CargoRequest.cargo_ack_now`` runs only once the task's outcome is confirmed
+    on the events stream, whoever published it (the child itself, or the main
+    process's relay for a task that ended within the merge window), so the worker
+    always dies after the outcome is in the stream and before the message is
     acknowledged, every time it runs this task.
     """
-    if getattr(sender, "name", None) == "succeed_then_kill_worker":
-        os.killpg(os.getpgid(0), signal.SIGKILL)
+    ack_now = CargoRequest.cargo_ack_now
+
+    def ack_or_die(request: CargoRequest) -> None:
+        # time_start: it ran here (a duplicate is acknowledged without running).
+        if request.name == "succeed_then_kill_worker" and request.time_start is not None:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        ack_now(request)
+
+    CargoRequest.cargo_ack_now = ack_or_die  # type: ignore[method-assign,assignment]
 
 
 CHAOS_MODULE = "tests.support.chaos_tasks"
@@ -56,7 +63,7 @@ def freeze_main_thread(signum: int, frame: object) -> None:
 @click.option("--hostname", default=None)
 def main(concurrency: int, hostname: str | None) -> None:
     signal.signal(signal.SIGUSR2, freeze_main_thread)
-    signals.task_postrun.connect(kill_worker_before_the_ack, weak=False)  # inherited by the pool
+    kill_worker_before_the_ack()
     settings = load_settings()
     if CHAOS_MODULE not in settings.task_module_names:
         settings = settings.model_copy(update={

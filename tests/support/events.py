@@ -34,6 +34,8 @@ class StreamEvents:
         self._connection: AbstractConnection | None = None
         self._arrived = asyncio.Event()
         self.events: list[TaskEvent] = []
+        # Each stream message's routing key, by its offset (who published it).
+        self.routing_keys: dict[int, str] = {}
 
     async def __aenter__(self) -> StreamEvents:
         self._connection = await aio_pika.connect(self._settings.rabbitmq_url, timeout=10)
@@ -51,6 +53,8 @@ class StreamEvents:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         offset = (message.headers or {}).get("x-stream-offset")
+        if isinstance(offset, int):
+            self.routing_keys[offset] = message.routing_key or ""
         try:
             self.events.extend(decode_stream_message(
                 message.body, offset if isinstance(offset, int) else 0))
