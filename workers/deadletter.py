@@ -19,6 +19,7 @@ it is never acknowledged twice (a double ack closes the channel) nor requeued.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -209,9 +210,17 @@ def runtime_of(app_or_task: Any) -> CargoRuntime | None:
     return runtime if isinstance(runtime, CargoRuntime) else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _process(pid: int) -> psutil.Process:
+    # Building a psutil.Process reads /proc/<pid>/stat: once per pool process, not
+    # once per task (it showed in the worker drain's profile). A pid reused by a new
+    # child is still the process whose size we want.
+    return psutil.Process(pid)
+
+
 def rss_of(pid: int) -> int | None:
     try:
-        return int(psutil.Process(pid).memory_info().rss)
+        return int(_process(pid).memory_info().rss)
     except (psutil.Error, OSError):
         return None
 
