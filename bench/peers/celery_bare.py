@@ -55,7 +55,7 @@ def create_app(settings: Settings, results: str | None = None) -> celery.Celery:
         worker_hijack_root_logger=False,
     )
 
-    @app.task(name=TASK_NAME)
+    @app.task(name=TASK_NAME, shared=False)  # this app's own: several apps, one process
     def calculate_distance(x: float, y: float) -> float:
         return math.hypot(x, y)
 
