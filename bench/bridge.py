@@ -58,8 +58,6 @@ from bench.drain import (
     dramatiq_producer,
     fill_dramatiq,
     first_times,
-    private_vhost,
-    process_env,
     start_cargo_worker,
     start_dramatiq_worker,
     timed_drain,
@@ -68,6 +66,7 @@ from bench.drain import (
 from bench.procs import BIN, Proc
 from bench.sections import Row, SectionReport, markdown_table
 from bench.stream_tally import StreamTally
+from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
 
 BRIDGED_QUEUE = "default"  # CARGO_BRIDGE_QUEUES' default
@@ -243,7 +242,7 @@ async def bench(args: argparse.Namespace) -> SectionReport:
     results: list[SideResult] = []
     names = list(SIDES)
     load_before = os.getloadavg()
-    async with private_vhost("cargo-bench-bridge") as settings:
+    with private_vhost("cargo-bench-bridge") as settings:
         for round_no in range(1, args.rounds + 1):
             for side in names if round_no % 2 else names[::-1]:
                 result = await SIDES[side](settings, round_no, args.messages, args.concurrency,

@@ -1,8 +1,9 @@
 """CPU seconds of the processes a benchmark compares: RabbitMQ, a process tree, this process.
 
 Read-only (psutil ``cpu_times``): a benchmark samples each component before and
-after its measured window and reports the deltas. Shared by ``bench.submit`` and
-``bench.e2e``.
+after its measured window and reports the deltas. The one place ``bench/`` finds
+RabbitMQ and reads a process tree's CPU (``bench.submit``, ``bench.e2e``,
+``bench.depth`` for ``bench.drain`` and ``bench.bridge``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -17,15 +19,24 @@ import psutil
 CpuReader = Callable[[], float | None]
 
 
-def find_broker_process() -> psutil.Process | None:
-    """RabbitMQ's Erlang VM on this machine (read-only, for its CPU time)."""
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if proc.info["name"] == "beam.smp" and "rabbit" in cmdline:
-                return proc
-        except (psutil.Error, TypeError):
+def find_broker_process(amqp_url: str) -> psutil.Process | None:
+    """The Erlang VM of the local RabbitMQ node listening on ``amqp_url``'s port, if any.
+
+    By the port it listens on, not by its command line: not another node of a
+    local cluster (scripts/rabbitmq-cluster.sh), not a ``rabbitmqctl``'s
+    short-lived VM. Read-only, for its CPU time.
+    """
+    port = urlsplit(amqp_url).port or 5672
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "beam.smp":
             continue
+        try:
+            listening = {c.laddr.port for c in proc.net_connections("tcp")
+                         if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+        if port in listening:
+            return proc
     return None
 
 

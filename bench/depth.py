@@ -18,11 +18,11 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
-import psutil
+
+from bench.cpu import find_broker_process, tree_cpu_seconds
 
 Sample = tuple[float, int]  # (time.time(), ready messages)
 
@@ -51,39 +51,6 @@ def rate(tasks: int, start: float, end: float) -> float:
     if end <= start:
         raise ValueError(f"an empty window ({start} .. {end})")
     return tasks / (end - start)
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and all its descendants, alive now."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
-def rabbitmq_pid(amqp_port: int) -> int | None:
-    """The Erlang VM of the local RabbitMQ node listening on ``amqp_port``, if any (not
-    another node of a local cluster, not a ``rabbitmqctl``'s short-lived VM)."""
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != "beam.smp":
-            continue
-        try:
-            listening = {c.laddr.port for c in proc.net_connections("tcp")
-                         if c.status == psutil.CONN_LISTEN}
-        except psutil.Error:
-            continue
-        if amqp_port in listening:
-            return int(proc.pid)
-    return None
 
 
 @dataclass
@@ -132,11 +99,11 @@ async def watch_drain(url: str, queues: Sequence[str], total: int,
     ``worker_pids``: whose process trees' CPU to read (called at the drop, when they run).
     """
     timing = DrainTiming()
-    broker = rabbitmq_pid(urlsplit(url).port or 5672)
+    broker = find_broker_process(url)
 
     def cpu() -> tuple[float, float]:
-        workers = sum(tree_cpu(pid) for pid in worker_pids())
-        return workers, tree_cpu(broker) if broker else 0.0
+        workers = sum(tree_cpu_seconds(pid) or 0.0 for pid in worker_pids())
+        return workers, (tree_cpu_seconds(broker.pid) or 0.0) if broker else 0.0
 
     connection = await aio_pika.connect(url, timeout=10)
     try:

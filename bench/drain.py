@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import celery
 import dramatiq
@@ -50,12 +48,12 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from bench.depth import DrainTiming, rate, watch_drain
 from bench.peers import celery_bare
-from bench.procs import BIN, Proc, clean_env, start_worker
+from bench.procs import BIN, Proc, start_worker
 from bench.sections import Row, SectionReport, markdown_table
 from bench.stream_tally import StreamTally
+from bench.vhost import private_vhost, process_env
 from broker.declare import celery_routing, declare_with_kombu
-from broker.management import ManagementClient
-from broker.settings import Settings, load_settings
+from broker.settings import Settings
 from broker.topology import build_topology
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,37 +79,7 @@ class DrainResult:
     completion_rate: float | None  # cross-check: first-to-last completion (cargo, dramatiq)
 
 
-# Private vhost and processes
-
-
-def url_with_vhost(url: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
-
-
-@contextlib.asynccontextmanager
-async def private_vhost(prefix: str) -> AsyncIterator[Settings]:
-    """Settings on a fresh vhost of the broker in RABBITMQ_URL, deleted on every way out."""
-    base = load_settings({k: v for k, v in os.environ.items()
-                          if k in ("RABBITMQ_URL", "CARGO_MANAGEMENT_URL")})
-    vhost = f"{prefix}-{os.getpid()}-{time.time_ns() % 10**6}"
-    user = urlsplit(base.rabbitmq_url).username or "guest"
-    async with ManagementClient(base.management_api) as api:
-        await api.create_vhost(vhost, user)
-        try:
-            env = {"RABBITMQ_URL": url_with_vhost(base.rabbitmq_url, vhost)}
-            if base.management_url:
-                env["CARGO_MANAGEMENT_URL"] = base.management_url
-            yield load_settings(env)
-        finally:
-            await asyncio.shield(api.delete_vhost(vhost))
-
-
-def process_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """This checkout's code (PYTHONPATH), the vhost's settings, quiet logs."""
-    return clean_env(settings.rabbitmq_url, PYTHONPATH=str(ROOT), CARGO_LOG_LEVEL="WARNING",
-                     **({"CARGO_MANAGEMENT_URL": settings.management_url}
-                        if settings.management_url else {}), **extra)
+# Processes
 
 
 def start_cargo_worker(settings: Settings, processes: int, log_dir: Path) -> Proc:
@@ -119,7 +87,7 @@ def start_cargo_worker(settings: Settings, processes: int, log_dir: Path) -> Pro
 
 
 def start_celery_worker(settings: Settings, processes: int, log_dir: Path) -> Proc:
-    env = process_env(settings, BENCH_CELERY_URL=settings.rabbitmq_url)
+    env = process_env(settings, **{celery_bare.URL_VARIABLE: settings.rabbitmq_url})
     # The flags Cargo's worker runs with (workers.runner.worker_argv), nothing else.
     return Proc(f"drain-celery-p{processes}", [
         str(BIN / "celery"), "-A", "bench.peers.celery_bare:app", "worker", "--pool=prefork",
@@ -360,7 +328,7 @@ async def run(args: argparse.Namespace) -> SectionReport:
     load_before = os.getloadavg()
     log_dir = Path(tempfile.gettempdir()) / "cargo-bench-logs"
     sides = [s for s in SIDES if s != "dramatiq" or args.dramatiq]
-    async with private_vhost("cargo-bench-drain") as settings:
+    with private_vhost("cargo-bench-drain") as settings:
         drains = 0
         for processes in args.processes:
             for round_no in range(1, args.rounds + 1):

@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import queue
-import secrets
 import shlex
 import statistics
 import subprocess
@@ -44,25 +43,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import celery
 import psutil
 
 from bench.cpu import CpuMeter, CpuWindow, find_broker_process, own_cpu_seconds, tree_cpu_seconds
-from bench.peers.celery_rpc import PEER_QUEUE, TASK_NAME, URL_VARIABLE, create_peer_app
-from bench.procs import BIN, Proc, clean_env, free_port, start_gateway, start_worker, wait_ready
+from bench.peers.celery_rpc import QUEUE, TASK_NAME, URL_VARIABLE, create_app
+from bench.procs import BIN, Proc, free_port, start_gateway, start_worker, wait_ready
 from bench.sections import Row, SectionReport, markdown_table
 from bench.stats import median_or_none, percentile
+from bench.vhost import private_vhost, process_env
 from broker.events import TERMINAL_STATES
-from broker.management import ManagementClient
-from broker.settings import load_settings
+from broker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMIT_PATH = "/distance/?x=3&y=4"
@@ -400,31 +398,6 @@ class Rounds:
         default_factory=lambda: {CARGO: [], PEER: []})
 
 
-def url_with_vhost(url: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
-
-
-@contextlib.contextmanager
-def private_vhost(management_api: str, user: str) -> Iterator[str]:
-    """A fresh vhost, deleted on every way out (its own event loop: after a Ctrl-C the
-    section's loop is gone)."""
-    vhost = f"cargo-bench-e2e-{os.getpid()}-{secrets.token_hex(3)}"
-
-    async def call(create: bool) -> None:
-        async with ManagementClient(management_api) as api:
-            if create:
-                await api.create_vhost(vhost, user)
-            else:
-                await api.delete_vhost(vhost)
-
-    asyncio.run(call(create=True))
-    try:
-        yield vhost
-    finally:
-        asyncio.run(call(create=False))
-
-
 async def wait_for_task_catalog(http: aiohttp.ClientSession, url: str, proc: Proc,
                                 timeout: float = 60) -> None:
     """Until the worker's announcement of ``calculate_distance`` reached the gateway."""
@@ -445,31 +418,29 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def measure(config: Config, vhost_url: str, log_dir: Path,
+async def measure(config: Config, settings: Settings, log_dir: Path,
                   procs: list[Proc]) -> tuple[Rounds, dict[str, Any]]:
-    env = clean_env(vhost_url, CARGO_LOG_LEVEL="WARNING",
-                    # A subscriber to `all` gets three events per task; the bound only
-                    # decides when a slow client is cut off, so a burst must not hit it.
-                    CARGO_WS_SEND_QUEUE=str(max(1000, 4 * config.tasks)))
+    env = process_env(settings,
+                      # A subscriber to `all` gets three events per task; the bound only
+                      # decides when a slow client is cut off, so a burst must not hit it.
+                      CARGO_WS_SEND_QUEUE=str(max(1000, 4 * config.tasks)))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     gateway = start_gateway(port, env, log_dir)
     procs.append(gateway)
     worker = start_worker("e2e-worker", env, log_dir, config.concurrency)
     procs.append(worker)
-    peer_env = {**clean_env(vhost_url), URL_VARIABLE: vhost_url,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                             os.environ.get("PYTHONPATH")]))}
+    peer_env = process_env(settings, **{URL_VARIABLE: settings.rabbitmq_url})
     peer_worker = Proc("peer-worker", [
         str(BIN / "celery"), "-A", "bench.peers.celery_rpc:app", "worker",
-        "-c", str(config.concurrency), "-P", "prefork", "-Q", PEER_QUEUE, "-l", "warning",
+        "-c", str(config.concurrency), "-P", "prefork", "-Q", QUEUE, "-l", "warning",
         "-n", f"bench-peer-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat"], peer_env, log_dir)
     procs.append(peer_worker)
-    broker = find_broker_process()
+    broker = find_broker_process(settings.rabbitmq_url)
     if broker is None:
         log("warning: RabbitMQ's beam.smp not found on this machine: no broker CPU")
-    peer_app = create_peer_app(vhost_url)
+    peer_app = create_app(settings)
     connector = aiohttp.TCPConnector(limit=config.clients + 8)
     async with aiohttp.ClientSession(connector=connector) as http:
         await wait_ready(http, url, gateway)
@@ -677,16 +648,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
 def main(argv: list[str] | None = None) -> None:
     config, args = parse_args(argv)
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    base = load_settings()
-    user = urlsplit(base.rabbitmq_url).username or "guest"
     log_dir = Path(tempfile.mkdtemp(prefix="cargo-bench-e2e-"))
     procs: list[Proc] = []
     try:
-        with private_vhost(base.management_api, user) as vhost:
-            log(f"vhost {vhost}; process logs in {log_dir}; {asdict(config)}")
+        with private_vhost("cargo-bench-e2e") as settings:
+            log(f"vhost {settings.vhost}; process logs in {log_dir}; {asdict(config)}")
             try:
-                rounds, extra = asyncio.run(
-                    measure(config, url_with_vhost(base.rabbitmq_url, vhost), log_dir, procs))
+                rounds, extra = asyncio.run(measure(config, settings, log_dir, procs))
             finally:
                 for proc in procs:  # before the vhost goes: no worker reconnect storm
                     proc.stop()
@@ -699,8 +667,9 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "versions": {d: _version(d) for d in ("celery", "kombu", "aiohttp", "aio-pika")},
-        "peer": "bench/peers/celery_rpc.py: celery worker -c C -P prefork, quorum queue, "
-                "acks_late, prefetch 1, confirm_publish, rpc:// results",
+        "peer": "bench/peers/celery_rpc.py: celery worker -c C -P prefork, the bare app "
+                "(bench/peers/celery_bare.py: quorum queue with Cargo's task-queue "
+                "arguments, acks_late, prefetch 1, confirm_publish) + rpc:// results",
         "logs": str(log_dir), **extra,
         "end_to_end": rounds.end_to_end, "latency": rounds.latency,
         "per_round_ratios": per_round_ratios(rounds)})

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import resource
-import secrets
 import shlex
 import shutil
 import signal
@@ -45,12 +44,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import aiohttp
@@ -58,7 +56,8 @@ import psutil
 from aio_pika.abc import AbstractChannel, DeliveryMode
 
 from bench.cpu import cpu_seconds as _cpu_seconds
-from bench.cpu import find_broker_process as _find_broker_process
+from bench.cpu import find_broker_process
+from bench.vhost import private_vhost
 from broker.catalog import AnnouncedTask, Announcement, TaskLimits
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, encode_task
 from broker.declare import declare_topology
@@ -569,11 +568,6 @@ def _uvicorn_impl() -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _vhost_url(rabbitmq_url: str, vhost: str) -> str:
-    parts = urlsplit(rabbitmq_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
-
-
 def _bench_env(vhost_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
@@ -583,19 +577,6 @@ def _bench_env(vhost_url: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     return env
-
-
-@contextlib.asynccontextmanager
-async def private_vhost(base: Settings) -> AsyncIterator[str]:
-    vhost = f"cargo-bench-{os.getpid()}-{secrets.token_hex(3)}"
-    user = urlsplit(base.rabbitmq_url).username or "guest"
-    async with ManagementClient(base.management_api) as api:
-        await api.create_vhost(vhost, user)
-        try:
-            yield vhost
-        finally:
-            # Shielded: a second Ctrl-C must not leave the vhost behind.
-            await asyncio.shield(api.delete_vhost(vhost))
 
 
 async def background_busy(seconds: float = 2.0) -> float:
@@ -629,12 +610,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if background > 20:
         print(f"warning: the machine is already {background:.0f}% busy (of one core) before "
               f"the run: figures will be noisy", file=sys.stderr)
-    async with private_vhost(base) as vhost:
-        env = _bench_env(_vhost_url(base.rabbitmq_url, vhost))
+    with private_vhost("cargo-bench") as vhost_settings:
+        env = _bench_env(vhost_settings.rabbitmq_url)
         settings = load_settings(env)
         topology = build_topology(settings)
         logdir = Path(tempfile.mkdtemp(prefix="cargo-bench-"))
-        print(f"vhost {vhost}; server logs in {logdir}; load generator {loadgen}; "
+        print(f"vhost {settings.vhost}; server logs in {logdir}; load generator {loadgen}; "
               f"{args.seconds:g}s per target after {args.warmup:g}s warm-up", file=sys.stderr)
         connection = await aio_pika.connect(settings.rabbitmq_url,
                                             client_properties={"connection_name": "bench"})
@@ -643,7 +624,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await declare_topology(channel, topology)
             await announce_calculate_distance(channel, settings)
             run = Run(settings=settings, env=env, channel=channel,
-                      broker_proc=_find_broker_process(), loadgen=loadgen,
+                      broker_proc=find_broker_process(settings.rabbitmq_url), loadgen=loadgen,
                       seconds=args.seconds, warmup=args.warmup, wrk_threads=args.wrk_threads,
                       logdir=logdir, profile=args.profile, gateway_cmd=args.gateway_cmd)
             results: list[Result] = []

@@ -9,7 +9,7 @@ waits until the broker confirmed everything up to and including itself. A
 task's message is acknowledged only after its outcome was reported, so an
 acknowledged task's events are all in the stream, as with a wait per event,
 for one broker round trip per task instead of two: measured
-(``bench/experiments/worker_drain.py``), that round trip under load was most
+(``bench/drain.py``), that round trip under load was most
 of a trivial task's cost.
 
 Unconfirmed events are kept until confirmed. When the connection fails they

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.submit import QUEUE_MAX_LENGTH, _bench_env, _vhost_url, private_vhost
-from broker.settings import load_settings
+from bench.submit import QUEUE_MAX_LENGTH, _bench_env
+from bench.vhost import private_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -171,9 +171,8 @@ asyncio.run(main(sys.argv[1], *map(int, sys.argv[2:5])))
 
 
 async def main(args: argparse.Namespace) -> None:
-    base = load_settings()
-    async with private_vhost(base) as vhost:
-        env = _bench_env(_vhost_url(base.rabbitmq_url, vhost))
+    with private_vhost("cargo-bench") as vhost_settings:
+        env = _bench_env(vhost_settings.rabbitmq_url)
         env["CARGO_QUEUE_MAX_LENGTH"] = str(QUEUE_MAX_LENGTH)
         # Under callgrind everything runs ~50x slower: a 1 s confirm timeout would
         # turn slow confirms into 503s.

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable
 import aio_pika
 from aio_pika.abc import DeliveryMode
 
-from bench.submit import QUEUE_MAX_LENGTH, _vhost_url, private_vhost
+from bench.submit import QUEUE_MAX_LENGTH
+from bench.vhost import private_vhost
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, encode_task
 from broker.connection import BrokerConnection
 from broker.declare import declare_topology
@@ -101,9 +102,8 @@ PATHS = {"aio-pika": aio_pika_path, "publisher": publisher_path}
 
 
 async def main(args: argparse.Namespace) -> None:
-    base = load_settings()
-    async with private_vhost(base) as vhost:
-        settings = load_settings({"RABBITMQ_URL": _vhost_url(base.rabbitmq_url, vhost),
+    with private_vhost("cargo-bench") as vhost_settings:
+        settings = load_settings({"RABBITMQ_URL": vhost_settings.rabbitmq_url,
                                   "CARGO_QUEUE_MAX_LENGTH": str(QUEUE_MAX_LENGTH)})
         topology = build_topology(settings)
         connection = await aio_pika.connect(settings.rabbitmq_url)

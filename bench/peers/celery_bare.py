@@ -8,12 +8,16 @@ drift: same delivery limit, length limit, overflow and dead-letter strategy).
 What it does not have is everything Cargo adds: no lifecycle events, no result
 backend, no duplicate guard, no memory guard, no metrics.
 
+``bench.peers.celery_rpc`` is this app with results over ``rpc://`` (the
+end-to-end peer); ``results`` below is the only difference between the two.
+
 The worker loads it with ``celery -A bench.peers.celery_bare:app worker …``;
 ``app`` is built on first access from ``BENCH_CELERY_URL`` (never at import).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any
@@ -25,9 +29,12 @@ from broker.settings import Settings, load_settings
 from broker.topology import task_queue_arguments
 
 QUEUE = "bare"
+TASK_NAME = "calculate_distance"
+URL_VARIABLE = "BENCH_CELERY_URL"
 
 
-def create_app(settings: Settings) -> celery.Celery:
+def create_app(settings: Settings, results: str | None = None) -> celery.Celery:
+    """The bare app; ``results``: a result backend URL (``rpc://``), else no results."""
     app = celery.Celery("bare", set_as_current=False)
     queue = kombu.Queue(QUEUE, kombu.Exchange(QUEUE, "direct"), routing_key=QUEUE,
                         queue_arguments=task_queue_arguments(QUEUE, settings))
@@ -42,19 +49,26 @@ def create_app(settings: Settings) -> celery.Celery:
         task_create_missing_queues=False,
         accept_content=["json"],
         task_serializer="json",
-        result_backend=None,
-        task_ignore_result=True,
+        result_serializer="json",
+        result_backend=results,
+        task_ignore_result=results is None,
         worker_hijack_root_logger=False,
     )
 
-    @app.task(name="calculate_distance")
+    @app.task(name=TASK_NAME, shared=False)  # this app's own: several apps, one process
     def calculate_distance(x: float, y: float) -> float:
         return math.hypot(x, y)
 
     return app
 
 
+@functools.cache
+def cli_app(url: str, results: str | None = None) -> celery.Celery:
+    """The app a ``celery -A`` target names, one per URL and backend."""
+    return create_app(load_settings({"RABBITMQ_URL": url}), results)
+
+
 def __getattr__(name: str) -> Any:  # the celery CLI's -A target, built on demand
     if name == "app":
-        return create_app(load_settings({"RABBITMQ_URL": os.environ["BENCH_CELERY_URL"]}))
+        return cli_app(os.environ[URL_VARIABLE])
     raise AttributeError(name)

@@ -1,0 +1,28 @@
+"""The benchmark peers and helpers shared by the sections: one way each."""
+
+from __future__ import annotations
+
+from bench.peers import celery_bare, celery_rpc
+from bench.vhost import url_with_vhost
+from broker.settings import load_settings
+
+SETTINGS = load_settings({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/x"})
+
+
+def test_the_rpc_peer_is_the_bare_app_with_rpc_results_on_the_same_queue_arguments() -> None:
+    bare, rpc = celery_bare.create_app(SETTINGS), celery_rpc.create_app(SETTINGS)
+    ((bare_queue,), (rpc_queue,)) = bare.conf.task_queues, rpc.conf.task_queues
+    assert (rpc_queue.name, rpc_queue.queue_arguments) == (bare_queue.name,
+                                                           bare_queue.queue_arguments)
+    assert bare.conf.result_backend is None
+    assert bare.conf.task_ignore_result is True
+    assert (rpc.conf.result_backend, rpc.conf.task_ignore_result) == ("rpc://", False)
+    for setting in ("task_acks_late", "task_reject_on_worker_lost", "worker_prefetch_multiplier",
+                    "broker_transport_options", "task_serializer", "accept_content"):
+        assert rpc.conf[setting] == bare.conf[setting], setting
+    assert set(rpc.tasks) & set(bare.tasks) >= {celery_rpc.TASK_NAME}
+
+
+def test_a_vhost_url_keeps_the_credentials_and_host_and_quotes_the_vhost() -> None:
+    assert (url_with_vhost("amqp://u:p@h:5672/", "cargo-bench/1")
+            == "amqp://u:p@h:5672/cargo-bench%2F1")
