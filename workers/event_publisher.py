@@ -25,7 +25,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import amqp
@@ -46,6 +47,8 @@ class PendingEvent:
     exchange: str
     routing_key: str
     content_type: str
+    # Called once the broker settled it: True confirmed, False refused (nack).
+    on_settled: Callable[[bool], None] | None = field(default=None, compare=False)
 
 
 class EventPublisher:
@@ -103,6 +106,28 @@ class EventPublisher:
         """Events published but not yet confirmed."""
         return len(self._unconfirmed)
 
+    def poll(self) -> None:
+        """Process the confirms that arrived, without blocking (an event loop's
+        reader callback). A broken connection is dropped: the next publish
+        reconnects and publishes what is unconfirmed again."""
+        with self._lock:
+            if self._channel is None:
+                return
+            try:
+                self._take_confirms()
+            except (OSError, amqp.exceptions.AMQPError, kombu.exceptions.KombuError) as exc:
+                log.warning("event confirms unreadable (%s: %s); reconnecting on the next "
+                            "publish", type(exc).__name__, exc)
+                self._forget_connection(close=True)
+
+    def fileno(self) -> int | None:
+        """The connection's socket, for an event loop to watch for confirms."""
+        connection = self._connection
+        if connection is None:
+            return None
+        sock = getattr(connection.connection, "sock", None)
+        return sock.fileno() if sock is not None else None
+
     def close(self) -> None:
         with self._lock:
             self._forget_connection(close=True)
@@ -137,14 +162,20 @@ class EventPublisher:
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked = True
-        self._settle(delivery_tag, multiple)
+        self._settle(delivery_tag, multiple, confirmed=False)
 
-    def _settle(self, delivery_tag: int, multiple: bool) -> None:
+    def _settle(self, delivery_tag: int, multiple: bool, confirmed: bool = True) -> None:
+        settled: list[PendingEvent] = []
         if not multiple:
-            self._unconfirmed.pop(delivery_tag, None)
-            return
-        while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
-            self._unconfirmed.popitem(last=False)
+            event = self._unconfirmed.pop(delivery_tag, None)
+            if event is not None:
+                settled.append(event)
+        else:
+            while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
+                settled.append(self._unconfirmed.popitem(last=False)[1])
+        for event in settled:
+            if event.on_settled is not None:
+                event.on_settled(confirmed)
 
     def _confirmed(self, tag: int) -> bool:
         """Whether the broker confirmed ``tag`` and every tag before it."""

@@ -10,6 +10,12 @@ over a local socket, before it returns the task's result, and the main process
 publishes the events of every child's tasks that ended meanwhile as one stream
 message with one confirm (group commit).
 
+All of it runs on the consumer's event loop (kombu's hub), as Celery's own
+consumer does: the children's socket and the events connection are readers of
+the hub, one batch is published per loop iteration (``on_tick``), and an ack
+runs as soon as the confirm is read. No thread, no lock: a relay thread measured
+costlier than the publishes it saved.
+
 The guarantee is unchanged: a task's message is acknowledged only after its
 outcome is confirmed. The main process defers the acknowledgement
 (:meth:`EventRelay.defer_ack`, from ``CargoRequest.acknowledge``) until the
@@ -24,6 +30,10 @@ confirm itself before.)
 - A child killed after handing its events over: they are still published (the
   hub reads the socket whenever it is readable); the task is redelivered and
   recognised as done, as above.
+- A broker that does not confirm within ``timeout`` times 3: the tasks are
+  acknowledged and the failure logged, as when a child's own publish fails (an
+  event must never change a task's outcome); the connection is dropped, and
+  what was unconfirmed is published again on the next one.
 - Anything the relay cannot take (it is not running, the socket is full, the
   events are larger than one socket message, a task that failed, retried or
   published earlier events itself) is published by the child as before.
@@ -31,12 +41,13 @@ confirm itself before.)
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import socket
-import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +65,7 @@ _BATCH_HEAD = b'{"type":"' + BATCH_TYPE.encode() + b'","events":['
 _BATCH_TAIL = b"]}"
 # The routing key of a relayed batch: every relayed task ended in ``succeeded``.
 ROUTING_KEY = event_routing_key("succeeded", "batch")
-_CONFIRMED = object()
+ATTEMPTS = 3
 
 Ack = Callable[[], None]
 
@@ -70,16 +81,18 @@ class EventRelay:
         # Shared with the children (anonymous shared memory survives the fork):
         # they hand events over only while the main process relays them.
         self._active = multiprocessing.RawValue("b", 0)
+        self._timeout = timeout
         self._publisher = EventPublisher(url, timeout)
-        self._lock = threading.Condition()
-        # (task id, how many events, their JSON docs joined by commas), in hand-over order
+        # Handed over, not yet published: (task id, how many events, their JSON joined).
         self._queue: list[tuple[str, int, bytes]] = []
-        self._pending: dict[str, Ack | object | None] = {}  # task id -> its deferred ack
-        self._done: list[Ack] = []  # confirmed: acks for the hub to run
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._thread: threading.Thread | None = None
+        # Task id -> its deferred ack (None: not asked for yet), from hand-over to confirm.
+        self._pending: dict[str, Ack | None] = {}
+        # Published batches not yet settled, oldest first: serial -> (sent at, task ids).
+        self._outstanding: OrderedDict[int, tuple[float, list[str]]] = OrderedDict()
+        self._serial = 0
         self._hub: Any = None
+        self._watched_fd: int | None = None
+        self._timer: Any = None
 
     # -- in a prefork child
 
@@ -102,24 +115,30 @@ class EventRelay:
     def start(self, hub: Any) -> None:
         self._hub = hub
         hub.add_reader(self._parent_end.fileno(), self._read_children)
-        hub.add_reader(self._wake_r, self._run_acks)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                            name="cargo-event-relay")
-            self._thread.start()
+        hub.on_tick.add(self._publish_queued)
+        self._timer = hub.call_repeatedly(self._timeout, self._give_up_on_stale)
         self._active.value = 1
 
     def stop(self) -> None:
         """Children publish for themselves from now on; what was handed over is
-        published and its acks run before this returns."""
+        published, and its acks run, before this returns (bounded by the timeout)."""
         self._active.value = 0
-        if self._hub is not None:
-            self._hub.remove_reader(self._parent_end.fileno())
-            self._hub.remove_reader(self._wake_r)
-            self._hub = None
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub.remove_reader(self._parent_end.fileno())
+            hub.on_tick.discard(self._publish_queued)
+            if self._watched_fd is not None:
+                hub.remove_reader(self._watched_fd)
+                self._watched_fd = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._read_children()
-        self._publish_now()
-        self._run_acks()
+        self._publish_queued(wait=True)
+        deadline = time.monotonic() + self._timeout * ATTEMPTS
+        while self._outstanding and time.monotonic() < deadline:  # earlier batches' confirms
+            self._publisher.poll()
+            time.sleep(0.01)
 
     def defer_ack(self, task_id: str | None, ack: Ack) -> bool:
         """Whether the ack of ``task_id`` waits for its relayed events' confirm
@@ -127,93 +146,99 @@ class EventRelay:
         if task_id is None:
             return False
         self._read_children()  # the child handed its events over before its result
-        with self._lock:
-            state = self._pending.get(task_id, None)
-            if task_id not in self._pending:
-                return False
-            if state is _CONFIRMED:
-                del self._pending[task_id]
-                return False
-            if self._thread is None or not self._active.value:
-                deferred = False
-            else:
-                self._pending[task_id] = ack
-                deferred = True
-        if not deferred:  # stopping: publish it here, then ack at once
-            self._publish_now()
+        if task_id not in self._pending:
+            return False  # not relayed, or relayed and already confirmed
+        if self._hub is None:  # stopping: publish it here, then ack at once
+            self._publish_queued(wait=True)
+            self._pending.pop(task_id, None)
             return False
+        self._pending[task_id] = ack
         return True
 
     def _read_children(self) -> None:
-        received: list[tuple[str, int, bytes]] = []
         while True:
             try:
                 message = self._parent_end.recv(MAX_HANDOVER_BYTES)
             except (BlockingIOError, InterruptedError):
-                break
+                return
             if not message:
-                break
+                return
             head, count, body = message.split(b"\n", 2)
-            received.append((head.decode(), int(count), body))
-        if received:
-            with self._lock:
-                for task_id, _, _ in received:
-                    self._pending.setdefault(task_id, None)
-                self._queue.extend(received)
-                self._lock.notify()
+            task_id = head.decode()
+            self._pending.setdefault(task_id, None)
+            self._queue.append((task_id, int(count), body))
 
-    def _run_acks(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._wake_r, 4096)
-        with self._lock:
-            done, self._done = self._done, []
-        for ack in done:
-            ack()
-
-    # -- the relay thread
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._lock.wait()
-            self._publish_now()
-
-    def _publish_now(self) -> None:
-        """Publish what is queued (one message per MAX_BATCH events), wait for the
-        confirm, then hand the acks to the hub. Serialised by the publisher's lock."""
-        with self._lock:
-            batch, self._queue = self._queue, []
-        if not batch:
+    def _publish_queued(self, wait: bool = False) -> None:
+        """Publish what was handed over as few messages as MAX_BATCH allows."""
+        if not self._queue:
             return
-        messages: list[list[bytes]] = [[]]
+        batch, self._queue = self._queue, []
+        messages: list[tuple[list[str], list[bytes]]] = [([], [])]
         counted = 0
-        for _, count, events in batch:
+        for task_id, count, events in batch:
             if counted + count > MAX_BATCH:
-                messages.append([])
+                messages.append(([], []))
                 counted = 0
-            messages[-1].append(events)
+            messages[-1][0].append(task_id)
+            messages[-1][1].append(events)
             counted += count
-        try:
-            for i, parts in enumerate(messages):
-                body = _BATCH_HEAD + b",".join(parts) + _BATCH_TAIL
-                self._publisher.publish(PendingEvent(body, EVENTS_EXCHANGE, ROUTING_KEY,
-                                                     CONTENT_TYPE),
-                                        wait=i == len(messages) - 1)
-        except ConfirmFailed as exc:
-            # As when a child's own publish fails: logged, and the tasks are still
-            # acknowledged (an event must never change a task's outcome).
-            log.warning("could not publish the events of %d finished tasks: %s", len(batch), exc)
-        with self._lock:
-            for task_id, _, _ in batch:
-                ack = self._pending.get(task_id)
-                if callable(ack):
-                    del self._pending[task_id]
-                    self._done.append(ack)
-                else:  # its ack was not asked for yet: the ack may run at once
-                    self._pending[task_id] = _CONFIRMED
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"!")
+        for i, (task_ids, parts) in enumerate(messages):
+            self._serial += 1
+            self._outstanding[self._serial] = (time.monotonic(), task_ids)
+            body = _BATCH_HEAD + b",".join(parts) + _BATCH_TAIL
+            event = PendingEvent(body, EVENTS_EXCHANGE, ROUTING_KEY, CONTENT_TYPE,
+                                 on_settled=functools.partial(self._settled, self._serial))
+            try:
+                self._publisher.publish(event, wait=wait and i == len(messages) - 1)
+            except ConfirmFailed as exc:  # kept unconfirmed: published again on reconnect
+                log.warning("could not publish the events of %d finished tasks yet: %s",
+                            len(task_ids), exc)
+        self._watch_confirms()
+
+    def _watch_confirms(self) -> None:
+        """Read confirms when the events connection's socket is readable (its socket
+        changes when it reconnects)."""
+        if self._hub is None:
+            return
+        fd = self._publisher.fileno()
+        if fd == self._watched_fd:
+            return
+        if self._watched_fd is not None:
+            self._hub.remove_reader(self._watched_fd)
+        self._watched_fd = fd
+        if fd is not None:
+            self._hub.add_reader(fd, self._read_confirms)
+
+    def _read_confirms(self) -> None:
+        self._publisher.poll()
+        self._watch_confirms()
+
+    def _settled(self, serial: int, confirmed: bool) -> None:
+        entry = self._outstanding.pop(serial, None)
+        if entry is None:
+            return  # given up on already
+        if not confirmed:
+            log.warning("the broker refused the events of %d finished tasks", len(entry[1]))
+        self._release(entry[1])
+
+    def _release(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            ack = self._pending.pop(task_id, None)
+            if ack is not None:
+                ack()
+
+    def _give_up_on_stale(self) -> None:
+        limit = time.monotonic() - self._timeout * ATTEMPTS
+        while self._outstanding:
+            serial, (sent_at, task_ids) = next(iter(self._outstanding.items()))
+            if sent_at > limit:
+                return
+            del self._outstanding[serial]
+            # As when a child's own publish fails: logged, and the tasks acknowledged.
+            log.warning("no confirm for the events of %d finished tasks within %gs; "
+                        "acknowledging them", len(task_ids), self._timeout * ATTEMPTS)
+            self._release(task_ids)
+            self._publisher.close()  # the next publish reconnects and publishes it again
 
 
 def relay_step(relay: EventRelay) -> type[bootsteps.StartStopStep]:
