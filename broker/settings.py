@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     memory_check_interval: float = Field(default=0.1, gt=0, le=1)
     # workers.event_window: how long started/progress events wait to travel with the next.
     events_merge_window: float = Field(default=0.1, ge=0, le=5)
+    # workers.event_relay: how busy a worker must be for its main process to batch events.
+    events_relay_min_running: int = Field(default=4, ge=1, le=10_000)
     worker_metrics_port: int = Field(default=9540, ge=0, le=65535)
     # Worker health (workers.heartbeat, cargoctl worker health)
     worker_heartbeat_file: str = Field(default="/tmp/cargo-worker-heartbeat.json",

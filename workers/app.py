@@ -119,7 +119,8 @@ def create_app(settings: Settings) -> celery.Celery:
     # What this worker consumes: CARGO_WORKER_QUEUES, else its tasks' queues. Selected
     # here too, so the plain Celery CLI (no -Q) consumes the same; -Q still overrides.
     app.amqp.queues.select(list(settings.worker_queue_names or task_queues(tasks)))
-    relay = EventRelay(app.conf.broker_url, settings.publish_timeout)
+    relay = EventRelay(app.conf.broker_url, settings.publish_timeout,
+                       settings.events_relay_min_running)
     events = LifecycleEvents(app, publish_timeout=settings.publish_timeout,
                              merge_window=settings.events_merge_window, relay=relay)
     events.connect()

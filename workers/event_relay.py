@@ -52,6 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import bootsteps
+from celery.worker.state import reserved_requests
 
 from broker.events import BATCH_TYPE, CONTENT_TYPE, MAX_BATCH
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
@@ -66,6 +67,7 @@ _BATCH_TAIL = b"]}"
 # The routing key of a relayed batch: every relayed task ended in ``succeeded``.
 ROUTING_KEY = event_routing_key("succeeded", "batch")
 ATTEMPTS = 3
+_OFF, _ON, _BUSY = 0, 1, 2
 
 Ack = Callable[[], None]
 
@@ -73,14 +75,20 @@ Ack = Callable[[], None]
 class EventRelay:
     """One per worker (built before the pool forks); see the module docstring."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, min_running: int) -> None:
         self._owner = os.getpid()
+        # Children hand over only while at least this many tasks are taken at once.
+        # Below it a batch holds one or two tasks and saves nothing, while the hop
+        # through the main process made a lone task's events about 1 ms later
+        # (bench.e2e at concurrency 2: latency p50 1.70x the peer with the relay,
+        # 1.38x without; bench.drain at 8 processes: 760 tasks/s with it, 580 without).
+        self._min_running = min_running
         self._parent_end, self._child_end = socket.socketpair(socket.AF_UNIX,
                                                               socket.SOCK_SEQPACKET)
         self._parent_end.setblocking(False)
         # Shared with the children (anonymous shared memory survives the fork):
-        # they hand events over only while the main process relays them.
-        self._active = multiprocessing.RawValue("b", 0)
+        # they hand events over only while the main process relays them and is busy.
+        self._active = multiprocessing.RawValue("b", _OFF)
         self._timeout = timeout
         self._publisher = EventPublisher(url, timeout)
         # Handed over, not yet published: (task id, how many events, their JSON joined).
@@ -99,7 +107,7 @@ class EventRelay:
     def hand_over(self, task_id: str, events: list[bytes]) -> bool:
         """Give a finished task's events (JSON docs, in order) to the main process.
         False: not taken, publish them yourself."""
-        if os.getpid() == self._owner or not self._active.value:
+        if os.getpid() == self._owner or self._active.value != _BUSY:
             return False
         message = f"{task_id}\n{len(events)}\n".encode() + b",".join(events)
         if len(message) > MAX_HANDOVER_BYTES:
@@ -117,12 +125,12 @@ class EventRelay:
         hub.add_reader(self._parent_end.fileno(), self._read_children)
         hub.on_tick.add(self._publish_queued)
         self._timer = hub.call_repeatedly(self._timeout, self._give_up_on_stale)
-        self._active.value = 1
+        self._active.value = _ON
 
     def stop(self) -> None:
         """Children publish for themselves from now on; what was handed over is
         published, and its acks run, before this returns (bounded by the timeout)."""
-        self._active.value = 0
+        self._active.value = _OFF
         hub, self._hub = self._hub, None
         if hub is not None:
             hub.remove_reader(self._parent_end.fileno())
@@ -169,7 +177,10 @@ class EventRelay:
             self._queue.append((task_id, int(count), body))
 
     def _publish_queued(self, wait: bool = False) -> None:
-        """Publish what was handed over as few messages as MAX_BATCH allows."""
+        """Publish what was handed over as few messages as MAX_BATCH allows (once
+        per loop iteration: the hub's ``on_tick``)."""
+        if self._hub is not None:
+            self._active.value = _BUSY if len(reserved_requests) >= self._min_running else _ON
         if not self._queue:
             return
         batch, self._queue = self._queue, []

@@ -30,42 +30,69 @@ def own_queue(rabbitmq: Settings) -> Settings:
     return rabbitmq.model_copy(update={"task_queue": f"relay-{uuid.uuid4().hex[:8]}"})
 
 
-def worker_with_window(settings: Settings, window: str) -> Iterator[Proc]:
+def worker_with(settings: Settings, window: str, relay_from: str) -> Iterator[Proc]:
     proc = start_worker(settings, "relay", 2, CARGO_TASK_QUEUE=settings.task_queue,
-                        CARGO_EVENTS_MERGE_WINDOW=window)
+                        CARGO_EVENTS_MERGE_WINDOW=window,
+                        CARGO_EVENTS_RELAY_MIN_RUNNING=relay_from)
     yield proc
     proc.stop()
 
 
 @pytest.fixture
-def patient_worker(own_queue: Settings) -> Iterator[Proc]:
-    """The largest merge window, far longer than any task here: every task ends within it."""
-    yield from worker_with_window(own_queue, "5")
+def relaying_worker(own_queue: Settings) -> Iterator[Proc]:
+    """The largest merge window, far longer than any task here, and the relay on from
+    the first task held: every task is relayed."""
+    yield from worker_with(own_queue, "5", "1")
+
+
+@pytest.fixture
+def child_publishing_worker(own_queue: Settings) -> Iterator[Proc]:
+    """The default relay threshold (4 tasks held), above what 2 processes hold."""
+    yield from worker_with(own_queue, "5", "4")
 
 
 @pytest.fixture
 def quick_worker(own_queue: Settings) -> Iterator[Proc]:
-    yield from worker_with_window(own_queue, "0.05")
+    """A merge window far shorter than the task below."""
+    yield from worker_with(own_queue, "0.05", "4")
 
 
 async def test_each_short_task_is_one_message_from_the_main_process_and_its_ack_follows_it(
-    own_queue: Settings, patient_worker: Proc,
+    own_queue: Settings, relaying_worker: Proc,
 ) -> None:
     async with gateway_publisher(own_queue) as publisher, \
             StreamEvents(own_queue, offset="next") as stream:
-        ids = [await submit(publisher, own_queue, "calculate_distance", [i, 1])
-               for i in range(60)]
+        # Long enough for the main process to see the task held before it ends.
+        ids = [await submit(publisher, own_queue, "sleep", [0.2]) for _ in range(12)]
         for task_id in ids:
             await stream.until_state(task_id, {"succeeded"})
         # Acknowledged: nothing ready or unacked is left behind the confirmed events.
         await wait_queue_empty(own_queue, own_queue.task_queue)
     for task_id in ids:
         events = stream.of(task_id)
-        assert [e.state for e in events] == [TaskState.STARTED, TaskState.SUCCEEDED], events
+        assert (events[0].state, events[-1].state) == (TaskState.STARTED, TaskState.SUCCEEDED)
+        offsets = {cursor_offset(e.cursor or 0) for e in events}
+        assert len(offsets) == 1, f"{task_id}: its events came in {len(offsets)} messages"
+        assert stream.routing_keys[offsets.pop()] == RELAYED
+    assert relaying_worker.alive()
+
+
+async def test_a_worker_holding_fewer_tasks_than_the_threshold_publishes_from_its_children(
+    own_queue: Settings, child_publishing_worker: Proc,
+) -> None:
+    async with gateway_publisher(own_queue) as publisher, \
+            StreamEvents(own_queue, offset="next") as stream:
+        ids = [await submit(publisher, own_queue, "calculate_distance", [i, 1])
+               for i in range(20)]
+        for task_id in ids:
+            await stream.until_state(task_id, {"succeeded"})
+    for task_id in ids:
+        events = stream.of(task_id)
+        assert [e.state for e in events] == [TaskState.STARTED, TaskState.SUCCEEDED]
         offsets = {cursor_offset(e.cursor or 0) for e in events}
         assert len(offsets) == 1, f"{task_id}: started and succeeded in {len(offsets)} messages"
-        assert stream.routing_keys[offsets.pop()] == RELAYED
-    assert patient_worker.alive()
+        assert stream.routing_keys[offsets.pop()] == event_routing_key(
+            "succeeded", "calculate_distance")
 
 
 async def test_a_long_task_says_started_before_it_ends_and_its_outcome_comes_after(

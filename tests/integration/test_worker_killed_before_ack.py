@@ -19,12 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from broker.celery_protocol import encode_task
-from broker.events import TaskState
+from broker.events import TaskState, cursor_offset
 from broker.settings import Settings
 from tests.support.events import StreamEvents
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import Proc, start_chaos_worker
 from tests.support.workers import gateway_publisher, submit, wait_queue_empty
+from workers.event_relay import ROUTING_KEY as RELAYED
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +48,23 @@ def two_addresses(url: str) -> str:
     return f"{with_port},{bare}"
 
 
+# Who publishes the outcome the worker dies after: the child itself (a worker holding
+# fewer tasks than the relay threshold), or the main process's relay (threshold 1).
+PUBLISHERS = {"published by the child": ("1000", "task.succeeded.succeed_then_kill_worker"),
+              "relayed by the main process": ("1", RELAYED)}
+
+
+@pytest.mark.parametrize("outcome_by", PUBLISHERS)
 @pytest.mark.parametrize("addresses", ["one broker address", "several broker addresses"])
 async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neither_loses_nor_reruns_nor_reports_it_twice(  # noqa: E501
-    rabbitmq: Settings, addresses: str,
+    rabbitmq: Settings, addresses: str, outcome_by: str,
 ) -> None:
     # A queue of its own, so only these two workers take the message.
     settings = rabbitmq.model_copy(update={"task_queue": f"killack-{uuid.uuid4().hex[:8]}"})
-    worker_env = {"CARGO_TASK_QUEUE": settings.task_queue}
+    relay_from, routing_key = PUBLISHERS[outcome_by]
+    # A merge window longer than the task: its events travel together either way.
+    worker_env = {"CARGO_TASK_QUEUE": settings.task_queue, "CARGO_EVENTS_MERGE_WINDOW": "5",
+                  "CARGO_EVENTS_RELAY_MIN_RUNNING": relay_from}
     if addresses == "several broker addresses":
         # the workers' events stream lookup must use them as a list, as kombu does
         worker_env["RABBITMQ_URL"] = two_addresses(settings.rabbitmq_url)
@@ -86,6 +97,8 @@ async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neith
         status, doc = await gw.task(task_id)
     states = [e.state for e in stream.of(task_id)]
     assert states.count(TaskState.STARTED) == 1, states
+    [outcome] = [e for e in stream.of(task_id) if e.state is TaskState.SUCCEEDED]
+    assert stream.routing_keys[cursor_offset(outcome.cursor or 0)] == routing_key
     assert states.count(TaskState.SUCCEEDED) == 1, states
     assert f"events stream lookup for {task_id}: succeeded" in log
     ws_states = [f["state"] for f in events_of(frames, task_id)]

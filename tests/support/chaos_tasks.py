@@ -10,6 +10,7 @@ built-in module. Fast retries, so tests see a whole backoff sequence in seconds.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from celery import shared_task
@@ -49,7 +50,10 @@ def fail_once(marker: str) -> str:
 
 @shared_task(name="succeed_then_kill_worker")
 def succeed_then_kill_worker() -> str:
-    """Succeed; ``tests.support.chaos.kill_worker_before_the_ack`` then kills the worker."""
+    """Succeed; ``tests.support.chaos.kill_worker_before_the_ack`` then kills the worker.
+    The nap lets the worker's main process see the task held, so that a relay
+    threshold of 1 always relays it (``workers.event_relay``)."""
+    time.sleep(0.2)
     return "succeeded, then the worker died before the ack"
 
 
