@@ -31,7 +31,7 @@ from bench.procs import BIN, Proc
 from bench.vhost import private_vhost, process_env
 
 MODES = ("no-events", "no-publish", "children", "relay", "default")
-RELAY_FROM = {"children": "100000", "relay": "1"}
+RELAY_FROM = {"children": "10000", "relay": "1"}
 
 
 def serve(mode: str) -> None:
