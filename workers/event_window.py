@@ -74,6 +74,10 @@ class _ProcessWindow:
             self._held.append(event)
             return self._flush(wait=wait)
 
+    def flush(self) -> bool:
+        with self._lock:
+            return self._flush(wait=True) if self._held else True
+
     def _flush(self, wait: bool) -> bool:
         events, self._held, self._due = self._held, [], None
         return self._send(events, wait)
@@ -126,3 +130,12 @@ class EventWindow:
         if self._window <= 0 and self._current is None:
             return self._send([event], wait)
         return self._here().send(event, wait)
+
+    def flush(self) -> bool:
+        """Publish what this process holds and wait for the confirm: a task that ended
+        without an event of its own (a rejected or ignored task) must not leave its
+        ``started`` to follow what the main process says of it next."""
+        current = self._current
+        if current is None or current.pid != os.getpid():
+            return True
+        return current.flush()

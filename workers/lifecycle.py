@@ -74,6 +74,7 @@ class LifecycleEvents:
         signals.task_failure.connect(self._on_failure, weak=False, dispatch_uid=f"{uid}.failure")
         signals.task_success.connect(self._on_success, weak=False, dispatch_uid=f"{uid}.success")
         signals.task_revoked.connect(self._on_revoked, weak=False, dispatch_uid=f"{uid}.revoked")
+        signals.task_postrun.connect(self._on_postrun, weak=False, dispatch_uid=f"{uid}.postrun")
 
     def progress(self, task: Task[Any, Any], progress: dict[str, Any]) -> None:
         """Publish a ``progress`` event for the task currently running."""
@@ -85,6 +86,13 @@ class LifecycleEvents:
     def _on_prerun(self, sender: Any = None, task_id: str | None = None, **_: Any) -> None:
         if self._ours(sender):
             self._emit(sender, sender.request, TaskState.STARTED, task_id=task_id)
+
+    def _on_postrun(self, sender: Any = None, **_: Any) -> None:
+        # A task that ended with no outcome event here (Reject, Ignore) still holds its
+        # ``started``: out now, confirmed, before the main process reports the end
+        # (e.g. RabbitMQ's dead-lettering of a rejected message). Otherwise a no-op.
+        if self._ours(sender):
+            self._window.flush()
 
     def _on_retry(self, sender: Any = None, request: Context | None = None,
                   reason: Any = None, **_: Any) -> None:

@@ -67,3 +67,13 @@ def test_a_failed_publish_is_reported_to_the_caller() -> None:
     window = EventWindow(60.0, lambda events, wait: False)
     window.hold(_event(TaskState.STARTED))
     assert window.send(_event(TaskState.SUCCEEDED), wait=True) is False
+
+
+def test_flushing_publishes_what_a_task_that_ended_without_an_outcome_held_and_waits() -> None:
+    sent = Recorder()
+    window = EventWindow(60.0, sent)
+    window.hold(_event(TaskState.STARTED))
+    window.flush()
+    assert sent.messages == [([TaskState.STARTED], True)]
+    window.flush()  # nothing held: nothing published
+    assert sent.messages == [([TaskState.STARTED], True)]
