@@ -64,7 +64,7 @@ from bench.drain import (
     wait_until,
 )
 from bench.procs import BIN, Proc
-from bench.sections import Row, SectionReport, markdown_table
+from bench.sections import Row, SectionReport
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
@@ -286,10 +286,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     report = asyncio.run(bench(args))
-    path = args.json_out or RESULTS / f"bridge-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report.write(path)
-    print(f"\n{markdown_table(report.rows)}\n\n{path}")
+    report.save(args.json_out, RESULTS)
     sys.exit(0)
 
 

@@ -49,7 +49,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from bench.depth import DrainTiming, rate, watch_drain
 from bench.peers import celery_bare
 from bench.procs import BIN, Proc, start_worker
-from bench.sections import Row, SectionReport, markdown_table
+from bench.sections import Row, SectionReport
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.declare import celery_routing, declare_with_kombu
@@ -378,10 +378,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     report = asyncio.run(run(args))
-    path = args.json_out or RESULTS / f"drain-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report.write(path)
-    print(f"\n{markdown_table(report.rows)}\n\n{path}")
+    report.save(args.json_out, RESULTS)
     sys.exit(0)
 
 

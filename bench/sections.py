@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,16 @@ class SectionReport:
         doc = {"section": self.section, "rows": [row.to_doc() for row in self.rows],
                "raw": self.raw}
         path.write_text(json.dumps(doc, indent=2, default=str))
+
+    def save(self, json_out: Path | None, results: Path) -> Path:
+        """Write to ``json_out``, else to ``results/<section>-<UTC time>.json``; print
+        the table and the path (a section's command-line ending)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = json_out or results / f"{self.section}-{stamp}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.write(path)
+        print(f"\n{markdown_table(self.rows)}\n\n{path}")
+        return path
 
     @classmethod
     def read(cls, path: Path) -> SectionReport:
