@@ -5,6 +5,7 @@
 #   scripts/test.sh -k topology -x    # arguments go to pytest
 #
 # Steps: scripts/bootstrap.sh (.venv), scripts/tools.sh (.venv-tools: checkov; .tools: promtool, prometheus, amtool),
+# scripts/browser.sh (Debian's chromium for the console's browser tests),
 # scripts/rabbitmq.sh (a usable RabbitMQ),
 # ruff check, mypy (configured in pyproject.toml), pytest. Lint and type errors
 # do not stop the tests from running; any failure makes the exit status non-zero.
@@ -52,6 +53,10 @@ export VIRTUAL_ENV="$VENV"
 # and amtool in .tools (tests/ops). A failure
 # here is recorded and the suite goes on; tests/deploy then says checkov is missing.
 step tools bash scripts/tools.sh
+
+# The console's browser tests (tests/browser) drive /usr/bin/chromium; without it they
+# fail and name this script.
+step browser bash scripts/browser.sh
 
 if ! step rabbitmq bash scripts/rabbitmq.sh; then
     summary
