@@ -25,6 +25,7 @@ from broker.topology import build_topology
 from gateway import catalog_api, deadletters_api, health, openapi, tasks_api, ws
 from gateway.announcer import Announcer
 from gateway.auth import auth_middleware, warn_if_open
+from gateway.console_routes import ConsoleAssets, console_routes
 from gateway.errors import error_middleware
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
                   health.routes, openapi.routes):
         app.router.add_routes(table)
+    app.router.add_routes(console_routes(ConsoleAssets.from_package()))
     return app
 
 

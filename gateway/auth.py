@@ -16,6 +16,14 @@ log = structlog.get_logger(__name__)
 
 # Probes and scrapes come from the cluster itself, without the clients' token.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# The web console's shell and assets (/ui, /ui/..., gateway.console_routes), deliberately
+# open: they hold no data, and a browser must load them before it can ask its user for
+# the token. Every data call the console then makes (REST, /ws) is checked like any other.
+CONSOLE_PATH = "/ui"
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")
 
 
 def check_token(request: web.Request, *, allow_query: bool = False) -> None:
@@ -46,6 +54,6 @@ def warn_if_open(settings: Settings) -> None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # /ws checks the token itself, because browsers cannot set headers on it.
-    if request.path not in OPEN_PATHS and request.path != "/ws":
+    if not is_open(request.path) and request.path != "/ws":
         check_token(request)
     return await handler(request)

@@ -279,6 +279,19 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}}}}},
+        "/ui": {"get": {"summary": "The web console's page (no data: it asks for the token "
+                                   "and calls this API like any client)", "responses": {
+            "200": {"description": "HTML", "content": {"text/html": {"schema": {
+                "type": "string"}}}}}}},
+        "/ui/": {"get": {"summary": "Redirects to /ui", "responses": {
+            "308": {"description": "to /ui"}}}},
+        "/ui/{path}": {"get": {
+            "summary": "The web console's scripts, styles and icon",
+            "parameters": [{"name": "path", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"},
+                          "304": {"description": "unchanged (If-None-Match)"},
+                          "404": _error("no such file")}}},
     }
     state = {"type": "string", "enum": ["queued", "started", "progress", "retrying", "failed",
                                         "succeeded", "dead_lettered", "revoked"]}
