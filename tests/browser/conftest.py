@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    async_playwright,
+    expect,
+)
 
 from broker.settings import Settings, load_settings
 from tests.browser.support import (
@@ -64,6 +71,8 @@ async def browser() -> AsyncIterator[Browser]:
         pytest.fail(f"{CHROMIUM} is missing: the console's browser tests drive Debian's "
                     "Chromium; install it with scripts/browser.sh (scripts/test.sh runs it)",
                     pytrace=False)
+    # expect()'s own default is 5 s: too short on a busy two-core machine.
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -18,7 +18,8 @@ export function render(main, ctx) {
   reasonSelect.value = filters.reason;
   const purgeButton = h("button", {type: "button", class: "danger", id: "purge"}, "Purge…");
   const refreshButton = h("button", {type: "button", id: "dl-refresh"}, "Refresh");
-  const notice = h("div", {id: "dl-notice"});
+  const notice = h("div", {id: "dl-notice"});       // what the last purge did
+  const listError = h("div", {id: "dl-list-error"}); // why the list could not be read
   const confirmBox = h("div", {id: "purge-confirm"});
   const body = h("tbody", {id: "dl-rows"});
   const more = h("div", {class: "actions"});
@@ -30,7 +31,7 @@ export function render(main, ctx) {
       h("label", {}, "Queue ", queueSelect),
       h("label", {}, "Reason ", reasonSelect),
       refreshButton, purgeButton),
-    notice, confirmBox,
+    notice, confirmBox, listError,
     h("table", {class: "grid", id: "dl-table"},
       h("thead", {}, h("tr", {},
         h("th", {}, "Task id"), h("th", {}, "Name"), h("th", {}, "Queue"),
@@ -75,7 +76,7 @@ export function render(main, ctx) {
       h("td", {title: REASONS[item.reason] || ""}, h("code", {}, item.reason)),
       h("td", {class: "error-text"}, item.error ? `${item.error.type}: ${item.error.message}` : ""),
       h("td", {class: "time"}, formatTime(item.dead_lettered_at)),
-      h("td", {}, h("code", {class: "args"}, formatJson(args))),
+      h("td", {title: formatJson(args, true)}, h("code", {class: "args"}, formatJson(args))),
       action);
     return tr;
   }
@@ -95,14 +96,16 @@ export function render(main, ctx) {
     } catch (err) {
       if (!alive) return;
       counter.textContent = "";
-      replaceChildren(notice, banner("error", `Could not list dead letters: ${describeError(err)}`));
+      replaceChildren(listError,
+        banner("error", `Could not list dead letters: ${describeError(err)}`));
       return;
     }
     if (!alive) return;
-    notice.replaceChildren();
+    listError.replaceChildren();
     for (const item of page.items) body.append(row(item));
     const count = body.rows.length;
-    counter.textContent = count ? `${count} dead letters${page.next ? " (more below)" : ""}`
+    counter.textContent = count
+      ? `${count} dead letter${count === 1 ? "" : "s"}${page.next ? " (more below)" : ""}`
       : "No dead letters match.";
     if (page.next) {
       const button = h("button", {type: "button", id: "dl-more"}, "Load more");
@@ -140,6 +143,7 @@ export function render(main, ctx) {
 
   queueSelect.addEventListener("change", () => {
     filters.queue = queueSelect.value;
+    notice.replaceChildren();
     fillQueues([...queueSelect.options].map((o) => o.value).filter(Boolean));
     confirmBox.replaceChildren();
     load();
