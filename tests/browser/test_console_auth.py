@@ -50,7 +50,7 @@ async def expect_locked(page: Page) -> None:
     await expect(page.locator("table")).to_have_count(0)
 
 
-async def test_with_auth_on_the_console_shows_only_the_token_prompt_until_a_valid_token_and_a_401_brings_it_back(
+async def test_with_auth_on_only_the_token_prompt_shows_until_a_token_works_and_a_401_brings_it_up(
     guarded_page: Page, guarded: GatewayProcess,
 ) -> None:
     page = guarded_page
@@ -64,7 +64,8 @@ async def test_with_auth_on_the_console_shows_only_the_token_prompt_until_a_vali
     await page.goto("/ui#/dead-letters")
     await expect_locked(page)
     await page.screenshot(path=screenshot_path("token"))
-    assert api_answers and set(api_answers) == {401}  # it asked, and got nothing
+    assert api_answers
+    assert set(api_answers) == {401}
 
     await page.fill("#token", "not-the-token-but-long-enough")
     await page.get_by_role("button", name="Unlock").click()

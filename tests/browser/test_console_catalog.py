@@ -12,7 +12,7 @@ from tests.browser.support import Rest, screenshot_path
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def test_a_422_from_the_catalog_form_shows_each_detail_beside_its_field_and_a_good_submission_opens_the_live_task(
+async def test_the_catalog_form_puts_each_422_detail_by_its_field_and_a_good_one_opens_its_task(
     page: Page, rest: Rest,
 ) -> None:
     await page.goto("/ui#/catalog")

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 # Anything that would make the browser fetch from elsewhere: absolute or protocol-relative
 # URLs in markup, styles or scripts.
-EXTERNAL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[/"'\s)]|@import|url\(\s*['"]?(?:https?:)?//""",
-                      re.IGNORECASE)
+EXTERNAL = re.compile(
+    r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[/"'\s)]|@import|url\(\s*['"]?(?:https?:)?//""",
+    re.IGNORECASE)
 
 
 def test_every_console_file_is_in_the_package_and_none_loads_anything_from_elsewhere() -> None:

@@ -7,8 +7,8 @@ import json
 import re
 from typing import Any
 
-import pytest
 import aiohttp
+import pytest
 from playwright.async_api import Locator, Page, WebSocket, expect
 
 from tests.browser.conftest import Stack
@@ -153,7 +153,8 @@ async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_
     # The first subscription started from now; the one after the drop resumed at a cursor.
     assert len(subscriptions) >= 2
     assert "since" not in subscriptions[0]
-    assert subscriptions[-1]["all"] is True and subscriptions[-1]["since"].isdigit()
+    assert subscriptions[-1]["all"] is True
+    assert subscriptions[-1]["since"].isdigit()
     # A task that ran while the console was away has each step once in its timeline.
     await page.goto(f"/ui#/tasks/{submitted[down_from + 5]}")
     await expect(page.locator("#task-state")).to_have_attribute("data-state", "succeeded")
