@@ -2,11 +2,12 @@
 ``cargoctl gateway`` process, a real Celery worker and the real RabbitMQ.
 
 One vhost, one worker (the chaos worker: the built-in tasks plus the failing ones of
-``tests.support.chaos_tasks``, for dead letters) and one console gateway for the
-session; one browser for the session and a fresh browser context (no storage, no
-token) per test. Playwright's async API runs on pytest-asyncio's session loop, where
-the browser lives; every test module here runs on that loop
-(``pytest.mark.asyncio(loop_scope="session")``).
+``tests.support.chaos_tasks``, for dead letters), one console gateway and one browser
+for the session's browser tests (package scope: they stop once this package's tests
+are done, rather than idling through the rest of the suite), and a fresh browser
+context (no storage, no token) per test. Playwright's async API runs on
+pytest-asyncio's session loop, where the browser lives; every async test here runs on
+that loop (``pytest.mark.asyncio(loop_scope="session")``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Stack:
     gateway: GatewayProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_stack() -> Iterator[Stack]:
     """A private vhost, a real worker offering the built-in and the failing tasks, and
     the gateway that serves the console (no auth)."""
@@ -65,7 +66,7 @@ def console_stack() -> Iterator[Stack]:
             worker.stop()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the console's browser tests drive Debian's "
