@@ -146,7 +146,7 @@ async def test_queues_includes_a_team_queue_announced_by_a_worker(
                 "the team's queue with its worker")
             # The topology's queue first, then the others by name.
             assert [q["name"] for q in body["queues"]] == [vhost.task_queue, team_queue]
-            workers = await poll(gw, "/workers", lambda b: workers_named(b, "console-team"),
+            workers = await poll(gw, "/workers", lambda b: bool(workers_named(b, "console-team")),
                                  "the team's worker")
             assert workers_named(workers, "console-team")[0]["queues"] == [team_queue]
         # Its worker gone, the queue is still a Cargo task queue on the broker: still
@@ -204,7 +204,7 @@ async def test_a_gracefully_stopped_worker_disappears_from_workers(vhost: Settin
                                      CARGO_CATALOG_INTERVAL="300")
     try:
         async with running_gateway(vhost, builtin_catalog=False) as gw:
-            await poll(gw, "/workers", lambda b: workers_named(b, "console-stop"),
+            await poll(gw, "/workers", lambda b: bool(workers_named(b, "console-stop")),
                        "the worker announced")
             await stop(worker, graceful=True)  # SIGTERM: Celery's warm shutdown
             body = await poll(gw, "/workers", lambda b: not workers_named(b, "console-stop"),
