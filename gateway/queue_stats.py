@@ -40,7 +40,8 @@ class ManagementUnavailable(RuntimeError):
 
     def __init__(self, url: str, problem: str) -> None:
         self.url = url
-        super().__init__(f"the RabbitMQ management API at {url} did not answer: {problem}")
+        super().__init__(f"cannot read the queues from the RabbitMQ management API at "
+                         f"{url}: {problem}")
 
 
 @dataclass(frozen=True)

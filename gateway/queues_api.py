@@ -43,7 +43,7 @@ async def list_queues(request: web.Request) -> web.Response:
     try:
         on_broker = await app[QUEUE_STATS_KEY].get()
     except ManagementUnavailable as exc:
-        raise ApiError(503, "management_unavailable", f"cannot read the queues: {exc}",
+        raise ApiError(503, "management_unavailable", str(exc),
                        {"management_url": exc.url},
                        headers={"Retry-After": str(app[SETTINGS_KEY].retry_after_seconds)}
                        ) from None

@@ -18,16 +18,19 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from broker.settings import Settings
 from broker.topology import dead_letter_queue_name
+from gateway.queue_stats import MANAGEMENT_TIMEOUT
 from tests.support.catalog import announce, builtin_tasks, task_with_schema
 from tests.support.deadletters import free_port, publish_raw
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, start_worker
 from tests.support.processes import wait_for_consumer as wait_consuming
+from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration
@@ -244,6 +247,48 @@ async def test_queues_answers_503_naming_the_management_api_when_it_is_unreachab
     assert body["error"]["details"] == {"management_url": f"http://guest:***@127.0.0.1:{port}"}
     assert "not-to-be-shown" not in text
     assert workers_status == 200  # the workers come from the catalog, not from there
+
+
+async def test_queues_answers_503_when_the_management_api_refuses_the_credentials(
+        vhost: Settings) -> None:
+    real = urlsplit(vhost.management_api)
+    url = f"http://{real.username}:wrong-password@{real.hostname}:{real.port}"
+    async with running_gateway(vhost.model_copy(update={"management_url": url})) as gw:
+        async with gw.http.get(f"{gw.url}/queues") as resp:
+            status, text = resp.status, await resp.text()
+            body = await resp.json()
+    assert status == 503, text
+    assert body["error"]["code"] == "management_unavailable"
+    assert "HTTP 401" in body["error"]["message"]
+    assert body["error"]["details"] == {
+        "management_url": f"http://{real.username}:***@{real.hostname}:{real.port}"}
+    assert "wrong-password" not in text
+
+
+async def test_queues_answers_503_while_the_management_api_hangs_and_200_once_it_answers(
+        vhost: Settings) -> None:
+    real = urlsplit(vhost.management_api)
+    assert real.hostname is not None
+    assert real.port is not None
+    proxy = BrokerProxy(real.hostname, real.port)
+    await proxy.start()
+    url = f"http://{real.username}:{real.password}@127.0.0.1:{proxy.port}"
+    try:
+        async with running_gateway(vhost.model_copy(update={"management_url": url})) as gw:
+            proxy.freeze()  # connections accepted, nothing answered
+            status, body = await get(gw, "/queues")
+            assert status == 503, body
+            assert body["error"]["code"] == "management_unavailable"
+            assert f"no answer within {MANAGEMENT_TIMEOUT:g} s" in body["error"]["message"]
+            proxy.thaw()
+            # The failure is kept for a second, then the management API is asked again.
+            deadline = time.monotonic() + 30
+            while (status := (await get(gw, "/queues"))[0]) != 200:
+                assert status == 503
+                assert time.monotonic() < deadline, "still 503 after the thaw"
+                await asyncio.sleep(0.2)
+    finally:
+        await proxy.stop()
 
 
 async def test_queues_and_workers_need_the_token_when_auth_is_on(vhost: Settings) -> None:
