@@ -177,11 +177,21 @@ class Announcer:
     def announcement(self, withdrawn: bool = False) -> Announcement:
         """The announcement as of now; a withdrawal measures nothing (nobody shows it)."""
         assert self.worker is not None
+        concurrency, tree = (None, None) if withdrawn else self._figures()
         return build_announcement(worker=self.worker, settings=self._settings,
                                   started_at=self.started_at, tasks=self._tasks,
                                   consumed=self.consumed, withdrawn=withdrawn,
-                                  concurrency=None if withdrawn else self._concurrency(),
-                                  tree=None if withdrawn else process_tree())
+                                  concurrency=concurrency, tree=tree)
+
+    def _figures(self) -> tuple[int | None, ProcessTree | None]:
+        """Concurrency and process tree, or None for what cannot be read: the figures
+        only inform, the catalog is what submissions depend on, so nothing here may
+        keep an announcement from going out."""
+        try:
+            return self._concurrency(), process_tree()
+        except Exception:
+            log.warning("could not measure the worker's processes", exc_info=True)
+            return None, None
 
     def publish(self, withdrawn: bool = False) -> bool:
         """Publish the current announcement; False (logged) when it failed."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import celery
 import psutil
 import pytest
 
@@ -27,8 +28,16 @@ from broker.catalog import (
 )
 from broker.catalog_reader import CatalogReader
 from broker.settings import load_settings
+from broker.topology import build_topology
 from gateway.workers_api import worker_item
-from workers.announce import ProcessTree, build_announcement, pool_concurrency, process_tree
+from workers import announce
+from workers.announce import (
+    Announcer,
+    ProcessTree,
+    build_announcement,
+    pool_concurrency,
+    process_tree,
+)
 
 VHOST = "unit"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -120,6 +129,22 @@ def test_build_announcement_carries_concurrency_and_the_process_tree() -> None:
                                tree=ProcessTree(processes=3, rss_bytes=999))
     assert built.headers() == {"x-cargo-concurrency": 2, "x-cargo-processes": 3,
                                "x-cargo-rss-bytes": 999}
+
+
+def test_an_announcement_goes_out_without_figures_when_they_cannot_be_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings({"RABBITMQ_URL": "amqp://guest:guest@rabbit:5672/unit"})
+    announcer = Announcer(celery.Celery(set_as_current=False), settings,
+                          build_topology(settings), {})
+    announcer.worker, announcer.consumed = "w1@host", ("cargo",)
+
+    def unreadable(pid: int | None = None) -> ProcessTree | None:
+        raise RuntimeError("/proc is not what it used to be")
+
+    monkeypatch.setattr(announce, "process_tree", unreadable)
+    made = announcer.announcement()
+    assert (made.worker, made.queues) == ("w1@host", ("cargo",))
+    assert made.headers() == {}
 
 
 class Pool:
