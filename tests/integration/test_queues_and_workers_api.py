@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -195,7 +196,8 @@ async def test_workers_shows_concurrency_and_memory_of_a_live_worker(vhost: Sett
             grown = await poll(gw, "/workers", lambda b: len(b["workers"]) == 1 and b[
                 "workers"][0]["rss_bytes"] >= first["rss_bytes"] + 100 * MIB,
                 "the pool child's memory counted")
-            assert grown["workers"][0]["last_seen"] > first["last_seen"]
+            seen = [datetime.fromisoformat(w["last_seen"]) for w in (first, grown["workers"][0])]
+            assert seen[1] > seen[0]  # a later announcement
             assert grown["workers"][0]["processes"] == 3
     finally:
         await stop(worker, graceful=False)
