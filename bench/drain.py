@@ -10,6 +10,10 @@ pre-filled ``calculate_distance(i, 1)`` tasks (``math.hypot``) with ``P`` proces
 - **bare Celery** (the peer, ``bench/peers/celery_bare.py``): ``celery worker
   -c P -P prefork`` with the same late acks / prefetch 1 / confirms, on a quorum
   queue declared with the arguments of Cargo's task queue (``broker.topology``);
+- **the guarantee's floor** (informational, ``bench/peers/celery_outcomes.py``):
+  the bare-Celery peer plus one outcome message per task published to a stream
+  and confirmed before the late ack, the least that Cargo's "acknowledged only
+  after its outcome is confirmed" can cost, with none of Cargo's code;
 - **Dramatiq** (the ceiling, informational): ``dramatiq --processes P --threads 1``
   (``bench/peers/dramatiq_peer.py``) on its own classic queue.
 
@@ -47,7 +51,7 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from bench.depth import DrainTiming, rate, watch_drain
-from bench.peers import celery_bare
+from bench.peers import celery_bare, celery_outcomes
 from bench.procs import BIN, Proc, start_worker
 from bench.sections import Row, SectionReport
 from bench.stream_tally import StreamTally
@@ -59,9 +63,10 @@ from broker.topology import build_topology
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DRAMATIQ_QUEUE = "dramatiq_peer"
-SIDES = ("cargo", "celery", "dramatiq")
+SIDES = ("cargo", "celery", "floor", "dramatiq")
 PEER_NAME = "bare Celery (same acks/prefetch/confirms, quorum queue)"
 CEILING_NAME = "Dramatiq worker (ceiling)"
+FLOOR_NAME = "bare Celery + a confirmed outcome per task before the ack (the guarantee's floor)"
 GOAL_VS_CELERY = 0.8
 GOAL_MORE_PROCESSES = 1.0
 
@@ -86,11 +91,13 @@ def start_cargo_worker(settings: Settings, processes: int, log_dir: Path) -> Pro
     return start_worker(f"drain-cargo-p{processes}", process_env(settings), log_dir, processes)
 
 
-def start_celery_worker(settings: Settings, processes: int, log_dir: Path) -> Proc:
+def start_celery_worker(settings: Settings, processes: int, log_dir: Path,
+                        app: str = "bench.peers.celery_bare:app") -> Proc:
+    """``app``: the bare peer, or the floor peer (``bench.peers.celery_outcomes:app``)."""
     env = process_env(settings, **{celery_bare.URL_VARIABLE: settings.rabbitmq_url})
     # The flags Cargo's worker runs with (workers.runner.worker_argv), nothing else.
-    return Proc(f"drain-celery-p{processes}", [
-        str(BIN / "celery"), "-A", "bench.peers.celery_bare:app", "worker", "--pool=prefork",
+    return Proc(f"drain-{app.split('.')[-1].split(':')[0]}-p{processes}", [
+        str(BIN / "celery"), "-A", app, "worker", "--pool=prefork",
         f"--concurrency={processes}", f"--queues={celery_bare.QUEUE}", "--loglevel=WARNING",
         "--without-mingle", "--without-gossip"], env, log_dir)
 
@@ -244,6 +251,21 @@ async def drain_celery(settings: Settings, processes: int, round_no: int, tasks:
     return result_of("celery", processes, round_no, tasks, timing, None)
 
 
+async def drain_floor(settings: Settings, processes: int, round_no: int, tasks: int,
+                      log_dir: Path) -> DrainResult:
+    await celery_outcomes.delete_outcomes(settings.rabbitmq_url)
+    fill_celery(settings, tasks)
+    worker, timing = await timed_drain(
+        settings, [celery_bare.QUEUE], tasks,
+        lambda: start_celery_worker(settings, processes, log_dir,
+                                    f"{celery_outcomes.__name__}:app"))
+    worker.stop()
+    written = await celery_outcomes.count_outcomes(settings.rabbitmq_url, tasks, timeout=30)
+    if written != tasks:  # a failed write is only logged by Celery's signal: caught here
+        raise RuntimeError(f"the floor peer wrote {written} outcomes for {tasks} tasks")
+    return result_of("floor", processes, round_no, tasks, timing, None)
+
+
 async def drain_dramatiq(settings: Settings, processes: int, round_no: int, tasks: int,
                          log_dir: Path) -> DrainResult:
     fill_dramatiq(settings, tasks, DRAMATIQ_QUEUE)
@@ -264,7 +286,8 @@ async def drain_dramatiq(settings: Settings, processes: int, round_no: int, task
     return result_of("dramatiq", processes, round_no, tasks, timing, completion)
 
 
-DRAINS = {"cargo": drain_cargo, "celery": drain_celery, "dramatiq": drain_dramatiq}
+DRAINS = {"cargo": drain_cargo, "celery": drain_celery, "floor": drain_floor,
+          "dramatiq": drain_dramatiq}
 
 
 # The section
@@ -299,6 +322,15 @@ def rows(results: list[DrainResult], processes: list[int]) -> list[Row]:
                          median_rate(results, "cargo", high), median_rate(results, "cargo", low),
                          f"Cargo at P={low}", goal=GOAL_MORE_PROCESSES))
     for p in processes:
+        if median_rate(results, "floor", p) is not None:
+            table.append(Row(f"worker drain, the guarantee's floor vs bare Celery (P={p})",
+                             "tasks/s", median_rate(results, "floor", p),
+                             median_rate(results, "celery", p), PEER_NAME,
+                             note=f"the first column is {FLOOR_NAME}, not Cargo"))
+            table.append(Row(f"worker drain, tasks/s (P={p}), against the guarantee's floor",
+                             "tasks/s", median_rate(results, "cargo", p),
+                             median_rate(results, "floor", p), FLOOR_NAME))
+    for p in processes:
         if median_rate(results, "dramatiq", p) is not None:
             table.append(Row(f"worker drain, tasks/s (P={p}), ceiling", "tasks/s",
                              median_rate(results, "cargo", p), median_rate(results, "dramatiq", p),
@@ -327,7 +359,9 @@ async def run(args: argparse.Namespace) -> SectionReport:
     results: list[DrainResult] = []
     load_before = os.getloadavg()
     log_dir = Path(tempfile.gettempdir()) / "cargo-bench-logs"
-    sides = [s for s in SIDES if s != "dramatiq" or args.dramatiq]
+    skipped = {side for side, wanted in (("dramatiq", args.dramatiq), ("floor", args.floor))
+               if not wanted}
+    sides = [s for s in SIDES if s not in skipped]
     with private_vhost("cargo-bench-drain") as settings:
         drains = 0
         for processes in args.processes:
@@ -361,6 +395,8 @@ def parser() -> argparse.ArgumentParser:
                        help="smoke run: 500 tasks, one round (unless given)")
     parse.add_argument("--no-dramatiq", dest="dramatiq", action="store_false",
                        help="skip the Dramatiq ceiling")
+    parse.add_argument("--no-floor", dest="floor", action="store_false",
+                       help="skip the guarantee's floor (bare Celery + confirmed outcomes)")
     parse.add_argument("--json-out", type=Path, default=None,
                        help="where to write the section report (default: bench/results/)")
     return parse

@@ -71,6 +71,16 @@ def test_the_drain_rows_put_cargo_beside_bare_celery_and_its_own_two_process_rat
     assert table["worker drain, worker tree CPU per task (P=8)"].better == "lower"
 
 
+def test_the_guarantees_floor_is_set_beside_bare_celery_and_beside_cargo_without_a_goal() -> None:
+    results = [drain("cargo", 2, 1, 500), drain("celery", 2, 1, 1000), drain("floor", 2, 1, 600)]
+    table = {row.figure: row for row in rows(results, [2])}
+    floor = table["worker drain, the guarantee's floor vs bare Celery (P=2)"]
+    assert (floor.cargo, floor.peer, floor.goal) == (600, 1000, None)
+    against_floor = table["worker drain, tasks/s (P=2), against the guarantee's floor"]
+    assert (against_floor.cargo, against_floor.peer, against_floor.goal) == (500, 600, None)
+    assert table["worker drain, tasks/s (P=2)"].met is False  # the goal stays on bare Celery
+
+
 def test_the_paired_ratios_divide_cargo_by_bare_celery_of_the_same_round() -> None:
     results = [drain("celery", 2, 1, 1000), drain("cargo", 2, 1, 500), drain("cargo", 2, 2, 300),
                drain("celery", 2, 2, 1000), drain("cargo", 8, 1, 900), drain("cargo", 2, 3, 1)]
