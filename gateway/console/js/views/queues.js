@@ -53,13 +53,16 @@ export function render(main, ctx) {
         banner("error", `Could not read the workers: ${describeError(error)}`));
       return;
     }
+    // A worker of an older release announces no figures: null, shown as a dash.
+    const figure = (value) => value ?? "—";
     const rows = doc.workers.map((w) => h("tr", {"data-worker": w.hostname},
       h("td", {}, h("code", {}, w.hostname)),
       h("td", {}, (w.queues || []).join(", ")),
-      h("td", {class: "num", "data-field": "concurrency"}, w.concurrency),
-      h("td", {class: "num", "data-field": "processes"}, w.processes),
-      h("td", {class: "num", "data-field": "memory", title: `${w.rss_bytes} bytes`},
-        formatBytes(w.rss_bytes)),
+      h("td", {class: "num", "data-field": "concurrency"}, figure(w.concurrency)),
+      h("td", {class: "num", "data-field": "processes"}, figure(w.processes)),
+      h("td", {class: "num", "data-field": "memory",
+        title: w.rss_bytes == null ? "not announced" : `${w.rss_bytes} bytes`},
+      w.rss_bytes == null ? "—" : formatBytes(w.rss_bytes)),
       h("td", {title: formatTime(w.last_seen)}, formatAgo(w.last_seen))));
     replaceChildren(workersSection, h("h2", {}, "Workers"),
       rows.length
