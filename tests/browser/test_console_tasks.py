@@ -16,8 +16,10 @@ from tests.browser.support import GatewayProcess, Rest, screenshot_path, wait_fo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-# The reconnect test's submissions stop by themselves after this many.
-MAX_SUBMISSIONS = 400
+# The reconnect test submits one task every SUBMIT_PAUSE seconds until it has what it
+# needs, and stops by itself after MAX_SUBMISSIONS whatever happens.
+SUBMIT_PAUSE = 0.1
+MAX_SUBMISSIONS = 1500
 
 
 async def open_tasks(page: Page) -> None:
@@ -86,6 +88,7 @@ async def test_the_task_table_filters_by_name_and_state_and_finds_a_task_by_id(
     await expect(page.locator("#task-error")).to_contain_text("no luck")
 
 
+@pytest.mark.timeout(360)  # two gateway starts and a stop, on a slow machine
 async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_complete(
     page: Page, rest: Rest, console_stack: Stack,
 ) -> None:
@@ -116,7 +119,7 @@ async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_
                     if enough.is_set():
                         return
                     submitted.append(await other.submit("calculate_distance", i, 1))
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(SUBMIT_PAUSE)
 
             await open_tasks(page)
             submitter = asyncio.create_task(keep_submitting())
