@@ -1,4 +1,4 @@
-"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the documented table."""
+"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the docs table."""
 
 from __future__ import annotations
 
@@ -213,7 +213,8 @@ def test_variables_without_the_prefix_are_none_of_cargos_business() -> None:
 def test_the_configuration_doc_documents_every_variable_and_no_other() -> None:
     documented = set(documented_configuration_rows())
     assert sorted(env_names() - documented) == [], "add these to docs/configuration.md"
-    assert sorted(documented - env_names()) == [], "docs/configuration.md documents variables that do not exist"
+    assert sorted(documented - env_names()) == [], \
+        "docs/configuration.md documents variables that do not exist"
 
 
 def test_the_configuration_doc_states_each_default_as_the_code_has_it() -> None:
