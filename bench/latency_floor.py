@@ -16,9 +16,12 @@ and one task at a time, three sides with the same two worker processes:
   stream and writes each outcome to its WebSocket clients;
 - **cargo**: ``cargoctl gateway`` + ``cargoctl worker`` (``bench.e2e``'s side).
 
-An experiment, not part of Cargo.
+Rows: the floor against the peer (what the design's hops cost), Cargo against
+the floor (what Cargo's own code costs on top), p50 and p99, informational; the
+goal row stays in ``bench.e2e``.
 
-    .venv/bin/python -m bench.experiments.latency_floor --tasks 400 --rounds 3
+    .venv/bin/python -m bench.latency_floor --tasks 400 --rounds 3
+    .venv/bin/python -m bench.latency_floor --json-out /tmp/floor.json   # for bench.pipeline
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ from bench import e2e
 from bench.depth import consumers
 from bench.peers import celery_bare, celery_outcomes, celery_rpc
 from bench.procs import BIN, Proc, free_port, start_gateway, start_worker
+from bench.sections import Row, SectionReport
 from bench.vhost import private_vhost, process_env
 from broker.celery_protocol import encode_task
 from broker.settings import load_settings
 
+RESULTS = Path(__file__).resolve().parent / "results"
 CLIENTS = web.AppKey("clients", set[web.WebSocketResponse])
 CHANNEL: web.AppKey[aio_pika.abc.AbstractChannel] = web.AppKey(
     "channel", aio_pika.abc.AbstractChannel)
@@ -173,14 +178,14 @@ def celery_worker(app: str, name: str, env: dict[str, str], concurrency: int,
         env, log_dir)
 
 
-async def run(tasks: int, rounds: int, concurrency: int) -> None:
+async def run(tasks: int, rounds: int, concurrency: int) -> dict[str, list[float]]:
     with private_vhost("cargo-bench-latency-floor") as settings:
         log_dir = Path(tempfile.gettempdir()) / "cargo-bench-logs"
         env = process_env(settings, **{celery_bare.URL_VARIABLE: settings.rabbitmq_url})
         url = settings.rabbitmq_url
         floor_port, cargo_port = free_port(), free_port()
         floor_url, cargo_url = f"http://127.0.0.1:{floor_port}", f"http://127.0.0.1:{cargo_port}"
-        serve_floor = [str(BIN / "python"), "-m", "bench.experiments.latency_floor", "--serve",
+        serve_floor = [str(BIN / "python"), "-m", "bench.latency_floor", "--serve",
                        str(floor_port)]
         procs = [Proc("floor-gateway", serve_floor, env, log_dir),
                  start_gateway(cargo_port, env, log_dir),
@@ -227,10 +232,28 @@ async def run(tasks: int, rounds: int, concurrency: int) -> None:
             peer_app.close()
             for proc in procs:
                 proc.stop()
-        print()
-        p50 = {side: statistics.median(samples) for side, samples in results.items()}
-        for side, samples in results.items():
-            print(f"{side:5s} {summary(samples)}   p50 / peer {p50[side] / p50['peer']:.2f}x")
+        return results
+
+
+PEER_NAME = "Celery delay().get() over rpc://"
+FLOOR_NAME = "the design's floor (HTTP in, confirmed stream outcome, WebSocket out; no Cargo code)"
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def rows(results: dict[str, list[float]], tasks: int) -> list[Row]:
+    table: list[Row] = []
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        peer, floor, cargo = (percentile(results[side], q) for side in ("peer", "floor", "cargo"))
+        table.append(Row(f"latency {name}, the design's floor vs the peer ({tasks} tasks/round)",
+                         "ms", floor, peer, PEER_NAME, better="lower",
+                         note=f"the first column is {FLOOR_NAME}, not Cargo"))
+        table.append(Row(f"latency {name}, Cargo vs the design's floor", "ms", cargo, floor,
+                         FLOOR_NAME, better="lower"))
+    return table
 
 
 def main() -> None:
@@ -238,11 +261,22 @@ def main() -> None:
         serve(int(sys.argv[sys.argv.index("--serve") + 1]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=None, help="per side and round (400)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (3)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes, all sides")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 50 tasks, one round")
+    parser.add_argument("--json-out", type=Path, default=None,
+                        help="where to write the section report (default: bench/results/)")
     args = parser.parse_args()
-    asyncio.run(run(args.tasks, args.rounds, args.concurrency))
+    tasks = args.tasks or (50 if args.quick else 400)
+    rounds = args.rounds or (1 if args.quick else 3)
+    results = asyncio.run(run(tasks, rounds, args.concurrency))
+    for side, samples in results.items():
+        print(f"{side:5s} {summary(samples)}")
+    SectionReport("latency_floor", rows(results, tasks), raw={
+        "parameters": {"tasks": tasks, "rounds": rounds, "concurrency": args.concurrency},
+        "samples_ms": results,
+    }).save(args.json_out, RESULTS)
 
 
 if __name__ == "__main__":
