@@ -7,7 +7,8 @@ confirmed outcome written to a stream (delivered to readers once committed),
 and a WebSocket frame out of the gateway. This experiment measures, in one run
 and one task at a time, three sides with the same two worker processes:
 
-- **peer**: ``delay().get()`` over ``rpc://`` (``bench.peers.celery_rpc``);
+- **peer**: ``delay().get()`` over ``rpc://`` (``bench.peers.celery_rpc``, on a
+  queue of its own);
 - **floor**: the design's hops and nothing else. A bare aiohttp process (this
   module, ``--serve PORT``) takes ``POST /t``, publishes a Celery message with
   confirms to the bare queue and answers 202; the worker is
@@ -123,19 +124,17 @@ def serve(port: int) -> None:
 # --------------------------------------------------------------------------- the measurement
 
 
-async def floor_latencies(url: str, tasks: int) -> list[float]:
-    latencies: list[float] = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws") as ws:
-        for _ in range(tasks):
-            started = time.perf_counter()
-            async with http.post(f"{url}/t") as resp:
-                if resp.status != 202:
-                    raise RuntimeError(f"floor gateway answered {resp.status}")
-                task_id = (await resp.json())["task_id"]
-            while json.loads(await ws.receive_bytes(timeout=30))["task_id"] != task_id:
-                pass
-            latencies.append(1000 * (time.perf_counter() - started))
-    return latencies
+async def floor_latency(http: aiohttp.ClientSession, url: str,
+                        ws: aiohttp.ClientWebSocketResponse) -> float:
+    """One task through the floor: POST, then its outcome on the WebSocket, in ms."""
+    started = time.perf_counter()
+    async with http.post(f"{url}/t") as resp:
+        if resp.status != 202:
+            raise RuntimeError(f"floor gateway answered {resp.status}")
+        task_id = (await resp.json())["task_id"]
+    while json.loads(await ws.receive_bytes(timeout=30))["task_id"] != task_id:
+        pass
+    return 1000 * (time.perf_counter() - started)
 
 
 async def wait_ready(url: str, proc: Proc) -> None:
@@ -157,76 +156,77 @@ def summary(samples: list[float]) -> str:
             f"p99 {ordered[int(0.99 * (len(ordered) - 1))]:6.2f} ms")
 
 
-async def started(proc: Proc, url: str) -> Proc:
-    """``proc``, once it consumes the bare queue (the floor's and the peer's workers share
-    that queue, so only one of them runs at a time)."""
+async def consuming(proc: Proc, url: str, queue: str) -> None:
+    """Until ``proc`` consumes ``queue`` (bounded); fails early if it died."""
     for _ in range(600):
         if not proc.alive():
             raise RuntimeError(f"{proc.name} died; see {proc.log_path}")
-        if await consumers(url, celery_bare.QUEUE) > 0:
-            return proc
+        if await consumers(url, queue) > 0:
+            return
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"{proc.name} never consumed {celery_bare.QUEUE}")
+    raise RuntimeError(f"{proc.name} never consumed {queue}")
 
 
-def celery_worker(app: str, name: str, env: dict[str, str], concurrency: int,
+def celery_worker(app: str, queue: str, name: str, env: dict[str, str], concurrency: int,
                   log_dir: Path) -> Proc:
     return Proc(name, [
         str(BIN / "celery"), "-A", app, "worker", "--pool=prefork",
-        f"--concurrency={concurrency}", f"--queues={celery_bare.QUEUE}", "--loglevel=WARNING",
+        f"--concurrency={concurrency}", f"--queues={queue}", "--loglevel=WARNING",
         "--without-mingle", "--without-gossip", "--without-heartbeat", "-n", f"{name}@%h"],
         env, log_dir)
 
 
 async def run(tasks: int, rounds: int, concurrency: int) -> dict[str, list[float]]:
+    """Every side's worker runs throughout; the sides take turns task by task (the
+    order rotating), so a noisy moment on this shared machine hits all three alike."""
     with private_vhost("cargo-bench-latency-floor") as settings:
         log_dir = Path(tempfile.gettempdir()) / "cargo-bench-logs"
         env = process_env(settings, **{celery_bare.URL_VARIABLE: settings.rabbitmq_url})
-        url = settings.rabbitmq_url
         floor_port, cargo_port = free_port(), free_port()
         floor_url, cargo_url = f"http://127.0.0.1:{floor_port}", f"http://127.0.0.1:{cargo_port}"
         serve_floor = [str(BIN / "python"), "-m", "bench.latency_floor", "--serve",
                        str(floor_port)]
         procs = [Proc("floor-gateway", serve_floor, env, log_dir),
                  start_gateway(cargo_port, env, log_dir),
-                 start_worker("cargo-worker", env, log_dir, concurrency)]
+                 start_worker("cargo-worker", env, log_dir, concurrency),
+                 celery_worker(f"{celery_outcomes.__name__}:app", celery_bare.QUEUE,
+                               "floor-worker", env, concurrency, log_dir),
+                 celery_worker("bench.peers.celery_rpc:app", celery_rpc.QUEUE,
+                               "peer-worker", env, concurrency, log_dir)]
         peer_app = celery_rpc.create_app(settings)
         results: dict[str, list[float]] = {"peer": [], "floor": [], "cargo": []}
         try:
             await wait_ready(floor_url, procs[0])
             await wait_ready(cargo_url, procs[1])
+            await consuming(procs[3], settings.rabbitmq_url, celery_bare.QUEUE)
+            await consuming(procs[4], settings.rabbitmq_url, celery_rpc.QUEUE)
             async with aiohttp.ClientSession() as http:
                 await e2e.wait_for_task_catalog(http, cargo_url, procs[2])
-                async with http.ws_connect(f"{cargo_url}/ws", max_msg_size=0) as ws:
-                    await ws.send_json({"op": "subscribe", "all": True})
-                    await ws.receive_json(timeout=10)
-                    events = e2e.TerminalEvents(ws)
+                async with http.ws_connect(f"{cargo_url}/ws", max_msg_size=0) as cargo_ws, \
+                        http.ws_connect(f"{floor_url}/ws") as floor_ws:
+                    await cargo_ws.send_json({"op": "subscribe", "all": True})
+                    await cargo_ws.receive_json(timeout=10)
+                    events = e2e.TerminalEvents(cargo_ws)
                     reader = asyncio.create_task(events.read())
                     cargo = e2e.CargoSide(cargo_url, http, events, procs[1], procs[2])
-                    thread = e2e.DaemonThread()
+                    peer = e2e.PeerSide(peer_app, procs[4], e2e.DaemonThread())
+                    sides = ["floor", "cargo", "peer"]
                     for round_no in range(1, rounds + 1):
-                        order = ["floor", "cargo", "peer"]
-                        if round_no % 2 == 0:
-                            order.reverse()
-                        for side in order:
-                            if side == "cargo":
-                                samples = await e2e.cargo_latencies(cargo, tasks)
-                            else:
-                                app = (f"{celery_outcomes.__name__}:app" if side == "floor"
-                                       else "bench.peers.celery_rpc:app")
-                                worker = await started(celery_worker(
-                                    app, f"{side}-{round_no}", env, concurrency, log_dir), url)
-                                try:
-                                    if side == "floor":
-                                        samples = await floor_latencies(floor_url, tasks)
-                                    else:
-                                        peer = e2e.PeerSide(peer_app, worker, thread)
-                                        samples = await thread.run(
-                                            lambda peer=peer: peer.latencies(tasks))  # type: ignore[misc]
-                                finally:
-                                    worker.stop()
-                            results[side] += samples
-                            print(f"round {round_no} {side:5s} {summary(samples)}", flush=True)
+                        samples: dict[str, list[float]] = {side: [] for side in sides}
+                        for n in range(tasks):
+                            for side in sides[n % 3:] + sides[:n % 3]:
+                                if side == "floor":
+                                    samples[side].append(
+                                        await floor_latency(http, floor_url, floor_ws))
+                                elif side == "cargo":
+                                    samples[side] += await e2e.cargo_latencies(cargo, 1)
+                                else:
+                                    samples[side] += await peer.thread.run(
+                                        lambda: peer.latencies(1))
+                        for side in sides:
+                            results[side] += samples[side]
+                            print(f"round {round_no} {side:5s} {summary(samples[side])}",
+                                  flush=True)
                     reader.cancel()
         finally:
             peer_app.close()
