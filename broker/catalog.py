@@ -28,13 +28,22 @@ A rolling deploy (live workers announcing different things for one name):
 Announcements are untrusted input: one that does not decode, whose schema is
 not one Cargo can check, or that names another vhost is dropped and counted,
 never applied.
+
+What a worker holds (for ``GET /workers``): its concurrency, and the number of
+processes and resident memory of its process tree, travel in the message's
+headers (:data:`FIGURE_HEADERS`), not in its body. Gateways and bridges refuse
+an announcement body with a field they do not know (``extra="forbid"``): in the
+body, the figures would make every gateway of an older release drop every
+worker of this one during a rolling deploy (and answer 404 to every task once
+the old workers are gone). Older gateways ignore headers; an announcement
+without them (an older worker's) decodes with the figures null.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -50,6 +59,15 @@ CONTENT_TYPE = "application/json"
 # Far larger than any real catalog (a few KiB per task); bigger is refused unread.
 MAX_ANNOUNCEMENT_BYTES = 4 * 1024 * 1024
 TASK_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,199}$"
+# The announcement's fields that travel as message headers (see the module docstring).
+FIGURE_HEADERS = {
+    "concurrency": "x-cargo-concurrency",
+    "processes": "x-cargo-processes",
+    "rss_bytes": "x-cargo-rss-bytes",
+}
+# Bounds of those figures: anything beyond is no real worker's.
+MAX_PROCESSES = 1_000_000
+MAX_RSS_BYTES = 1 << 50  # 1 PiB
 
 
 class InvalidAnnouncement(ValueError):
@@ -58,6 +76,15 @@ class InvalidAnnouncement(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+def is_task_queue_name(name: str) -> bool:
+    """Whether ``name`` may be a task queue (``broker.topology.check_queue_name``)."""
+    try:
+        check_queue_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 class TaskLimits(BaseModel):
@@ -107,6 +134,11 @@ class Announcement(BaseModel):
     queues: tuple[str, ...] = ()
     tasks: tuple[AnnouncedTask, ...] = ()
     withdrawn: bool = False
+    # Headers on the wire (FIGURE_HEADERS); None: not announced (an older worker).
+    # Strict: a header holding "2", 2.5 or true is no count.
+    concurrency: int | None = Field(default=None, ge=0, le=MAX_PROCESSES, strict=True)
+    processes: int | None = Field(default=None, ge=0, le=MAX_PROCESSES, strict=True)
+    rss_bytes: int | None = Field(default=None, ge=0, le=MAX_RSS_BYTES, strict=True)
 
     @field_validator("started_at", "announced_at")
     @classmethod
@@ -120,17 +152,32 @@ class Announcement(BaseModel):
         return self.announced_at + timedelta(seconds=self.ttl)
 
     def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        """The message body: every field but the figures (those are :meth:`headers`)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True,
+                                    exclude=set(FIGURE_HEADERS)).encode()
+
+    def headers(self) -> dict[str, int]:
+        """The message headers: the figures this announcement has."""
+        figures = {field: getattr(self, field) for field in FIGURE_HEADERS}
+        return {header: figures[field] for field, header in FIGURE_HEADERS.items()
+                if figures[field] is not None}
 
 
-def decode_announcement(body: bytes, vhost: str) -> Announcement:
-    """The announcement in ``body``, checked; raises :class:`InvalidAnnouncement`."""
+def decode_announcement(body: bytes, vhost: str,
+                        headers: Mapping[str, Any] | None = None) -> Announcement:
+    """The announcement in ``body`` and ``headers``, checked; raises
+    :class:`InvalidAnnouncement`. Headers other than :data:`FIGURE_HEADERS` are
+    ignored (the broker adds its own, e.g. the stream offset)."""
     if len(body) > MAX_ANNOUNCEMENT_BYTES:
         raise InvalidAnnouncement("too_large", f"announcement of {len(body)} bytes")
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise InvalidAnnouncement("malformed", f"not JSON: {exc}") from None
+    if isinstance(doc, dict) and headers:
+        # A figure is checked like any field: a bad one refuses the announcement.
+        doc.update({field: headers[header] for field, header in FIGURE_HEADERS.items()
+                    if header in headers})
     try:
         announcement = Announcement.model_validate(doc)
     except ValidationError as exc:
@@ -231,6 +278,17 @@ class Catalog:
     def live_workers(self, now: datetime | None = None) -> list[Announcement]:
         now = now or datetime.now(UTC)
         return [a for a in self._workers.values() if a.expires_at > now]
+
+    def queues(self, now: datetime | None = None) -> list[str]:
+        """The task queues live workers consume or route an announced task to, sorted.
+
+        An announcement's ``queues`` are not checked on decoding (a worker reports
+        what Celery consumes); only names that may be task queues are listed.
+        """
+        names = {task.queue for task in self.entries(now).values()}
+        for announcement in self.live_workers(now):
+            names.update(announcement.queues)
+        return sorted(name for name in names if is_task_queue_name(name))
 
     def entries(self, now: datetime | None = None) -> dict[str, CatalogEntry]:
         """Every task some live worker offers, by name."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,13 +124,13 @@ class CatalogReader:
                 if self.last_offset is not None and offset <= self.last_offset:
                     return  # already read before a reconnect
                 self.last_offset = offset
-            self.handle(message.body)
+            self.handle(message.body, message.headers)
         except Exception as exc:  # a bug here must not end the consumer either
             self._reject("internal", f"{type(exc).__name__}: {exc}")
         finally:
             await message.ack()  # on a stream: credit for the next deliveries
 
-    def handle(self, body: bytes) -> None:
+    def handle(self, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         """Apply one stream message to the catalog, or count and skip it."""
         marker = _is_marker(body)
         if marker is not None:
@@ -138,7 +139,7 @@ class CatalogReader:
                 self.caught_up.set()
             return
         try:
-            announcement = decode_announcement(body, self.catalog.vhost)
+            announcement = decode_announcement(body, self.catalog.vhost, headers)
         except InvalidAnnouncement as exc:
             self._reject(exc.reason, str(exc))
             return

@@ -22,7 +22,16 @@ from broker.logs import configure_logging
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import build_topology
-from gateway import catalog_api, deadletters_api, health, openapi, tasks_api, ws
+from gateway import (
+    catalog_api,
+    deadletters_api,
+    health,
+    openapi,
+    queues_api,
+    tasks_api,
+    workers_api,
+    ws,
+)
 from gateway.announcer import Announcer
 from gateway.auth import auth_middleware, warn_if_open
 from gateway.errors import error_middleware
@@ -136,9 +145,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
+    app.cleanup_ctx.append(queues_api.queue_stats_ctx)
     app.cleanup_ctx.append(memory_ctx)
     for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
-                  health.routes, openapi.routes):
+                  health.routes, openapi.routes, queues_api.routes, workers_api.routes):
         app.router.add_routes(table)
     return app
 

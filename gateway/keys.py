@@ -16,6 +16,7 @@ from gateway.events_reader import EventsReader
 from gateway.hub import Hub
 from gateway.idempotency import IdempotencyKeys
 from gateway.metrics import GatewayMetrics
+from gateway.queue_stats import QueueStats
 from gateway.revoker import Revoker
 from gateway.task_ids import TaskIds
 
@@ -33,6 +34,8 @@ EVENTS_KEY = web.AppKey("events_reader", EventsReader)
 EVENTS_LINK_KEY = web.AppKey("events_link", BrokerConnection)
 ANNOUNCER_KEY = web.AppKey("announcer", Announcer)
 DEADLETTERS_KEY = web.AppKey("deadletters", DeadLetters)
+# The task queues' figures from the management API, shared for a second (GET /queues).
+QUEUE_STATS_KEY = web.AppKey("queue_stats", QueueStats)
 REVOKER_KEY = web.AppKey("revoker", Revoker)
 IDEMPOTENCY_KEY = web.AppKey("idempotency", IdempotencyKeys)
 # The live task catalog (broker.catalog), fed by its reader from the catalog stream.

@@ -234,6 +234,32 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                                         "within CARGO_PUBLISH_TIMEOUT (broker_unavailable)",
                                         retry_after=True)},
         }},
+        "/queues": {"get": {
+            "summary": "Cargo's task queues: messages ready and unacknowledged, consumers, "
+                       "and the depth of each queue's dead-letter queue",
+            "description": "The topology's queues first, then every queue a live worker "
+                           "consumes or routes an announced task to and every queue declared "
+                           "as a Cargo task queue, by name. A queue that does not exist yet "
+                           "shows zeros. Figures are the RabbitMQ management API's "
+                           "statistics (refreshed by RabbitMQ every few seconds), read at "
+                           "most once a second per gateway.",
+            "responses": {"200": {"description": "the task queues",
+                                  "content": {JSON: {"schema": _ref("Queues")}}},
+                          "401": SUBMIT_ERRORS["401"],
+                          "503": _error("the RabbitMQ management API is unreachable or "
+                                        "failing (management_unavailable; the message and "
+                                        "details.management_url name it, password masked)",
+                                        retry_after=True)},
+        }},
+        "/workers": {"get": {
+            "summary": "The live workers, from their catalog announcements",
+            "description": "A worker is live while its latest announcement holds (three "
+                           "CARGO_CATALOG_INTERVALs) and until it withdraws it by stopping "
+                           "gracefully. Sorted by hostname.",
+            "responses": {"200": {"description": "the live workers",
+                                  "content": {JSON: {"schema": _ref("Workers")}}},
+                          "401": SUBMIT_ERRORS["401"]},
+        }},
         "/tasks/{task_id}": {"get": {
             "summary": "Latest known state of a task",
             "parameters": [{"name": "task_id", "in": "path", "required": True,
@@ -285,6 +311,8 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
     error_obj = {"type": "object", "required": ["type", "message"],
                  "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}
     time = {"type": "string", "format": "date-time"}
+    count = {"type": "integer", "minimum": 0}
+    nullable_count = {"type": ["integer", "null"], "minimum": 0}
     schemas: dict[str, Any] = {
         **defs,
         "SubmitBody": submit_schema,
@@ -336,6 +364,35 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                         "max_retries": {"type": "integer"}}},
                     "workers": {"type": "integer",
                                 "description": "live workers offering it"}}}}}},
+        "Queues": {"type": "object", "required": ["queues"], "properties": {"queues": {
+            "type": "array", "items": {
+                "type": "object",
+                "required": ["name", "ready", "unacked", "consumers", "dead_letter"],
+                "properties": {
+                    "name": {"type": "string"}, "ready": count, "unacked": count,
+                    "consumers": count,
+                    "dead_letter": {"type": "object", "required": ["name", "ready"],
+                                    "properties": {"name": {"type": "string"},
+                                                   "ready": count}}}}}}},
+        "Workers": {"type": "object", "required": ["workers"], "properties": {"workers": {
+            "type": "array", "items": {
+                "type": "object",
+                "required": ["hostname", "queues", "concurrency", "rss_bytes", "processes",
+                             "last_seen"],
+                "properties": {
+                    "hostname": {"type": "string", "description": "Celery node name"},
+                    "queues": {"type": "array", "items": {"type": "string"},
+                               "description": "the queues it consumes"},
+                    "concurrency": {**nullable_count,
+                                    "description": "pool processes (null: an older worker)"},
+                    "rss_bytes": {**nullable_count,
+                                  "description": "resident memory of its whole process tree "
+                                                 "(main process, pool children and what "
+                                                 "they started); null: an older worker"},
+                    "processes": {**nullable_count,
+                                  "description": "processes in that tree (null: an older "
+                                                 "worker)"},
+                    "last_seen": {**time, "description": "when it last announced itself"}}}}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},

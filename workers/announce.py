@@ -11,7 +11,11 @@ queue, argument schema, doc and limits from these announcements, published to
 - a withdrawal (``withdrawn: true``) when the worker stops gracefully.
 
 A worker announces only the tasks whose queue it consumes (a ``--queues cargo``
-worker does not offer a task routed to ``reports``). The thread publishes on a
+worker does not offer a task routed to ``reports``). Each announcement also
+carries, as message headers (``broker.catalog``), the pool's concurrency and
+the size of the worker's process tree at that moment: how many processes (the
+main one, the pool's children and anything they started) and their resident
+memory together (``GET /workers``). The thread publishes on a
 connection of its own (kombu connections are not thread-safe) with publisher
 confirms; a failed publish is logged and tried again at the next tick, never
 raised into the worker.
@@ -23,6 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +41,7 @@ from broker.declare import kombu_queue
 from broker.settings import Settings
 from broker.topology import Topology
 from workers.base import LoadedTask
+from workers.deadletter import rss_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,41 @@ def process_started_at() -> datetime:
         return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class ProcessTree:
+    """A worker's processes at one moment: how many, and their resident memory together."""
+
+    processes: int
+    rss_bytes: int
+
+
+def process_tree(pid: int | None = None) -> ProcessTree | None:
+    """The tree of ``pid`` (default: this process) and all its descendants; None when
+    not even its root can be read. A process that ends between being listed and
+    being read (a pool child replaced just then) is left out."""
+    try:
+        root = psutil.Process(pid if pid is not None else os.getpid())
+        members = [root, *root.children(recursive=True)]
+    except (psutil.Error, OSError):
+        return None
+    sizes = [rss for rss in (rss_of(member.pid) for member in members) if rss is not None]
+    if not sizes:
+        return None
+    return ProcessTree(processes=len(sizes), rss_bytes=sum(sizes))
+
+
+def pool_concurrency(consumer: Any) -> Callable[[], int | None]:
+    """Reads the pool's current size (autoscaling changes it) from Celery's consumer."""
+
+    def concurrency() -> int | None:
+        try:
+            return int(consumer.pool.num_processes)
+        except Exception:  # no pool (yet, or any more: stopping): not known
+            return None
+
+    return concurrency
+
+
 def announced_task(task: LoadedTask) -> AnnouncedTask:
     policy = task.policy
     return AnnouncedTask(
@@ -62,8 +103,11 @@ def announced_task(task: LoadedTask) -> AnnouncedTask:
 
 def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
                        tasks: Mapping[str, LoadedTask], consumed: Iterable[str],
-                       withdrawn: bool = False, now: datetime | None = None) -> Announcement:
-    """The announcement of a worker consuming ``consumed``: the tasks it can run."""
+                       withdrawn: bool = False, now: datetime | None = None,
+                       concurrency: int | None = None,
+                       tree: ProcessTree | None = None) -> Announcement:
+    """The announcement of a worker consuming ``consumed``: the tasks it can run, and
+    what it holds (``concurrency``, ``tree``; None: not known)."""
     queues = tuple(dict.fromkeys(consumed))
     return Announcement(
         worker=worker, vhost=settings.vhost, started_at=started_at,
@@ -71,7 +115,9 @@ def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
         ttl=TTL_INTERVALS * settings.catalog_interval, queues=queues,
         tasks=() if withdrawn else tuple(announced_task(t) for _, t in sorted(tasks.items())
                                          if t.queue in queues),
-        withdrawn=withdrawn)
+        withdrawn=withdrawn, concurrency=concurrency,
+        processes=tree.processes if tree is not None else None,
+        rss_bytes=tree.rss_bytes if tree is not None else None)
 
 
 class Announcer:
@@ -88,6 +134,7 @@ class Announcer:
         self.started_at = process_started_at()
         self.worker: str | None = None
         self.consumed: tuple[str, ...] = ()
+        self._concurrency: Callable[[], int | None] = lambda: None
         self._connection: kombu.Connection | None = None
         self._declared = False
         self._fresh = True
@@ -96,10 +143,14 @@ class Announcer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def connected(self, worker: str, consumed: Iterable[str]) -> None:
-        """The consumer (re)connected: announce now, from the thread."""
+    def connected(self, worker: str, consumed: Iterable[str],
+                  concurrency: Callable[[], int | None] | None = None) -> None:
+        """The consumer (re)connected: announce now, from the thread. ``concurrency``
+        reads the pool's size at each announcement."""
         self.worker = worker
         self.consumed = tuple(consumed)
+        if concurrency is not None:
+            self._concurrency = concurrency
         self._fresh = True
         self._wake.set()
         if self._thread is None:
@@ -124,23 +175,37 @@ class Announcer:
         self._close()
 
     def announcement(self, withdrawn: bool = False) -> Announcement:
+        """The announcement as of now; a withdrawal measures nothing (nobody shows it)."""
         assert self.worker is not None
+        concurrency, tree = (None, None) if withdrawn else self._figures()
         return build_announcement(worker=self.worker, settings=self._settings,
                                   started_at=self.started_at, tasks=self._tasks,
-                                  consumed=self.consumed, withdrawn=withdrawn)
+                                  consumed=self.consumed, withdrawn=withdrawn,
+                                  concurrency=concurrency, tree=tree)
+
+    def _figures(self) -> tuple[int | None, ProcessTree | None]:
+        """Concurrency and process tree, or None for what cannot be read: the figures
+        only inform, the catalog is what submissions depend on, so nothing here may
+        keep an announcement from going out."""
+        try:
+            return self._concurrency(), process_tree()
+        except Exception:
+            log.warning("could not measure the worker's processes", exc_info=True)
+            return None, None
 
     def publish(self, withdrawn: bool = False) -> bool:
         """Publish the current announcement; False (logged) when it failed."""
         if self.worker is None:
             return False
-        body = self.announcement(withdrawn).encode()
+        announcement = self.announcement(withdrawn)
+        body, headers = announcement.encode(), announcement.headers()
         with self._lock:
             # Twice: the first attempt may find the thread's connection dead (the
             # broker restarted or closed it, which is also why the consumer just
             # reconnected); the second is on a fresh connection.
             for attempt in (1, 2):
                 try:
-                    self._send(body)
+                    self._send(body, headers)
                     break
                 except Exception as exc:
                     self._close()
@@ -158,12 +223,12 @@ class Announcer:
                  ",".join(self.consumed))
         return True
 
-    def _send(self, body: bytes) -> None:
+    def _send(self, body: bytes, headers: dict[str, int]) -> None:
         timeout = self._settings.publish_timeout
         connection = self._ensure_connection()
         producer = kombu.Producer(connection.default_channel)
         producer.publish(body, exchange=self._topology.catalog_exchange.name, routing_key="",
-                         content_type=CONTENT_TYPE, content_encoding="utf-8",
+                         content_type=CONTENT_TYPE, content_encoding="utf-8", headers=headers,
                          delivery_mode=PERSISTENT, timeout=timeout, confirm_timeout=timeout)
 
     def _ensure_connection(self) -> kombu.Connection:
@@ -217,7 +282,8 @@ class AnnounceStep(bootsteps.StartStopStep):
     def start(self, parent: Any) -> None:
         announcer = getattr(parent.app, "cargo_announcer", None)
         if isinstance(announcer, Announcer):
-            announcer.connected(parent.hostname, consumed_queues(parent.app))
+            announcer.connected(parent.hostname, consumed_queues(parent.app),
+                                pool_concurrency(parent))
 
 
 def announcer_step(announcer: Announcer) -> type[bootsteps.StartStopStep]:
