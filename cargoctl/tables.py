@@ -131,7 +131,7 @@ def dead_letters_table(doc: dict[str, Any]) -> Table:
     """``GET /dead-letters``: one row per dead letter."""
     items = doc.get("items") or []
     table = Table(title="Dead letters", title_justify="left")
-    table.add_column("task_id", overflow="fold", min_width=36)
+    table.add_column("task_id", overflow="fold")  # folded, never cut: it is what replay takes
     table.add_column("name", style="bold")
     table.add_column("queue")
     table.add_column("reason", style="red")
