@@ -105,21 +105,29 @@ def limits_summary(limits: Any) -> str:
     return ", ".join(parts)
 
 
+def stacked(first: str | Text, second: str, style: str = "dim") -> Text:
+    """Two values in one cell, the second on its own line, dimmed: narrower than two columns."""
+    text = first.copy() if isinstance(first, Text) else Text(first)
+    if second:
+        text.append("\n" + second, style=style)
+    return text
+
+
 def catalog_table(doc: dict[str, Any]) -> Table:
     """``GET /catalog``: one row per task a live worker offers."""
     items = doc.get("items") or []
     table = Table(title="Tasks live workers offer", title_justify="left")
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("queue")
+    table.add_column("task / queue", no_wrap=True)
     table.add_column("arguments")
     table.add_column("limits")
-    table.add_column("workers", justify="right")
-    table.add_column("doc")
+    table.add_column("workers")
+    table.add_column("doc", ratio=1)
     for item in items:
         workers = str(item.get("workers", ""))
         if item.get("missing_on"):
             workers += f" (missing on {', '.join(item['missing_on'])})"
-        table.add_row(str(item.get("name", "")), str(item.get("queue", "")),
+        table.add_row(stacked(Text(str(item.get("name", "")), style="bold"),
+                              str(item.get("queue", ""))),
                       arguments_summary(item.get("schema")), limits_summary(item.get("limits")),
                       workers, item.get("doc") or "")
     if not items:
@@ -128,26 +136,34 @@ def catalog_table(doc: dict[str, Any]) -> Table:
 
 
 def dead_letters_table(doc: dict[str, Any]) -> Table:
-    """``GET /dead-letters``: one row per dead letter."""
+    """``GET /dead-letters``: one row per dead letter; the id whole (``replay`` takes it)."""
     items = doc.get("items") or []
     table = Table(title="Dead letters", title_justify="left")
-    table.add_column("task_id", overflow="fold")  # folded, never cut: it is what replay takes
-    table.add_column("name", style="bold")
-    table.add_column("queue")
-    table.add_column("reason", style="red")
-    table.add_column("dead_lettered_at")
-    table.add_column("error")
-    table.add_column("arguments")
+    # The id whole on one line, so it can be copied; the other columns give way.
+    table.add_column("task_id", no_wrap=True)
+    table.add_column("task / queue")
+    table.add_column("reason / at (UTC)")
+    table.add_column("error / arguments", overflow="fold")
     for item in items:
-        table.add_row(str(item.get("task_id", "")), str(item.get("name", "")),
-                      str(item.get("queue", "")), str(item.get("reason", "")),
-                      str(item.get("dead_lettered_at", "")), error_summary(item.get("error")),
-                      _call_arguments(item))
+        table.add_row(str(item.get("task_id", "")),
+                      stacked(Text(str(item.get("name", "")), style="bold"),
+                              str(item.get("queue", ""))),
+                      stacked(Text(str(item.get("reason", "")), style="red"),
+                              short_time(item.get("dead_lettered_at"))),
+                      stacked(error_summary(item.get("error")), _call_arguments(item)))
     if not items:
         table.caption = "no dead letters"
     elif doc.get("next"):
         table.caption = "more on the next page: --all lists every page"
     return table
+
+
+def short_time(value: Any) -> str:
+    """``2026-11-25T09:14:48.066Z`` as ``2026-11-25 09:14:48`` (the header says UTC)."""
+    text = str(value or "")
+    if len(text) >= 19 and text[10] == "T":
+        return f"{text[:10]} {text[11:19]}"
+    return text
 
 
 def _call_arguments(item: dict[str, Any]) -> str:
@@ -156,7 +172,7 @@ def _call_arguments(item: dict[str, Any]) -> str:
     args, kwargs = item.get("args"), item.get("kwargs")
     parts = [short_json(a, 30) for a in args or []]
     parts += [f"{k}={short_json(v, 30)}" for k, v in (kwargs or {}).items()]
-    return truncated(", ".join(parts))
+    return truncated(f"({', '.join(parts)})")
 
 
 TASK_FIELDS = ("task_id", "name", "state", "retries", "submitted_at", "started_at",

@@ -19,7 +19,11 @@ from rich.text import Text
 
 from cargoctl.tables import TERMINAL_STATES, error_summary, short_json, state_text, truncated
 
-BAR_WIDTH = 24
+# A terminal this wide shows whole task ids (36 characters) and long bars.
+WIDE = 120
+BAR_WIDTH = 20
+NARROW_BAR_WIDTH = 10
+SHORT_ID = 8
 # Keys a task's progress may count with (``report_progress(done=3, total=10)``).
 _DONE_KEYS = ("done", "current", "completed", "n")
 
@@ -115,21 +119,24 @@ class WatchBoard:
         rows = list(self.rows.values())
         return rows[-self.max_rows:] if len(rows) > self.max_rows else rows
 
-    def render(self) -> Table:
+    def render(self, width: int = WIDE) -> Table:
+        """The table for a terminal ``width`` columns wide: below :data:`WIDE`, ids are
+        cut to their first 8 characters and bars are shorter, so the outcome still fits."""
+        wide = width >= WIDE
+        bar_width = BAR_WIDTH if wide else NARROW_BAR_WIDTH
         table = Table(title_justify="left", expand=False)
         table.add_column("task_id", no_wrap=True)
-        table.add_column("name", style="bold")
+        table.add_column("name", style="bold", no_wrap=True)
         table.add_column("state", no_wrap=True)
         table.add_column("progress", no_wrap=True)
-        table.add_column("retries", justify="right")
-        table.add_column("outcome", overflow="fold")
+        table.add_column("outcome")
         for row in self.visible():
+            task_id = row.task_id if wide else truncated(row.task_id, SHORT_ID + 1)
             if row.task_id in self.waiting:
-                table.add_row(row.task_id, "", Text("not known yet", style="dim italic"),
-                              "", "", "")
+                table.add_row(task_id, "", Text("not known yet", style="dim italic"), "", "")
                 continue
-            table.add_row(row.task_id, row.name, state_text(row.state), self._bar(row),
-                          str(row.retries), row.outcome)
+            table.add_row(task_id, row.name, self._state(row), self._bar(row, bar_width),
+                          row.outcome)
         table.caption = self.summary()
         return table
 
@@ -145,7 +152,14 @@ class WatchBoard:
         return f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}: " + ", ".join(parts)
 
     @staticmethod
-    def _bar(row: TaskRow) -> RenderableType:
+    def _state(row: TaskRow) -> Text:
+        text = state_text(row.state)
+        if row.retries:
+            text.append(f" (retry {row.retries})", style="dim")
+        return text
+
+    @staticmethod
+    def _bar(row: TaskRow, width: int) -> RenderableType:
         fraction = progress_fraction(row.progress)
         if row.state == "succeeded":
             fraction = 1.0
@@ -155,7 +169,7 @@ class WatchBoard:
         grid = Table.grid(padding=(0, 1))
         # Named colours: the theme's RGB ones turn grey on a 16-colour terminal.
         colour = {"dead_lettered": "red", "revoked": "magenta"}.get(row.state)
-        grid.add_row(ProgressBar(total=1.0, completed=fraction, width=BAR_WIDTH,
+        grid.add_row(ProgressBar(total=1.0, completed=fraction, width=width,
                                  complete_style=colour or "cyan",
                                  finished_style=colour or "green"),
                      label or f"{fraction:.0%}")

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from cargoctl.client import GatewayClient, segment
@@ -71,7 +71,8 @@ class LiveSink:
 
     def __init__(self, console: Console, max_rows: int) -> None:
         self.board = WatchBoard(max_rows)
-        self.live = Live(self.board.render(), console=console, refresh_per_second=4,
+        self.console = console
+        self.live = Live(self.render(), console=console, refresh_per_second=4,
                          transient=False)
 
     def __enter__(self) -> LiveSink:
@@ -79,20 +80,23 @@ class LiveSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.update(self.board.render(), refresh=True)
+        self.live.update(self.render(), refresh=True)
         self.live.stop()
+
+    def render(self) -> RenderableType:
+        return self.board.render(self.console.width)  # read each time: terminals resize
 
     def known(self, doc: dict[str, Any]) -> None:
         self.board.apply(doc)
-        self.live.update(self.board.render())
+        self.live.update(self.render())
 
     def unknown(self, task_id: str) -> None:
         self.board.expect(task_id)
-        self.live.update(self.board.render())
+        self.live.update(self.render())
 
     def event(self, frame: dict[str, Any]) -> None:
         self.board.apply(frame)
-        self.live.update(self.board.render())
+        self.live.update(self.render())
 
 
 def unknown_tasks_error(task_ids: Iterable[str], gateway: str) -> CliError:

@@ -14,6 +14,7 @@ from cargoctl.tables import (
     error_summary,
     limits_summary,
     short_json,
+    short_time,
     task_table,
 )
 
@@ -70,6 +71,12 @@ def test_an_error_reads_as_its_type_and_message() -> None:
     assert error_summary(None) == ""
 
 
+def test_a_dead_letters_time_is_shown_to_the_second() -> None:
+    assert short_time("2026-11-25T09:14:48.066Z") == "2026-11-25 09:14:48"
+    assert short_time("yesterday") == "yesterday"
+    assert short_time(None) == ""
+
+
 def test_long_json_is_cut_with_an_ellipsis() -> None:
     assert short_json(list(range(100)), 10) == "[0, 1, 2,…"
     assert short_json({"a": 1}) == '{"a": 1}'
@@ -80,10 +87,11 @@ def test_the_catalog_table_has_a_row_per_task_with_queue_arguments_limits_and_wo
                       "doc": "Sleep a while.", "workers": 2, "missing_on": ["w3"],
                       "limits": {"time_limit": 60.0, "memory_limit_mb": 256, "max_retries": 3}}]}
     text = text_of(catalog_table(doc))
-    assert cells(text, "┃") == [["name", "queue", "arguments", "limits", "workers", "doc"]]
+    assert cells(text, "┃") == [["task / queue", "arguments", "limits", "workers", "doc"]]
     assert cells(text) == [
-        ["sleep", "cargo", "seconds: number, steps: integer = 1",
-         "time 60s, memory 256 MiB, retries 3", "2 (missing on w3)", "Sleep a while."],
+        ["sleep", "seconds: number, steps: integer = 1", "time 60s, memory 256 MiB, retries 3",
+         "2 (missing on w3)", "Sleep a while."],
+        ["cargo", "", "", "", ""],
     ]
 
 
@@ -101,22 +109,25 @@ DEAD_LETTER: dict[str, Any] = {
 
 def test_the_dead_letters_table_has_a_row_per_letter_with_its_whole_id() -> None:
     text = text_of(dead_letters_table({"items": [DEAD_LETTER]}))
-    assert cells(text, "┃") == [["task_id", "name", "queue", "reason", "dead_lettered_at",
-                                 "error", "arguments"]]
-    assert cells(text) == [["6b0f2c4e-0000-4000-8000-000000000001", "memory_leak_task", "cargo",
-                       "memory_limit", "2026-11-25T09:14:48.066Z",
-                       "MemoryLimitExceeded: grew past 256 MiB", "16, seconds=5"]]
+    assert cells(text, "┃") == [["task_id", "task / queue", "reason / at (UTC)",
+                                 "error / arguments"]]
+    assert cells(text) == [
+        ["6b0f2c4e-0000-4000-8000-000000000001", "memory_leak_task", "memory_limit",
+         "MemoryLimitExceeded: grew past 256 MiB"],
+        ["", "cargo", "2026-11-25 09:14:48", "(16, seconds=5)"],
+    ]
 
 
-def test_a_narrow_terminal_folds_the_id_instead_of_cutting_it() -> None:
+def test_on_a_narrow_terminal_the_id_stays_whole_on_its_line_and_the_rest_wraps() -> None:
     text = text_of(dead_letters_table({"items": [DEAD_LETTER]}), width=80)
-    folded = "".join(row[0] for row in cells(text))
-    assert folded == DEAD_LETTER["task_id"]
+    assert cells(text)[0][0] == DEAD_LETTER["task_id"]
+    error = "".join(row[3] for row in cells(text))
+    assert error.replace(" ", "") == "MemoryLimitExceeded:grewpast256MiB(16,seconds=5)"
 
 
 def test_an_undecodable_dead_letter_shows_why_instead_of_arguments() -> None:
     item = {**DEAD_LETTER, "args": None, "kwargs": None, "undecodable": "nested too deep"}
-    assert cells(text_of(dead_letters_table({"items": [item]})))[0][-1] == \
+    assert cells(text_of(dead_letters_table({"items": [item]})))[1][-1] == \
         "undecodable: nested too deep"
 
 
