@@ -1,21 +1,28 @@
 """``cargoctl watch`` (and ``submit --wait``): follow tasks over the gateway's WebSocket.
 
-Order of work, for each id given:
+Order of work, for the ids given:
 
-1. ``GET /tasks/{id}``. 200: the task is known (its document is the first row).
-   404: the gateway has no record of it *yet*.
-2. Subscribe over ``/ws``. The gateway answers a subscription with each task's
-   latest event from the stream, then every later one, so nothing between the
-   GET and the subscription is lost, and nothing shown is older than the GET.
+1. ``GET /tasks/{id}`` for each. 200: the task is known (its document is its
+   first row). 404 ``task_not_found``: the gateway has no record of it *yet*.
+2. Subscribe to all of them over ``/ws``. The gateway answers a subscription
+   with each task's latest event from the stream, then every later one, so
+   nothing between the GET and the subscription is lost, and nothing shown is
+   older than the GET (it came first, from the same replica).
 3. Follow events until every task has ended. An id still unheard of
-   ``unknown_after`` seconds after the GET is an error: ``unknown task <id>``.
+   ``unknown_after`` seconds after the GETs is an error: ``unknown task <id>``.
+   A task that had already ended at the GET is done; its final event, which
+   the subscription repeats, is still printed (a script reading the lines sees
+   how it ended) when it comes within that time.
 
-Why wait at all for a 404: the replica that accepted a task records it before
-it answers 202, but the *other* replicas learn of it from its ``queued``
+Why wait at all after a 404 (measured on two replicas: a task submitted on one
+was unknown to the other's first GET every time, for 7 ms typically and 30 ms
+at most on an idle machine): the replica that accepts a task records it before
+it answers 202, but *other* replicas learn of it from its ``queued``
 announcement on the events stream, a few milliseconds later (longer on a busy
-broker), and a task sent straight to RabbitMQ (a Dramatiq producer through the
-bridge, a Celery client) is known once the bridge announces it or a worker
-starts it. An id that shows up within the grace period is followed as usual.
+broker); and a task sent straight to RabbitMQ (a Celery client; a Dramatiq
+producer, until the bridge announces it) is known once a worker starts it. An
+id that appears within the grace period is followed as usual; waiting for it
+costs nothing, since the subscription delivers its first event.
 """
 
 from __future__ import annotations

@@ -207,6 +207,19 @@ async def test_watch_piped_prints_one_json_line_per_event_until_the_task_ends(
     assert run.stderr == ""
 
 
+async def test_watch_piped_of_a_task_that_already_ended_prints_its_final_event_and_exits(
+        rabbitmq: Settings, worker: Proc) -> None:
+    async with running_gateway(rabbitmq) as gw:
+        task_id = await gw.submit("calculate_distance", args=[5, 12])
+        await gw.wait_state(task_id, {"succeeded"})
+        run = await cargoctl(rabbitmq, "watch", task_id, "--gateway", gw.url)
+    assert run.returncode == 0, run
+    [line] = run.stdout.splitlines()
+    final = json.loads(line)
+    assert (final["type"], final["task_id"], final["state"], final["result"]) == (
+        "event", task_id, "succeeded", 13.0)
+
+
 async def test_submit_wait_piped_prints_the_id_then_the_tasks_events_until_it_ends(
         rabbitmq: Settings, worker: Proc) -> None:
     async with running_gateway(rabbitmq) as gw:
