@@ -59,6 +59,8 @@ def http_error(status: int, reason: str | None, body: str, url: str) -> CliError
         detail = summarize_details(error.get("details"))
         if detail:
             message = f"{message}: {detail}"
+        if status == 401:
+            message += "; give the gateway's token with --token or CARGO_AUTH_TOKEN"
         code = error.get("code")
         return CliError(message, code if isinstance(code, str) else None)
     excerpt = " ".join(body.split())[:MAX_BODY_EXCERPT]

@@ -150,6 +150,19 @@ async def test_an_http_error_with_details_names_what_is_wrong_in_the_same_line(
                                "Input should be a valid number (invalid_arguments)")
 
 
+async def test_a_gateway_with_auth_on_takes_the_token_and_says_how_to_give_one_without_it(
+        rabbitmq: Settings) -> None:
+    token = f"t-{uuid.uuid4()}"
+    async with running_gateway(rabbitmq.model_copy(update={"auth_token": token})) as gw:
+        refused = await cargoctl(rabbitmq, "catalog", "-o", "json", "--gateway", gw.url)
+        accepted = await cargoctl(rabbitmq, "catalog", "-o", "json", "--gateway", gw.url,
+                                  "--token", token)
+    assert_one_error_line(refused, "Error: missing or wrong bearer token; give the gateway's "
+                                   "token with --token or CARGO_AUTH_TOKEN (unauthorized)")
+    assert accepted.returncode == 0, accepted
+    assert "calculate_distance" in {i["name"] for i in json.loads(accepted.stdout)["items"]}
+
+
 async def test_a_gateway_that_refuses_the_connection_is_one_line_saying_so(
         rabbitmq: Settings) -> None:
     url = f"http://127.0.0.1:{unused_port()}"

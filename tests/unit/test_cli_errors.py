@@ -48,6 +48,13 @@ def test_the_gateways_error_document_becomes_its_message_and_code() -> None:
     assert error.exit_code == 1
 
 
+def test_a_refused_token_says_how_to_give_one() -> None:
+    error = http_error(401, "Unauthorized", body("unauthorized", "missing or wrong bearer token"),
+                       "http://g/catalog")
+    assert error.format_message() == ("missing or wrong bearer token; give the gateway's token "
+                                      "with --token or CARGO_AUTH_TOKEN (unauthorized)")
+
+
 def test_validation_details_are_appended_as_location_and_message() -> None:
     details = [{"loc": ["args", 0], "msg": "Input should be a valid number"},
                {"loc": ["kwargs", "steps"], "msg": "too big"}]
