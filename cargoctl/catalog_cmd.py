@@ -8,7 +8,6 @@ import click
 
 from cargoctl.client import GatewayClient, gateway_option, run_command, token_option
 from cargoctl.output import output_option, print_json, print_table
-from cargoctl.tables import catalog_table
 
 
 @click.command()
@@ -25,6 +24,8 @@ def catalog(output: str, gateway: str, token: str | None) -> None:
         if output == "json":
             print_json(reply.text)
         else:
+            from cargoctl.tables import catalog_table  # rich: only when drawing (output.py)
+
             print_table(catalog_table(reply.doc))
         return 0
 

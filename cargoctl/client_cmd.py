@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
 from cargoctl.errors import BadInput
-from cargoctl.watching import DEFAULT_UNKNOWN_AFTER, LineSink, LiveSink, Sink, watch_tasks
+
+if TYPE_CHECKING:
+    from cargoctl.watching import Sink
 
 # Rows a live table keeps on screen besides its title, header, caption and borders.
 LIVE_TABLE_CHROME = 6
+# watch_tasks' grace for ids the gateway does not know yet (cargoctl.watching says why).
+DEFAULT_UNKNOWN_AFTER = 5.0
 
 
 def json_argument(value: str, option: str, kind: type) -> Any:
@@ -43,7 +46,11 @@ unknown_after_option = click.option(
 
 
 def make_sink(live: bool | None) -> contextlib.AbstractContextManager[Sink]:
-    console = Console(highlight=False)
+    # Imported here, as rich is by cargoctl.output: not on every cargoctl start.
+    from cargoctl.output import stdout_console
+    from cargoctl.watching import LineSink, LiveSink
+
+    console = stdout_console()
     if live is None:
         live = sys.stdout.isatty() and not console.is_dumb_terminal
     if not live:
@@ -80,8 +87,11 @@ def submit(name: str, args_json: str, kwargs_json: str, countdown: float | None,
             click.echo(task_id)
             if not wait:
                 return 0
+            from cargoctl.watching import watch_tasks
+
             with make_sink(live) as sink:
-                return await watch_tasks(client, [task_id], sink, timeout=timeout)
+                return await watch_tasks(client, [task_id], sink, timeout=timeout,
+                                         unknown_after=DEFAULT_UNKNOWN_AFTER)
 
     sys.exit(run_command(run()))
 
@@ -105,6 +115,8 @@ def watch(task_ids: tuple[str, ...], timeout: float, unknown_after: float, live:
     client = GatewayClient(gateway, token)
 
     async def run() -> int:
+        from cargoctl.watching import watch_tasks
+
         async with client:
             with make_sink(live) as sink:
                 return await watch_tasks(client, list(task_ids), sink, timeout=timeout,

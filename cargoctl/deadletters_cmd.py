@@ -9,7 +9,6 @@ import click
 
 from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
 from cargoctl.output import json_text, output_option, print_json, print_table
-from cargoctl.tables import dead_letters_table
 
 
 @click.group("dead-letters")
@@ -55,6 +54,8 @@ def list_(queue: str | None, reason: str | None, limit: int, all_pages: bool, ou
         if output == "json":
             print_json(text)
         else:
+            from cargoctl.tables import dead_letters_table  # rich: only when drawing
+
             print_table(dead_letters_table(doc))
 
     sys.exit(run_command(run()))

@@ -7,10 +7,12 @@ the gateway's JSON document as it sent it, one document on standard output.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console, RenderableType
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 output_option = click.option(
     "--output", "-o", "output", type=click.Choice(["table", "json"]), default="table",
@@ -18,6 +20,10 @@ output_option = click.option(
 
 
 def stdout_console() -> Console:
+    # rich is imported when something is drawn, not when cargoctl starts: every
+    # command is registered at start, the bridge's health probe included.
+    from rich.console import Console
+
     # highlight=False: rich would colour numbers and UUIDs in cells on its own.
     return Console(highlight=False)
 

@@ -8,7 +8,6 @@ import click
 
 from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
 from cargoctl.output import output_option, print_json, print_table
-from cargoctl.tables import task_table
 
 
 @click.group()
@@ -31,6 +30,8 @@ def show(task_id: str, output: str, gateway: str, token: str | None) -> None:
         if output == "json":
             print_json(reply.text)
         else:
+            from cargoctl.tables import task_table  # rich: only when drawing (output.py)
+
             print_table(task_table(reply.doc))
         return 0
 

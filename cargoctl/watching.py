@@ -43,8 +43,6 @@ from cargoctl.errors import CliError, error_line
 from cargoctl.tables import TERMINAL_STATES
 from cargoctl.watch_board import WatchBoard
 
-DEFAULT_UNKNOWN_AFTER = 5.0
-
 
 class Sink(Protocol):
     """Where watched tasks are shown."""
@@ -115,7 +113,7 @@ def unknown_tasks_error(task_ids: Iterable[str], gateway: str) -> CliError:
 
 
 async def watch_tasks(gateway: GatewayClient, task_ids: list[str], sink: Sink, *,
-                      timeout: float, unknown_after: float = DEFAULT_UNKNOWN_AFTER) -> int:
+                      timeout: float, unknown_after: float) -> int:
     """Follow ``task_ids`` until each has ended (0); every task's events when none are
     given, until the timeout. Raises :class:`CliError` for what stops it early."""
     try:
