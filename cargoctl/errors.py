@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import ssl
 from typing import Any
@@ -56,7 +57,7 @@ def http_error(status: int, reason: str | None, body: str, url: str) -> CliError
     error = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         message = error["message"]
-        detail = summarize_details(error.get("details"))
+        detail = summarize_details(error.get("details"), said=message)
         if detail:
             message = f"{message}: {detail}"
         if status == 401:
@@ -68,17 +69,29 @@ def http_error(status: int, reason: str | None, body: str, url: str) -> CliError
     return CliError(f"{message}: {excerpt}" if excerpt else message)
 
 
-def summarize_details(details: Any) -> str | None:
+def summarize_details(details: Any, said: str = "") -> str | None:
     """The useful part of an error's ``details``, short: ``args[0]: Input should be a
-    valid number`` for a list of ``{"loc", "msg"}``, ``queues: a, b`` for a mapping."""
+    valid number`` for a list of ``{"loc", "msg"}``, ``queues: a, b`` for a mapping.
+
+    A mapping's string value that the message ``said`` already, as a word of its
+    own, is left out: the 503 of ``/queues`` names its management URL in both,
+    and once is enough. Lists (the queues there are) are always given."""
     if isinstance(details, list) and details:
         parts = [_located(item) for item in details[:MAX_DETAILS]]
         if len(details) > MAX_DETAILS:
             parts.append(f"and {len(details) - MAX_DETAILS} more")
         return "; ".join(parts)
-    if isinstance(details, dict) and details:
-        return "; ".join(f"{key}: {_plain(value)}" for key, value in details.items())
+    if isinstance(details, dict):
+        parts = [f"{key}: {_plain(value)}" for key, value in details.items()
+                 if not (isinstance(value, str) and _stands_in(value, said))]
+        return "; ".join(parts) or None
     return None
+
+
+def _stands_in(value: str, text: str) -> bool:
+    """``value`` stands in ``text`` as a word of its own: ``cargo`` is not in ``'cargo-x'``."""
+    return bool(value) and re.search(rf"(?:^|\s){re.escape(value)}(?=$|[\s:,;)])",
+                                     text) is not None
 
 
 def _located(item: Any) -> str:

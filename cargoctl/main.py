@@ -89,10 +89,13 @@ def _register_subcommands() -> None:
     from cargoctl.catalog_cmd import catalog
     from cargoctl.client_cmd import submit, watch
     from cargoctl.deadletters_cmd import dead_letters
+    from cargoctl.queues_cmd import queues
     from cargoctl.tasks_cmd import tasks
     from cargoctl.topology_cmd import topology
+    from cargoctl.workers_cmd import workers
 
-    for command in (topology, submit, watch, tasks, catalog, dead_letters, canary, bridge):
+    for command in (topology, submit, watch, tasks, catalog, queues, workers, dead_letters,
+                    canary, bridge):
         cli.add_command(command)
 
 

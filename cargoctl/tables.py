@@ -8,6 +8,7 @@ json`` has everything.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
@@ -197,3 +198,95 @@ def task_table(doc: dict[str, Any]) -> Table:
         else:
             table.add_row(name, str(value))
     return table
+
+
+MIB = 1024 * 1024
+
+
+def queues_table(doc: dict[str, Any]) -> Table:
+    """``GET /queues``: one row per task queue, its dead-letter queue beside it."""
+    queues = doc.get("queues") or []
+    table = Table(title="Task queues", title_justify="left")
+    table.add_column("queue", no_wrap=True)
+    table.add_column("ready", justify="right")
+    table.add_column("unacked", justify="right")
+    table.add_column("consumers", justify="right")
+    table.add_column("dead-letter queue", no_wrap=True)
+    table.add_column("dead letters", justify="right")
+    for queue in queues:
+        dead_letter = queue.get("dead_letter") or {}
+        ready, consumers = queue.get("ready"), queue.get("consumers")
+        # A backlog nobody consumes is what an operator looks for first.
+        stranded = isinstance(ready, int) and ready > 0 and consumers == 0
+        dead = dead_letter.get("ready")
+        table.add_row(Text(str(queue.get("name", "")), style="bold"), _figure(ready),
+                      _figure(queue.get("unacked")),
+                      Text(_figure(consumers), style="bold red" if stranded else ""),
+                      str(dead_letter.get("name", "")),
+                      Text(_figure(dead), style="red" if isinstance(dead, int) and dead else ""))
+    if not queues:
+        table.caption = "no task queue"
+    return table
+
+
+def workers_table(doc: dict[str, Any], now: datetime) -> Table:
+    """``GET /workers``: one row per live worker; ``now`` (aware) dates ``last_seen``."""
+    workers = doc.get("workers") or []
+    table = Table(title="Live workers", title_justify="left")
+    table.add_column("hostname", no_wrap=True)
+    table.add_column("queues")
+    table.add_column("concurrency", justify="right")
+    table.add_column("processes", justify="right")
+    table.add_column("memory", justify="right", no_wrap=True)
+    table.add_column("last seen", justify="right", no_wrap=True)
+    for worker in workers:
+        queues = worker.get("queues")
+        table.add_row(Text(str(worker.get("hostname", "")), style="bold"),
+                      ", ".join(map(str, queues)) if isinstance(queues, list) else "",
+                      _figure(worker.get("concurrency")), _figure(worker.get("processes")),
+                      mebibytes(worker.get("rss_bytes")), age(worker.get("last_seen"), now))
+    if not workers:
+        table.caption = "no live worker"
+    return table
+
+
+def _figure(value: Any) -> str:
+    """A figure as the gateway sent it; ``-`` for null (a worker of an older release)."""
+    return "-" if value is None else str(value)
+
+
+def mebibytes(rss_bytes: Any) -> str:
+    """``rss_bytes`` as ``123.4 MiB``; ``-`` when the worker did not say."""
+    if not isinstance(rss_bytes, int | float) or isinstance(rss_bytes, bool):
+        return "-"
+    return f"{rss_bytes / MIB:,.1f} MiB"
+
+
+def age(last_seen: Any, now: datetime) -> str:
+    """How long before ``now`` an RFC 3339 time was: ``3 s ago``, ``4 min ago``, ``2 h ago``,
+    ``5 d ago``; the text as sent when it is not a time.
+
+    ``last_seen`` is by the worker's clock: one ahead of this machine's shows
+    ``clock 5 s ahead`` rather than a negative age (under a second of it: ``0 s ago``).
+    """
+    try:
+        seen = datetime.fromisoformat(str(last_seen))
+    except ValueError:
+        return "-" if last_seen is None else str(last_seen)
+    if seen.tzinfo is None:  # API.md: UTC; a naive time is read as UTC too
+        seen = seen.replace(tzinfo=UTC)
+    seconds = (now - seen).total_seconds()
+    if seconds <= -1:
+        return f"clock {_duration(-seconds)} ahead"
+    return f"{_duration(max(seconds, 0.0))} ago"
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86400} d"
