@@ -1,4 +1,4 @@
-"""``cargoctl queues``: Cargo's task queues with depth, consumers and dead letters (``GET /queues``)."""
+"""``cargoctl queues``: the task queues with depth, consumers, dead letters (``GET /queues``)."""
 
 from __future__ import annotations
 

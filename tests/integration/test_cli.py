@@ -20,17 +20,21 @@ import subprocess
 import termios
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from broker.celery_protocol import encode_task
 from broker.settings import Settings
+from broker.topology import dead_letter_queue_name
 from gateway.keys import HUB_KEY
-from tests.support.deadletters import wait_dead_letter
+from tests.support.catalog import TEST_ANNOUNCER
+from tests.support.deadletters import publish_raw, wait_dead_letter
 from tests.support.gateway import Gateway, running_gateway
-from tests.support.processes import BIN, Proc, process_env
+from tests.support.processes import BIN, Proc, process_env, start_worker
+from tests.support.rabbit import private_vhost
 from tests.support.workers import gateway_publisher
 
 pytestmark = pytest.mark.integration
@@ -122,6 +126,26 @@ async def raw_get(gw: Gateway, path: str) -> str:
     async with gw.http.get(f"{gw.url}{path}") as resp:
         assert resp.status == 200
         return await resp.text()
+
+
+async def poll_json(gw: Gateway, path: str, done: Callable[[Any], bool], what: str,
+                    timeout: float = 90) -> Any:
+    """GET ``path`` until ``done(document)`` (the management API's figures are statistics
+    RabbitMQ refreshes every few seconds); the last document in the error otherwise."""
+    deadline = time.monotonic() + timeout
+    doc: Any = None
+    while time.monotonic() < deadline:
+        doc = json.loads(await raw_get(gw, path))
+        if done(doc):
+            return doc
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"{what}: not within {timeout}s; last {path}: {doc}")
+
+
+def table_rows(run: Run) -> list[list[str]]:
+    """A table's body lines, each as its cells' text."""
+    return [[cell.strip() for cell in line.split("│")[1:-1]]
+            for line in run.stdout.splitlines() if line.startswith("│")]
 
 
 def assert_one_error_line(run: Run, expected: str, exit_code: int = 1) -> None:
@@ -380,6 +404,97 @@ async def test_dead_letters_list_all_gathers_every_page_into_one_json_document(
     listed = [item["task_id"] for item in doc["items"]]
     assert set(two_poison_letters) <= set(listed)
     assert len(listed) == len(set(listed))
+
+
+# -- queues and workers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def vhost(rabbitmq: Settings) -> Iterator[Settings]:
+    """A vhost of the test's own: the queue's depth is only what the test put there."""
+    with private_vhost("cargo-test-cli") as settings:
+        yield settings
+
+
+async def test_queues_lists_the_task_queue_with_its_depth_and_consumers_as_a_table_and_json(
+        vhost: Settings) -> None:
+    queue, dead_letters = vhost.task_queue, dead_letter_queue_name(vhost.task_queue)
+    async with running_gateway(vhost) as gw:
+        await publish_raw(vhost, b"\x00 no task in here")  # the worker dead-letters it
+        worker = await asyncio.to_thread(start_worker, vhost, "cli-queues", 1)
+        try:
+            await poll_json(gw, "/queues", lambda d: d["queues"][0]["dead_letter"]["ready"] == 1,
+                            "the poison message dead-lettered")
+            # One worker process, prefetch 1: it runs one, the other two wait.
+            for _ in range(3):
+                await gw.submit("sleep", args=[600])
+            expected = {"queues": [{"name": queue, "ready": 2, "unacked": 1, "consumers": 1,
+                                    "dead_letter": {"name": dead_letters, "ready": 1}}]}
+            await poll_json(gw, "/queues", lambda d: d == expected, "one running, two waiting")
+            table = await cargoctl(vhost, "queues", "--gateway", gw.url, env=WIDE)
+            as_json = await cargoctl(vhost, "queues", "-o", "json", "--gateway", gw.url)
+            sent = await raw_get(gw, "/queues")
+        finally:
+            worker.kill()  # SIGKILL: the sleeping task would hold a warm stop for minutes
+            await asyncio.to_thread(worker.stop)
+    assert table.returncode == 0, table
+    assert table_rows(table) == [[queue, "2", "1", "1", dead_letters, "1"]]
+    assert as_json.returncode == 0, as_json
+    assert json.loads(sent) == expected
+    assert as_json.stdout == sent + "\n"
+
+
+async def test_workers_lists_the_running_worker_with_its_concurrency_as_a_table_and_json(
+        rabbitmq: Settings, worker: Proc) -> None:
+    def session_worker(doc: Any) -> dict[str, Any] | None:
+        return next((w for w in doc["workers"] if w["hostname"].startswith("session-worker-")),
+                    None)
+
+    async with running_gateway(rabbitmq) as gw:
+        await poll_json(gw, "/workers", lambda d: session_worker(d) is not None,
+                        "the session worker announced")
+        before = await raw_get(gw, "/workers")
+        table = await cargoctl(rabbitmq, "workers", "--gateway", gw.url, env=WIDE)
+        as_json = await cargoctl(rabbitmq, "workers", "-o", "json", "--gateway", gw.url)
+        after = await raw_get(gw, "/workers")
+    announced = session_worker(json.loads(before))
+    assert announced is not None
+    assert table.returncode == 0, table
+    rows = {row[0]: row for row in table_rows(table)}
+    _, queues, concurrency, processes, memory, last_seen = rows[announced["hostname"]]
+    assert (queues, concurrency) == (rabbitmq.task_queue, "2")
+    assert re.fullmatch(r"\d+", processes), processes
+    assert re.fullmatch(r"[\d,]+\.\d MiB", memory), memory
+    assert re.fullmatch(r"\d+ s ago", last_seen), last_seen  # it re-announces every 15 s
+    # The test announcer stands in for a worker of an older release: no figures.
+    assert rows[TEST_ANNOUNCER][2:5] == ["-", "-", "-"]
+    assert as_json.returncode == 0, as_json
+    # The worker may re-announce between two requests: the document is one the gateway sent.
+    assert as_json.stdout in (before + "\n", after + "\n")
+    listed = session_worker(json.loads(as_json.stdout))
+    assert listed is not None
+    assert (listed["hostname"], listed["concurrency"]) == (announced["hostname"], 2)
+
+
+async def test_queues_prints_one_error_line_when_the_management_api_is_unreachable(
+        rabbitmq: Settings) -> None:
+    port = unused_port()
+    url = f"http://guest:***@127.0.0.1:{port}"
+    settings = rabbitmq.model_copy(update={
+        "management_url": f"http://guest:not-to-be-shown@127.0.0.1:{port}"})
+    async with running_gateway(settings) as gw:
+        run = await cargoctl(rabbitmq, "queues", "--gateway", gw.url)
+        workers = await cargoctl(rabbitmq, "workers", "-o", "json", "--gateway", gw.url)
+    assert run.returncode == 1, run
+    assert run.stdout == ""
+    [line] = run.error_lines()
+    assert line.startswith("Error: cannot read the queues from the RabbitMQ management API "
+                           f"at {url}: "), line
+    assert line.endswith(" (management_unavailable)"), line
+    assert "management_url" not in line, "the details repeat the URL the message names"
+    assert "not-to-be-shown" not in line
+    # The workers come from the catalog, not from the management API.
+    assert workers.returncode == 0, workers
 
 
 # -- the gateway process ---------------------------------------------------------------------

@@ -74,9 +74,26 @@ def test_mapping_details_are_listed_as_key_and_values() -> None:
     assert summarize_details({"task_id": "abc"}) == "task_id: abc"
 
 
+def test_a_detail_the_message_already_names_is_not_repeated() -> None:
+    url = "http://guest:***@rabbitmq:15672"
+    error = http_error(503, "Service Unavailable", body(
+        "management_unavailable", f"cannot read the queues from the RabbitMQ management API "
+        f"at {url}: unreachable", {"management_url": url}), "http://g/queues")
+    assert error.format_message() == ("cannot read the queues from the RabbitMQ management API "
+                                      f"at {url}: unreachable (management_unavailable)")
+
+
+def test_a_detail_only_part_of_a_word_in_the_message_is_still_given() -> None:
+    assert summarize_details({"queue": "cargo"}, said="no task queue named 'cargo-x'") == \
+        "queue: cargo"
+    assert summarize_details({"queues": ["cargo"]}, said="no task queue named cargo") == \
+        "queues: cargo"
+
+
 def test_no_details_add_nothing() -> None:
     assert summarize_details(None) is None
     assert summarize_details([]) is None
+    assert summarize_details({}) is None
 
 
 def test_an_answer_that_is_not_the_gateways_error_shape_names_the_status_and_an_excerpt() -> None:
