@@ -9,7 +9,14 @@ through the management API on every way out:
 * **per task** — ``--clients`` WebSocket clients, each subscribed to its own
   task id, then those tasks submitted (``POST /tasks/calculate_distance``);
 * **all** — ``--all-clients`` clients subscribed to ``all``, then a burst of
-  ``--burst`` submissions.
+  ``--burst`` submissions;
+* **idle** (first, on a fresh gateway) — ``--idle-clients`` clients subscribed to
+  task ids never submitted, then gone: the memory that connections alone take
+  and how much of it the gateway gives back. In the per-task scenario the
+  tasks' own state (the task store and event ring, kept by design up to
+  ``CARGO_TASK_STORE_SIZE`` / ``CARGO_EVENT_BUFFER_SIZE``) is allocated while
+  the 10,000 connections live, among their freed memory, and pins much of it
+  (``bench/experiments/gateway_heap.py`` measures what stays alive).
 
 The task ids are known before the submissions: each submission carries an
 ``Idempotency-Key``, and a key determines its task id (``gateway.tasks_api``
@@ -57,6 +64,8 @@ from gateway.tasks_api import IDEMPOTENCY_NAMESPACE
 TASK = "calculate_distance"
 SUBMIT_CONCURRENCY = 64
 RSS_GOAL_MB = 400.0
+# Of the memory idle clients took, the share the gateway may keep once they left.
+KEPT_GOAL = 0.25
 # How long after the clients closed the RSS is read again ("given back").
 SETTLE_SECONDS = 12.0  # the gateway checks every 5 s whether to release memory
 MB = 1024 * 1024
@@ -214,7 +223,8 @@ async def submit_all(http: aiohttp.ClientSession, url: str, keys: list[str]
 async def scenario(name: str, mode: str, clients: int, tasks: int, gateway: Proc,
                    url: str, processes: int, workdir: Path, timeout: float) -> Outcome:
     run = secrets.token_hex(4)
-    keys = [f"fanout-{run}-{n}" for n in range(tasks)]
+    # Idle clients subscribe to ids of their own that nothing is submitted for.
+    keys = [f"fanout-{run}-{n}" for n in range(clients if mode == "idle" else tasks)]
     ids_file = workdir / f"ids-{name}.json"
     ids_file.write_text(json.dumps([task_id_for(k) for k in keys]))
     out = Outcome(name, clients, tasks)
@@ -235,7 +245,7 @@ async def scenario(name: str, mode: str, clients: int, tasks: int, gateway: Proc
             async with aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=SUBMIT_CONCURRENCY)) as http:
                 started = time.time()
-                out.statuses = dict(await submit_all(http, url, keys))
+                out.statuses = dict(await submit_all(http, url, keys[:tasks]))
                 out.submit_seconds = time.time() - started
             reports = await group.reports()
             out.gateway_cpu_seconds = sum(gw.cpu_times()[:2]) - cpu_before
@@ -259,7 +269,8 @@ async def scenario(name: str, mode: str, clients: int, tasks: int, gateway: Proc
         out.lag_p50 = max(lag["p50"] for lag in lags)
         out.lag_p99 = max(lag["p99"] for lag in lags)
         out.lag_max = max(lag["max"] for lag in lags)
-    out.last_delivery_seconds = last - started if out.complete_clients == clients else None
+    out.last_delivery_seconds = (last - started if tasks and out.complete_clients == clients
+                                 else None)
     return out
 
 
@@ -267,6 +278,18 @@ def rows(outcomes: list[Outcome]) -> list[Row]:
     result = []
     for o in outcomes:
         label = f"fan-out {o.scenario} ({o.clients:,} clients, {o.tasks:,} tasks)"
+        if o.tasks == 0:
+            result += [
+                Row(f"{label}: gateway RSS peak", "MB", o.rss_peak, RSS_GOAL_MB, "goal",
+                    better="lower", goal=1.0, note=f"before {o.rss_before:.0f} MB"),
+                Row(f"{label}: of the RSS the clients took, kept {SETTLE_SECONDS:g} s after "
+                    "they left", "MB", o.rss_settled - o.rss_before,
+                    o.rss_connected - o.rss_before, "taken by the connected clients",
+                    better="lower", goal=KEPT_GOAL,
+                    note=f"before {o.rss_before:.0f}, connected {o.rss_connected:.0f}, "
+                         f"after {o.rss_settled:.0f} MB"),
+            ]
+            continue
         result += [
             Row(f"{label}: clients that got every event", "count", o.complete_clients,
                 o.clients, "expected", goal=1.0),
@@ -280,7 +303,8 @@ def rows(outcomes: list[Outcome]) -> list[Row]:
                 better="lower", goal=1.0, note=f"before {o.rss_before:.0f} MB"),
             Row(f"{label}: gateway RSS {SETTLE_SECONDS:g} s after clients left", "MB",
                 o.rss_settled, o.rss_before, "before the clients", better="lower",
-                note=f"right after closing {o.rss_closed:.0f} MB"),
+                note=f"right after closing {o.rss_closed:.0f} MB; holds the tasks' state "
+                     "and what it pins"),
         ]
     return result
 
@@ -339,6 +363,11 @@ async def run(args: argparse.Namespace, base: Settings, workdir: Path) -> list[O
                 await wait_ready(http, url, gateway)
                 await catalog_has(http, url, TASK)
             outcomes = []
+            if args.idle_clients:
+                outcomes.append(await scenario("idle", "idle", args.idle_clients, 0,
+                                               gateway, url, args.client_processes, workdir,
+                                               args.timeout))
+                print_outcome(outcomes[-1])
             if args.clients:
                 outcomes.append(await scenario("per task", "task", args.clients, args.clients,
                                                gateway, url, args.client_processes, workdir,
@@ -361,6 +390,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10_000,
                         help="clients each subscribed to its own task (0: skip)")
+    parser.add_argument("--idle-clients", type=int, default=10_000,
+                        help="clients subscribed to tasks never submitted, then gone "
+                             "(0: skip)")
     parser.add_argument("--all-clients", type=int, default=1_000,
                         help="clients subscribed to all (0: skip)")
     parser.add_argument("--burst", type=int, default=1_000,
@@ -371,8 +403,9 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     limit = raise_open_files_limit()  # the gateway subprocess inherits it
-    if limit < args.clients + 1000:
-        print(f"warning: open files limit {limit} is below {args.clients} clients",
+    most = max(args.clients, args.idle_clients, args.all_clients)
+    if limit < most + 1000:
+        print(f"warning: open files limit {limit} is below {most} clients",
               file=sys.stderr)
     base = load_settings()
     # Kept after the run: the gateway's and worker's logs are there.

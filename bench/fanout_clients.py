@@ -7,6 +7,7 @@ on stdin/stdout:
 1. it starts ``python -m bench.fanout_clients --url WS_URL --mode task|all
    --ids-file PATH [--first I --count N]``; the process opens its clients (mode
    ``task``: client ``i`` subscribes to task id ``ids[first + i]``; mode
+   ``idle``: the same, for tasks never submitted (it reports at once); mode
    ``all``: ``count`` clients subscribe to ``all``), waits for every
    ``subscribed`` frame and prints ``READY``;
 2. it then reads events until every client saw the ``succeeded`` event of every
@@ -92,8 +93,9 @@ async def read_until_complete(client: Client) -> None:
 
 async def run(args: argparse.Namespace, ids: list[str]) -> None:
     plan: list[tuple[dict[str, Any], set[str]]]
-    if args.mode == "task":
-        plan = [({"op": "subscribe", "task_ids": [task_id]}, {task_id})
+    if args.mode in ("task", "idle"):
+        plan = [({"op": "subscribe", "task_ids": [task_id]},
+                 {task_id} if args.mode == "task" else set())
                 for task_id in ids[args.first:args.first + args.count]]
     else:
         plan = [({"op": "subscribe", "all": True}, set(ids)) for _ in range(args.count)]
@@ -146,7 +148,7 @@ def raise_open_files_limit() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=("task", "all"), required=True)
+    parser.add_argument("--mode", choices=("task", "idle", "all"), required=True)
     parser.add_argument("--ids-file", required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)

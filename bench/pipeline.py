@@ -1,6 +1,6 @@
 """The worker-path benchmark in one command: every section, one table, one results file.
 
-``python -m bench.pipeline [--sections e2e drain bridge fanout] [--quick]
+``python -m bench.pipeline [--sections e2e latency_floor drain bridge fanout] [--quick]
 [--rounds R]`` runs each section module (``bench.<name>``) as a subprocess, one
 after another (a section that crashes or hogs memory cannot skew the next),
 with ``--json-out`` pointing at a temporary file; it then prints one markdown
@@ -40,7 +40,7 @@ from bench.sections import Row, SectionReport, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-SECTIONS = ("e2e", "drain", "bridge", "fanout")
+SECTIONS = ("e2e", "latency_floor", "drain", "bridge", "fanout")
 Status = Literal["ok", "skipped", "failed"]
 
 

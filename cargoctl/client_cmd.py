@@ -2,107 +2,124 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import click
 
-TERMINAL = {"succeeded", "dead_lettered", "revoked"}
+from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
+from cargoctl.errors import BadInput
 
-gateway_option = click.option(
-    "--gateway", envvar="CARGO_GATEWAY_URL", default="http://127.0.0.1:8000", show_default=True,
-    help="gateway base URL (env CARGO_GATEWAY_URL)")
-token_option = click.option("--token", envvar="CARGO_AUTH_TOKEN", default=None,
-                            help="bearer token, when the gateway has auth on")
+if TYPE_CHECKING:
+    from cargoctl.watching import Sink
+
+# Rows a live table keeps on screen besides its title, header, caption and borders.
+LIVE_TABLE_CHROME = 6
+# watch_tasks' grace for ids the gateway does not know yet (cargoctl.watching says why).
+DEFAULT_UNKNOWN_AFTER = 5.0
 
 
-def _headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _json_arg(value: str, label: str, kind: type) -> Any:
+def json_argument(value: str, option: str, kind: type) -> Any:
+    """``--args``/``--kwargs``: JSON of the given kind, or a one-line usage error."""
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint=label) from None
+        raise BadInput(f"{option} is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                       f"{exc.colno}): {value!r}") from None
     if not isinstance(parsed, kind):
-        raise click.BadParameter(f"must be a JSON {kind.__name__}", param_hint=label)
+        wanted = "list, such as '[3, 4]'" if kind is list else "object, such as '{\"x\": 3}'"
+        raise BadInput(f"{option} must be a JSON {wanted}; got {value!r}")
     return parsed
 
 
-async def _watch(gateway: str, token: str | None, task_ids: list[str], all_events: bool,
-                 timeout: float) -> int:
-    url = gateway.replace("http", "ws", 1).rstrip("/") + "/ws"
-    pending = set(task_ids)
-    async with aiohttp.ClientSession(headers=_headers(token)) as http:
-        async with http.ws_connect(url) as ws:
-            frame: dict[str, Any] = ({"op": "subscribe", "all": True} if all_events
-                                     else {"op": "subscribe", "task_ids": task_ids})
-            await ws.send_json(frame)
-            async with asyncio.timeout(timeout):
-                async for message in ws:
-                    doc = json.loads(message.data)
-                    if doc.get("type") != "event":
-                        continue
-                    click.echo(json.dumps(doc))
-                    if doc["state"] in TERMINAL:
-                        pending.discard(doc["task_id"])
-                        if not all_events and not pending:
-                            return 0
-    return 1
+live_option = click.option(
+    "--live/--lines", "live", default=None,
+    help="a live table with progress bars, or one JSON line per event "
+         "[default: live on a terminal, lines otherwise]")
+unknown_after_option = click.option(
+    "--unknown-after", type=click.FloatRange(min=0), default=DEFAULT_UNKNOWN_AFTER,
+    show_default=True, metavar="SECONDS",
+    help="how long an id the gateway does not know may take to appear (another replica's "
+         "fresh task) before it is reported unknown")
+
+
+def make_sink(live: bool | None) -> contextlib.AbstractContextManager[Sink]:
+    # Imported here, as rich is by cargoctl.output: not on every cargoctl start.
+    from cargoctl.output import stdout_console
+    from cargoctl.watching import LineSink, LiveSink
+
+    console = stdout_console()
+    if live is None:
+        live = sys.stdout.isatty() and not console.is_dumb_terminal
+    if not live:
+        return contextlib.nullcontext(LineSink())
+    return LiveSink(console, max_rows=max(5, console.height - LIVE_TABLE_CHROME))
 
 
 @click.command()
 @click.argument("name")
 @click.option("--args", "args_json", default="[]", help="JSON list of positional arguments")
 @click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments")
-@click.option("--countdown", type=float, default=None, help="run no sooner than in N seconds")
-@click.option("--wait/--no-wait", default=False, help="stream the task's events until it ends")
-@click.option("--timeout", type=float, default=300, show_default=True)
+@click.option("--countdown", type=click.FloatRange(min=0), default=None,
+              help="run no sooner than in N seconds")
+@click.option("--wait/--no-wait", default=False, help="follow the task until it ends")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300,
+              show_default=True, help="seconds --wait follows the task")
+@live_option
 @gateway_option
 @token_option
 def submit(name: str, args_json: str, kwargs_json: str, countdown: float | None, wait: bool,
-           timeout: float, gateway: str, token: str | None) -> None:
+           timeout: float, live: bool | None, gateway: str, token: str | None) -> None:
     """Submit task NAME through the gateway and print its id."""
-    body: dict[str, Any] = {"args": _json_arg(args_json, "--args", list),
-                            "kwargs": _json_arg(kwargs_json, "--kwargs", dict)}
+    body: dict[str, Any] = {"args": json_argument(args_json, "--args", list),
+                            "kwargs": json_argument(kwargs_json, "--kwargs", dict)}
     if countdown is not None:
         body["options"] = {"countdown": countdown}
+    client = GatewayClient(gateway, token)
 
     async def run() -> int:
-        async with aiohttp.ClientSession(headers=_headers(token)) as http:
-            async with http.post(f"{gateway.rstrip('/')}/tasks/{name}", json=body) as resp:
-                doc = await resp.json(content_type=None)
-        if resp.status != 202:
-            click.echo(f"cargoctl: {resp.status} {json.dumps(doc)}", err=True)
-            return 1
-        click.echo(doc["task_id"])
-        if wait:
-            return await _watch(gateway, token, [doc["task_id"]], False, timeout)
-        return 0
+        async with client:
+            reply = await client.request("POST", f"/tasks/{segment(name)}", body=body,
+                                         expect=(202,))
+            task_id = str(reply.doc["task_id"])
+            click.echo(task_id)
+            if not wait:
+                return 0
+            from cargoctl.watching import watch_tasks
 
-    sys.exit(_run(run()))
+            with make_sink(live) as sink:
+                return await watch_tasks(client, [task_id], sink, timeout=timeout,
+                                         unknown_after=DEFAULT_UNKNOWN_AFTER)
+
+    sys.exit(run_command(run()))
 
 
 @click.command()
 @click.argument("task_ids", nargs=-1)
-@click.option("--timeout", type=float, default=3600, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600,
+              show_default=True, help="seconds to follow before giving up")
+@unknown_after_option
+@live_option
 @gateway_option
 @token_option
-def watch(task_ids: tuple[str, ...], timeout: float, gateway: str, token: str | None) -> None:
-    """Print events of TASK_IDS until each ends (every task's events when none given)."""
-    sys.exit(_run(_watch(gateway, token, list(task_ids), not task_ids, timeout)))
+def watch(task_ids: tuple[str, ...], timeout: float, unknown_after: float, live: bool | None,
+          gateway: str, token: str | None) -> None:
+    """Follow TASK_IDS until each ends (every task's events when none are given).
 
+    On a terminal: a live table with a progress bar per task. Otherwise (a pipe,
+    a file): one JSON line per event, as the gateway sent it. An id the gateway
+    does not know is an error (after --unknown-after), not a silent wait.
+    """
+    client = GatewayClient(gateway, token)
 
-def _run(coro: Any) -> int:
-    try:
-        return int(asyncio.run(coro))
-    except TimeoutError:
-        click.echo("cargoctl: timed out", err=True)
-        return 1
-    except aiohttp.ClientError as exc:
-        click.echo(f"cargoctl: cannot reach the gateway: {exc}", err=True)
-        return 1
+    async def run() -> int:
+        from cargoctl.watching import watch_tasks
+
+        async with client:
+            with make_sink(live) as sink:
+                return await watch_tasks(client, list(task_ids), sink, timeout=timeout,
+                                         unknown_after=unknown_after)
+
+    sys.exit(run_command(run()))

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-import aiohttp
 import click
 
-from cargoctl.client_cmd import _headers, _run, gateway_option, token_option
-
-
-async def _request(method: str, url: str, token: str | None,
-                   params: dict[str, str] | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(headers=_headers(token)) as http:
-        async with http.request(method, url, params=params) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-
-def _fail(status: int, doc: Any) -> int:
-    click.echo(f"cargoctl: {status} {json.dumps(doc)}", err=True)
-    return 1
+from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
+from cargoctl.output import json_text, output_option, print_json, print_table
 
 
 @click.group("dead-letters")
@@ -32,31 +19,46 @@ def dead_letters() -> None:
 @dead_letters.command("list")
 @click.option("--queue", default=None, help="only this task queue's dead letters")
 @click.option("--reason", default=None, help="only this reason (failed, memory_limit, ...)")
-@click.option("--limit", type=int, default=100, show_default=True, help="entries per page")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="entries per page")
 @click.option("--all", "all_pages", is_flag=True, help="follow 'next' through every page")
+@output_option
 @gateway_option
 @token_option
-def list_(queue: str | None, reason: str | None, limit: int, all_pages: bool, gateway: str,
-          token: str | None) -> None:
-    """Print dead letters as JSON lines (reading does not remove them)."""
-    base = gateway.rstrip("/")
+def list_(queue: str | None, reason: str | None, limit: int, all_pages: bool, output: str,
+          gateway: str, token: str | None) -> None:
+    """List dead letters (reading does not remove them).
+
+    --output json prints the gateway's page as it sent it; with --all, one
+    document {"items": [...]} holding every page's items.
+    """
     params = {k: v for k, v in {"queue": queue, "reason": reason, "limit": str(limit)}.items()
               if v is not None}
+    client = GatewayClient(gateway, token)
 
     async def run() -> int:
-        url: str | None = f"{base}/dead-letters"
-        query: dict[str, str] | None = params
-        while url is not None:
-            status, doc = await _request("GET", url, token, query)
-            if status != 200:
-                return _fail(status, doc)
-            for item in doc["items"]:
-                click.echo(json.dumps(item))
-            url = f"{base}{doc['next']}" if all_pages and doc.get("next") else None
-            query = None
-        return 0
+        async with client:
+            reply = await client.request("GET", "/dead-letters", params=params)
+            if not all_pages:
+                show(reply.doc, reply.text)
+                return 0
+            items: list[Any] = list(reply.doc["items"])
+            while reply.doc.get("next"):
+                reply = await client.request("GET", reply.doc["next"])
+                items.extend(reply.doc["items"])
+            whole = {"items": items}
+            show(whole, json_text(whole))
+            return 0
 
-    sys.exit(_run(run()))
+    def show(doc: dict[str, Any], text: str) -> None:
+        if output == "json":
+            print_json(text)
+        else:
+            from cargoctl.tables import dead_letters_table  # rich: only when drawing
+
+            print_table(dead_letters_table(doc))
+
+    sys.exit(run_command(run()))
 
 
 @dead_letters.command()
@@ -67,16 +69,16 @@ def list_(queue: str | None, reason: str | None, limit: int, all_pages: bool, ga
 def replay(task_id: str, queue: str | None, gateway: str, token: str | None) -> None:
     """Run dead-lettered TASK_ID again (same id) and remove it from the dead letters."""
     params = {"queue": queue} if queue else None
+    client = GatewayClient(gateway, token)
 
     async def run() -> int:
-        status, doc = await _request(
-            "POST", f"{gateway.rstrip('/')}/dead-letters/{task_id}/replay", token, params)
-        if status != 202:
-            return _fail(status, doc)
-        click.echo(doc["task_id"])
+        async with client:
+            reply = await client.request("POST", f"/dead-letters/{segment(task_id)}/replay",
+                                         params=params, expect=(202,))
+        click.echo(reply.doc["task_id"])
         return 0
 
-    sys.exit(_run(run()))
+    sys.exit(run_command(run()))
 
 
 @dead_letters.command()
@@ -86,15 +88,14 @@ def replay(task_id: str, queue: str | None, gateway: str, token: str | None) -> 
 @token_option
 def purge(queue: str, yes: bool, gateway: str, token: str | None) -> None:
     """Delete every dead letter of QUEUE and print how many went."""
+    client = GatewayClient(gateway, token)  # a bad URL is said before the question
     if not yes:
         click.confirm(f"Delete every dead letter of {queue!r}?", abort=True)
 
     async def run() -> int:
-        status, doc = await _request("DELETE", f"{gateway.rstrip('/')}/dead-letters", token,
-                                     {"queue": queue})
-        if status != 200:
-            return _fail(status, doc)
-        click.echo(f"purged {doc['purged']}")
+        async with client:
+            reply = await client.request("DELETE", "/dead-letters", params={"queue": queue})
+        click.echo(f"purged {reply.doc['purged']}")
         return 0
 
-    sys.exit(_run(run()))
+    sys.exit(run_command(run()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import TYPE_CHECKING
 
@@ -29,12 +30,26 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="address to listen on")
-@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="port to listen on")
 def gateway(host: str, port: int) -> None:
     """Serve the REST and WebSocket API."""
+    from cargoctl.errors import CliError
+    from cargoctl.listen import bind_error_line, listen_problem
+
+    problem = listen_problem(host, port)
+    if problem is not None:
+        raise CliError(problem)
+    settings = settings_or_exit()
     from gateway.app import run
 
-    run(settings_or_exit(), host=host, port=port)
+    try:
+        run(settings, host=host, port=port)
+    except OSError as exc:
+        # Taken between the check and the bind (after the broker connected): still one line.
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise CliError(bind_error_line(host, port, exc)) from None
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -71,11 +86,16 @@ def worker(concurrency: int, hostname: str | None, queues: str | None,
 def _register_subcommands() -> None:
     from cargoctl.bridge_cmd import bridge
     from cargoctl.canary_cmd import canary
+    from cargoctl.catalog_cmd import catalog
     from cargoctl.client_cmd import submit, watch
     from cargoctl.deadletters_cmd import dead_letters
+    from cargoctl.queues_cmd import queues
+    from cargoctl.tasks_cmd import tasks
     from cargoctl.topology_cmd import topology
+    from cargoctl.workers_cmd import workers
 
-    for command in (topology, submit, watch, dead_letters, canary, bridge):
+    for command in (topology, submit, watch, tasks, catalog, queues, workers, dead_letters,
+                    canary, bridge):
         cli.add_command(command)
 
 

@@ -33,11 +33,14 @@ TASK_NAME = "calculate_distance"
 URL_VARIABLE = "BENCH_CELERY_URL"
 
 
-def create_app(settings: Settings, results: str | None = None) -> celery.Celery:
-    """The bare app; ``results``: a result backend URL (``rpc://``), else no results."""
+def create_app(settings: Settings, results: str | None = None,
+               queue_name: str = QUEUE) -> celery.Celery:
+    """The bare app; ``results``: a result backend URL (``rpc://``), else no results;
+    ``queue_name``: its queue (peers that run side by side each have their own)."""
     app = celery.Celery("bare", set_as_current=False)
-    queue = kombu.Queue(QUEUE, kombu.Exchange(QUEUE, "direct"), routing_key=QUEUE,
-                        queue_arguments=task_queue_arguments(QUEUE, settings))
+    queue = kombu.Queue(queue_name, kombu.Exchange(queue_name, "direct"),
+                        routing_key=queue_name,
+                        queue_arguments=task_queue_arguments(queue_name, settings))
     app.conf.update(
         broker_url=settings.rabbitmq_url,
         broker_transport_options={"confirm_publish": True},
@@ -45,7 +48,7 @@ def create_app(settings: Settings, results: str | None = None) -> celery.Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_queues=[queue],
-        task_default_queue=QUEUE,
+        task_default_queue=queue_name,
         task_create_missing_queues=False,
         accept_content=["json"],
         task_serializer="json",
@@ -63,9 +66,9 @@ def create_app(settings: Settings, results: str | None = None) -> celery.Celery:
 
 
 @functools.cache
-def cli_app(url: str, results: str | None = None) -> celery.Celery:
-    """The app a ``celery -A`` target names, one per URL and backend."""
-    return create_app(load_settings({"RABBITMQ_URL": url}), results)
+def cli_app(url: str, results: str | None = None, queue_name: str = QUEUE) -> celery.Celery:
+    """The app a ``celery -A`` target names, one per URL, backend and queue."""
+    return create_app(load_settings({"RABBITMQ_URL": url}), results, queue_name)
 
 
 def __getattr__(name: str) -> Any:  # the celery CLI's -A target, built on demand

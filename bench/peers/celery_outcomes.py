@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import os
+import time
 from typing import Any
 
 import aio_pika
@@ -56,7 +57,7 @@ class OutcomeWriter:
 
     def write(self, sender: Any = None, result: Any = None, **_: Any) -> None:
         body = json.dumps({"task_id": sender.request.id, "state": "succeeded",
-                           "result": result}).encode()
+                           "result": result, "ts": time.time()}).encode()
         # confirm_publish=True: basic_publish returns once RabbitMQ confirmed it.
         self._channel.basic_publish(amqp.Message(body, delivery_mode=2),
                                     exchange="", routing_key=OUTCOME_STREAM)

@@ -22,17 +22,18 @@ import celery
 from bench.peers import celery_bare
 from broker.settings import Settings
 
-QUEUE = celery_bare.QUEUE
+# A queue of its own (same arguments): bench.latency_floor runs it beside the floor peer.
+QUEUE = f"{celery_bare.QUEUE}-rpc"
 TASK_NAME = celery_bare.TASK_NAME
 URL_VARIABLE = celery_bare.URL_VARIABLE
 RESULTS = "rpc://"
 
 
 def create_app(settings: Settings) -> celery.Celery:
-    return celery_bare.create_app(settings, results=RESULTS)
+    return celery_bare.create_app(settings, results=RESULTS, queue_name=QUEUE)
 
 
 def __getattr__(name: str) -> celery.Celery:  # the celery CLI's -A target, built on demand
     if name == "app":
-        return celery_bare.cli_app(os.environ[URL_VARIABLE], RESULTS)
+        return celery_bare.cli_app(os.environ[URL_VARIABLE], RESULTS, QUEUE)
     raise AttributeError(name)

@@ -404,7 +404,7 @@ async def test_cargoctl_dead_letters_lists_replays_and_purges(
         task_id = await submit(pub, chaos.settings, "fail_once", [marker])
         await wait_dead_letter(chaos.settings, task_id)
         listed = await asyncio.to_thread(_cargoctl, gw.url, chaos.settings, "list",
-                                         "--reason", "failed", "--all")
+                                         "--reason", "failed", "--all", "--output", "json")
         replayed = await asyncio.to_thread(_cargoctl, gw.url, chaos.settings, "replay", task_id)
         await gw.wait_state(task_id, {"succeeded"})
         missing = await asyncio.to_thread(_cargoctl, gw.url, chaos.settings, "replay", task_id)
@@ -412,7 +412,7 @@ async def test_cargoctl_dead_letters_lists_replays_and_purges(
         purged = await asyncio.to_thread(_cargoctl, gw.url, chaos.settings, "purge",
                                          "--queue", chaos.settings.task_queue, "--yes")
     assert listed.returncode == 0, listed.stderr
-    items = [json.loads(line) for line in listed.stdout.splitlines()]
+    items = json.loads(listed.stdout)["items"]
     assert any(i["task_id"] == task_id and i["reason"] == "failed" for i in items)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == task_id

@@ -296,9 +296,9 @@ async def test_cargoctl_dead_letters_list_prints_every_poison_message(fleet: Fle
         result = await asyncio.to_thread(
             subprocess.run,
             [str(BIN / "cargoctl"), "dead-letters", "list", "--all", "--reason", "poison",
-             "--gateway", gw.url],
+             "--output", "json", "--gateway", gw.url],
             env=process_env(fleet.settings), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    items = [json.loads(line) for line in result.stdout.splitlines()]
+    items = json.loads(result.stdout)["items"]
     assert fleet.published, "run with the poison cases"
     assert set(fleet.published) <= {item["task_id"] for item in items}

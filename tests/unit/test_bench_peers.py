@@ -9,11 +9,14 @@ from broker.settings import load_settings
 SETTINGS = load_settings({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/x"})
 
 
-def test_the_rpc_peer_is_the_bare_app_with_rpc_results_on_the_same_queue_arguments() -> None:
+def test_the_rpc_peer_is_the_bare_app_with_rpc_results_on_its_own_queue_of_the_same_kind() -> None:
     bare, rpc = celery_bare.create_app(SETTINGS), celery_rpc.create_app(SETTINGS)
     ((bare_queue,), (rpc_queue,)) = bare.conf.task_queues, rpc.conf.task_queues
-    assert (rpc_queue.name, rpc_queue.queue_arguments) == (bare_queue.name,
-                                                           bare_queue.queue_arguments)
+    assert rpc_queue.name == rpc.conf.task_default_queue == celery_rpc.QUEUE != bare_queue.name
+    # The same arguments but the dead-letter routing key, which names the queue.
+    assert {**rpc_queue.queue_arguments, "x-dead-letter-routing-key": None} == {
+        **bare_queue.queue_arguments, "x-dead-letter-routing-key": None}
+    assert rpc_queue.queue_arguments["x-dead-letter-routing-key"].startswith(celery_rpc.QUEUE)
     assert bare.conf.result_backend is None
     assert bare.conf.task_ignore_result is True
     assert (rpc.conf.result_backend, rpc.conf.task_ignore_result) == ("rpc://", False)

@@ -1,4 +1,4 @@
-"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the README table."""
+"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the docs table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from broker.settings import ConfigError, Settings, _env_name, load_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 # One malformed value per variable; every Settings field must have one.
 MALFORMED = {
@@ -81,10 +81,10 @@ def env_names() -> set[str]:
     return {_env_name(name) for name in Settings.model_fields}
 
 
-def readme_configuration_rows() -> dict[str, tuple[str, str]]:
-    """``{variable: (default cell, meaning cell)}`` from the README's Configuration table."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+def documented_configuration_rows() -> dict[str, tuple[str, str]]:
+    """``{variable: (default cell, meaning cell)}`` from the table of docs/configuration.md."""
+    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
+    section = text.split("# Configuration\n", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, tuple[str, str]] = {}
     for line in section.splitlines():
         match = re.match(r"^\|\s*`([A-Z_]+)`\s*\|(.*)\|(.*)\|\s*$", line)
@@ -210,14 +210,15 @@ def test_variables_without_the_prefix_are_none_of_cargos_business() -> None:
     assert load_settings({"PATH": "/bin", "CELERY_BROKER_URL": "x"}) == load_settings({})
 
 
-def test_the_readme_documents_every_variable_and_no_other() -> None:
-    documented = set(readme_configuration_rows())
-    assert sorted(env_names() - documented) == [], "add these to README.md, Configuration"
-    assert sorted(documented - env_names()) == [], "README.md documents variables that do not exist"
+def test_the_configuration_doc_documents_every_variable_and_no_other() -> None:
+    documented = set(documented_configuration_rows())
+    assert sorted(env_names() - documented) == [], "add these to docs/configuration.md"
+    assert sorted(documented - env_names()) == [], \
+        "docs/configuration.md documents variables that do not exist"
 
 
-def test_the_readme_states_each_default_as_the_code_has_it() -> None:
-    rows = readme_configuration_rows()
+def test_the_configuration_doc_states_each_default_as_the_code_has_it() -> None:
+    rows = documented_configuration_rows()
     for name, field in Settings.model_fields.items():
         default_cell, meaning = rows[_env_name(name)]
         if field.default is None:
@@ -225,7 +226,7 @@ def test_the_readme_states_each_default_as_the_code_has_it() -> None:
             assert not default_cell.startswith("`"), f"{_env_name(name)} has no default value"
         else:
             assert default_cell == f"`{field.default}`", _env_name(name)
-        assert meaning, f"{_env_name(name)} needs a meaning in the README"
+        assert meaning, f"{_env_name(name)} needs a meaning in docs/configuration.md"
 
 
 def test_the_bridge_reads_a_comma_separated_list_of_dramatiq_queues() -> None:
