@@ -10,6 +10,11 @@ const PAGE_SIZE = 100;
 
 export function render(main, ctx) {
   let alive = true;
+  // One listing at a time: the gateway reads a dead-letter queue by taking its messages
+  // and putting them back, so a second listing running at the same moment can miss
+  // them. A change of filter during a listing lists again once it is done.
+  let listing = null;
+  let listAgain = false;
   const filters = ctx.prefs.deadLetters ??= {queue: "", reason: ""};
   const queueSelect = h("select", {id: "dl-queue", name: "queue"});
   const reasonSelect = h("select", {id: "dl-reason", name: "reason"},
@@ -109,7 +114,9 @@ export function render(main, ctx) {
       : "No dead letters match.";
     if (page.next) {
       const button = h("button", {type: "button", id: "dl-more"}, "Load more");
-      button.addEventListener("click", () => load(page.next));
+      button.addEventListener("click", () => {
+        if (!listing) listing = load(page.next).finally(() => { listing = null; });
+      });
       more.append(button);
     }
   }
@@ -131,7 +138,7 @@ export function render(main, ctx) {
         replaceChildren(notice, banner("error", `Purge failed: ${describeError(err)}`));
       }
       confirmBox.replaceChildren();
-      if (alive) load();
+      if (alive) relist();
     });
     replaceChildren(confirmBox, h("div", {class: "confirm card", role: "alertdialog",
       "aria-labelledby": "purge-question"},
@@ -141,15 +148,29 @@ export function render(main, ctx) {
     cancel.focus();
   }
 
+  function relist() {
+    if (listing) {
+      listAgain = true;
+      return;
+    }
+    listing = load().finally(() => {
+      listing = null;
+      if (listAgain && alive) {
+        listAgain = false;
+        relist();
+      }
+    });
+  }
+
   queueSelect.addEventListener("change", () => {
     filters.queue = queueSelect.value;
     notice.replaceChildren();
     fillQueues([...queueSelect.options].map((o) => o.value).filter(Boolean));
     confirmBox.replaceChildren();
-    load();
+    relist();
   });
-  reasonSelect.addEventListener("change", () => { filters.reason = reasonSelect.value; load(); });
-  refreshButton.addEventListener("click", () => load());
+  reasonSelect.addEventListener("change", () => { filters.reason = reasonSelect.value; relist(); });
+  refreshButton.addEventListener("click", () => relist());
   purgeButton.addEventListener("click", askPurge);
 
   // The queues to choose from: those of the announced tasks.
@@ -157,6 +178,6 @@ export function render(main, ctx) {
   ctx.api.get("catalog").then((catalog) => {
     if (alive) fillQueues([...new Set(catalog.items.map((item) => item.queue))]);
   }).catch(() => {});
-  load();
+  relist();
   return () => { alive = false; };
 }
