@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -60,9 +62,6 @@ class GatewayProcess:
             raise
 
     def _wait_ready(self, timeout: float) -> None:
-        import urllib.error
-        import urllib.request
-
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         last = "no answer"
