@@ -4,7 +4,9 @@ as a client uses it, the browser's launch settings, and the screenshots for the 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -139,6 +141,10 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
 
 
 def screenshot_path(page_name: str) -> Path:
-    """Where the docs' picture of a console page goes (docs/console.md shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"console-{page_name}.png"
+    """Where the picture of a console page goes: the docs' (docs/console.md shows them)
+    with ``UPDATE_CONSOLE_SCREENSHOTS=1``, else a temporary folder, so that a test run
+    does not leave changed pictures (new ids and times) in the working tree."""
+    folder = (SCREENSHOTS if os.environ.get("UPDATE_CONSOLE_SCREENSHOTS") == "1"
+              else Path(tempfile.gettempdir()) / "cargo-console-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"console-{page_name}.png"
