@@ -28,6 +28,7 @@ from gateway import (
     health,
     openapi,
     queues_api,
+    recent_api,
     tasks_api,
     workers_api,
     ws,
@@ -148,8 +149,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
     app.cleanup_ctx.append(queues_api.queue_stats_ctx)
     app.cleanup_ctx.append(memory_ctx)
-    for table in (tasks_api.routes, catalog_api.routes, deadletters_api.routes, ws.routes,
-                  health.routes, openapi.routes, queues_api.routes, workers_api.routes):
+    # GET /tasks before the routes under /tasks/{...}: the list is no task id.
+    for table in (recent_api.routes, tasks_api.routes, catalog_api.routes,
+                  deadletters_api.routes, ws.routes, health.routes, openapi.routes,
+                  queues_api.routes, workers_api.routes):
         app.router.add_routes(table)
     app.router.add_routes(console_routes(ConsoleAssets.from_package()))
     return app

@@ -20,6 +20,8 @@ from aiohttp import web
 from broker.arguments import POSITIONAL, VARARGS
 from broker.catalog import CatalogEntry
 from broker.deadletter import Reason
+from broker.events import TaskState
+from gateway import recent_api
 from gateway.auth import check_token
 from gateway.errors import ApiError
 from gateway.keys import CATALOG_KEY
@@ -144,6 +146,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
     name_schema: dict[str, Any] = {"type": "string"}
     if names:
         name_schema["enum"] = names
+    state = {"type": "string", "enum": [s.value for s in TaskState]}
     submit_schema = SubmitBody.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = submit_schema.pop("$defs", {})
     number = {"type": "number"}
@@ -260,6 +263,31 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                                   "content": {JSON: {"schema": _ref("Workers")}}},
                           "401": SUBMIT_ERRORS["401"]},
         }},
+        "/tasks": {"get": {
+            "summary": "The recent tasks this gateway replica knows, most recently updated "
+                       "first",
+            "description": "From this replica's memory: the tasks it read on the events "
+                           "stream (and its own submissions), the latest state of at most "
+                           "CARGO_TASK_STORE_SIZE of them. Each item is the task as "
+                           "GET /tasks/{task_id} returns it, plus cursor (the stream cursor "
+                           "of the latest event applied to it: a WebSocket event with a "
+                           "higher cursor is newer) and updated_at.",
+            "parameters": [
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1,
+                            "maximum": recent_api.MAX_LIMIT,
+                            "default": recent_api.DEFAULT_LIMIT}},
+                {"name": "state", "in": "query", "required": False, "schema": state},
+                {"name": "name", "in": "query", "required": False,
+                 "schema": {"type": "string"}, "description": "task name"}],
+            "responses": {"200": {"description": "the tasks, most recently updated first",
+                                  "content": {JSON: {"schema": _ref("TaskList")}}},
+                          "401": SUBMIT_ERRORS["401"],
+                          "422": _error("a limit that is no integer from 1 to "
+                                        f"{recent_api.MAX_LIMIT}, an unknown state, or a "
+                                        "parameter given twice (invalid_arguments; details "
+                                        "name each)")},
+        }},
         "/tasks/{task_id}": {"get": {
             "summary": "Latest known state of a task",
             "parameters": [{"name": "task_id", "in": "path", "required": True,
@@ -319,8 +347,6 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                           "304": {"description": "unchanged (If-None-Match)"},
                           "404": _error("no such file")}}},
     }
-    state = {"type": "string", "enum": ["queued", "started", "progress", "retrying", "failed",
-                                        "succeeded", "dead_lettered", "revoked"]}
     error_obj = {"type": "object", "required": ["type", "message"],
                  "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}
     time = {"type": "string", "format": "date-time"}
@@ -342,6 +368,15 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                                 "reason": {"type": "string"}, "progress": {},
                                 "retries": {"type": "integer"}, "submitted_at": time,
                                 "started_at": time, "finished_at": time}},
+        "TaskList": {"type": "object", "required": ["items"], "properties": {"items": {
+            "type": "array", "items": {"allOf": [_ref("Task"), {
+                "type": "object", "required": ["updated_at"],
+                "properties": {
+                    "cursor": {"type": "string",
+                               "description": "stream cursor of the latest event applied "
+                                              "to the task (absent while the replica has "
+                                              "only its own queued)"},
+                    "updated_at": {**time, "description": "when the task last changed"}}}]}}}},
         "DeadLetter": {"type": "object",
                        "required": ["task_id", "name", "queue", "reason", "dead_lettered_at",
                                     "args", "kwargs"],

@@ -71,6 +71,14 @@ class TaskStore:
     def get(self, task_id: str) -> TaskRecord | None:
         return self._tasks.get(task_id)
 
+    def most_recent_first(self) -> Iterator[TaskRecord]:
+        """Every record, the most recently updated first (``GET /tasks``).
+
+        A live view of the store: consume it without awaiting in between (an
+        event applied meanwhile would end the iteration with a RuntimeError).
+        """
+        return reversed(self._tasks.values())
+
     def apply(self, event: TaskEvent) -> bool:
         """Fold one event into its task's record.
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -93,18 +94,28 @@ async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_
     page: Page, rest: Rest, console_stack: Stack,
 ) -> None:
     """The console's gateway process is stopped and started again on the same port while
-    tasks keep being submitted to a second gateway: the page reconnects with ``since``
-    and shows every task exactly once, each in its final state."""
+    tasks keep being submitted to a second gateway: the page reconnects with ``since``,
+    lists the recent tasks again once resubscribed, and shows every task exactly once,
+    each in its final state."""
     subscriptions: list[dict[str, Any]] = []
+    # "subscribed" for each subscription the gateway confirmed, "list" for each GET /tasks.
+    sequence: list[str] = []
 
     def watch(socket: WebSocket) -> None:
         def sent(payload: str | bytes) -> None:
             frame = json.loads(payload)
             if frame.get("op") == "subscribe":
                 subscriptions.append(frame)
+
+        def received(payload: str | bytes) -> None:
+            if json.loads(payload).get("type") == "subscribed":
+                sequence.append("subscribed")
         socket.on("framesent", sent)
+        socket.on("framereceived", received)
 
     page.on("websocket", watch)
+    page.on("request", lambda request: sequence.append("list")
+            if urlsplit(request.url).path == "/tasks" else None)
     status = page.locator("#live-status")
     replica = GatewayProcess(console_stack.settings, "console-replica")
     await asyncio.to_thread(replica.start)
@@ -158,6 +169,12 @@ async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_
     assert "since" not in subscriptions[0]
     assert subscriptions[-1]["all"] is True
     assert subscriptions[-1]["since"].isdigit()
+    # Each confirmed subscription, the first and the one after the reconnect, was followed
+    # by a new list of the recent tasks, merged without showing any task twice (above).
+    confirmed = sequence.count("subscribed")
+    assert confirmed >= 2
+    assert sequence == ["subscribed", "list"] * confirmed
+    await expect(page.locator("#recent-status")).to_have_attribute("data-loads", str(confirmed))
     # A task that ran while the console was away has each step once in its timeline.
     await page.goto(f"/ui#/tasks/{submitted[down_from + 5]}")
     await expect(page.locator("#task-state")).to_have_attribute("data-state", "succeeded")

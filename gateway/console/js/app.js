@@ -1,12 +1,13 @@
 // The console's entry point: it shows nothing but the token prompt until a real call
 // to the API succeeds (with no auth on the gateway, the first one does), then opens
-// the live feed and the pages. A 401 at any time locks it again: the feed stops, what
+// the live feed (and, once it is subscribed, loads the recent tasks) and the pages. A 401 at any time locks it again: the feed stops, what
 // it knew is dropped, and the prompt comes back.
 
 import {Api, describeError} from "./api.js";
 import {banner, h, replaceChildren} from "./dom.js";
 import {Gate} from "./gate.js";
 import {LiveFeed} from "./live.js";
+import {RecentTasks} from "./recent.js";
 import {Router} from "./router.js";
 import {TaskStore} from "./task-store.js";
 import {tokenStore} from "./token.js";
@@ -41,11 +42,13 @@ class Console {
     this.api = new Api(tokenStore, () => this.lock(
       "The gateway refused the token (401). Enter the current one."));
     this.store = new TaskStore();
-    this.live = new LiveFeed(this.api, this.store, this.status);
+    this.recent = new RecentTasks(this.api, this.store);
+    this.live = new LiveFeed(this.api, this.store, this.status, () => this.recent.load());
     this.gate = new Gate(this.main, tokenStore);
     this.ctx = {
       api: this.api,
       store: this.store,
+      recent: this.recent,
       live: this.live,
       prefs: {},           // each page's filters, kept while the tab is open
       catalogNames: [],
@@ -92,6 +95,7 @@ class Console {
     this.router.stop();
     this.live.stop();
     this.store.reset();
+    this.recent.reset();
     this.nav.hidden = true;
     this.status.hidden = true;
     this.forget.hidden = true;

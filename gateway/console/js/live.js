@@ -4,6 +4,8 @@
 // up to MAX_DELAY_MS) and subscribes with `since` = the last cursor it received, so the
 // gateway replays what happened meanwhile: no event is lost, and the store drops the
 // ones it already had. The status badge says live, connecting or reconnecting.
+// Each confirmed subscription calls `onSubscribed` (app.js: load the recent tasks, which
+// must come after the subscription so that nothing falls between the two).
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 5000;
@@ -13,11 +15,13 @@ export class LiveFeed {
    * @param api      api.js Api (the WebSocket URL, and a REST probe after a refusal)
    * @param store    task-store.js TaskStore
    * @param statusEl the badge showing the connection's state (data-live attribute)
+   * @param onSubscribed called once the gateway confirmed each subscription
    */
-  constructor(api, store, statusEl) {
+  constructor(api, store, statusEl, onSubscribed = () => {}) {
     this.api = api;
     this.store = store;
     this.statusEl = statusEl;
+    this.onSubscribed = onSubscribed;
     this.socket = null;
     this.timer = null;
     this.running = false;
@@ -92,6 +96,7 @@ export class LiveFeed {
       this.connections += 1;
       this.delay = FIRST_DELAY_MS;
       this.setStatus("live");
+      this.onSubscribed();
     } else if (frame.type === "error") {
       // e.g. replay_failed: the gateway closes the connection next; the reconnect
       // resumes from the last cursor received.

@@ -1,7 +1,10 @@
-// #/tasks — every task the console has heard of, live: rows appear and change state as
-// events arrive over the WebSocket. Filters: task name, state, and a search by id.
+// #/tasks — every task the console knows of, live: the recent tasks the gateway listed
+// when the console connected (recent.js), and rows that appear and change state as
+// events arrive over the WebSocket. Tasks heard of live go on top, newest first; the
+// listed ones below them, in the list's order (most recently updated first).
+// Filters: task name, state, and a search by id.
 
-import {h, replaceChildren} from "../dom.js";
+import {banner, h, replaceChildren} from "../dom.js";
 import {formatClock, formatTime} from "../format.js";
 import {STATES, summarize} from "../task-store.js";
 import {pageHeading, progressBar, stateBadge, taskLink} from "./common.js";
@@ -21,9 +24,9 @@ export function render(main, ctx) {
   stateSelect.value = filters.state;
   const counter = h("p", {class: "muted", id: "task-count", role: "status"});
   const body = h("tbody", {id: "task-rows"});
-  const empty = h("p", {class: "empty muted", id: "tasks-empty"},
-    "No task events yet. Tasks appear here as they are submitted, queued, run and finish, " +
-    "from the moment this console connected.");
+  const empty = h("p", {class: "empty muted", id: "tasks-empty"});
+  // Where the recent tasks' list stands; data-recent and data-loads say it to the tests.
+  const recentStatus = h("div", {id: "recent-status"});
 
   const idForm = h("form", {class: "filters", role: "search"},
     h("label", {}, "Name ", nameSelect),
@@ -44,6 +47,7 @@ export function render(main, ctx) {
         h("th", {}, "Task id"), h("th", {}, "Name"), h("th", {}, "State"),
         h("th", {}, "Progress"), h("th", {class: "num"}, "Retries"), h("th", {}, "Last event"))),
       body),
+    recentStatus,
     empty);
 
   function visible(task, summary) {
@@ -67,12 +71,27 @@ export function render(main, ctx) {
     row.hidden = !visible(task, summary);
   }
 
+  /** Rows stay sorted by the tasks' order, highest first: a live task is prepended, a
+   * listed one appended, and only a listed task older than a later list's goes between. */
+  function place(row, order) {
+    const first = body.firstElementChild;
+    const last = body.lastElementChild;
+    if (!first || order > Number(first.dataset.order)) {
+      body.prepend(row);
+    } else if (order < Number(last.dataset.order)) {
+      body.append(row);
+    } else {
+      const next = [...body.children].find((r) => Number(r.dataset.order) < order);
+      body.insertBefore(row, next || null);
+    }
+  }
+
   function upsert(task) {
     let row = rows.get(task.id);
     if (!row) {
-      row = h("tr", {"data-task-id": task.id});
+      row = h("tr", {"data-task-id": task.id, "data-order": task.order});
       rows.set(task.id, row);
-      body.prepend(row);  // newest first
+      place(row, task.order);
     }
     fillRow(row, task);
   }
@@ -89,6 +108,26 @@ export function render(main, ctx) {
     const shown = [...rows.values()].filter((row) => !row.hidden).length;
     counter.textContent = `${shown} of ${rows.size} tasks shown`;
     empty.hidden = rows.size > 0;
+    empty.textContent = ctx.recent.status === "loading" || ctx.recent.status === "idle"
+      ? "Loading the recent tasks…"
+      : "No tasks yet: this gateway knows of none. Tasks appear here as they are " +
+        "submitted, queued, run and finish.";
+  }
+
+  function refreshRecent() {
+    const {status, error, loads} = ctx.recent;
+    recentStatus.dataset.recent = status;
+    recentStatus.dataset.loads = String(loads);
+    if (status === "failed") {
+      const retry = h("button", {type: "button", id: "recent-retry"}, "Load again");
+      retry.addEventListener("click", () => ctx.recent.load());
+      replaceChildren(recentStatus, banner("error",
+        `Could not load the recent tasks: ${error}. New tasks still appear as they change. `,
+        retry));
+    } else {
+      recentStatus.replaceChildren();
+    }
+    refreshCount();
   }
 
   function refilter() {
@@ -103,12 +142,13 @@ export function render(main, ctx) {
   stateSelect.addEventListener("change", () => { filters.state = stateSelect.value; refilter(); });
   idInput.addEventListener("input", () => { filters.id = idInput.value; refilter(); });
 
-  const tasks = [...ctx.store.tasks.values()].sort((a, b) => a.order - b.order);
+  const tasks = [...ctx.store.tasks.values()].sort((a, b) => b.order - a.order);
   for (const task of tasks) upsert(task);
   refreshNames();
-  refreshCount();
+  refreshRecent();
 
-  const unsubscribe = ctx.store.subscribe((task) => {
+  const unsubscribeRecent = ctx.recent.subscribe(refreshRecent);
+  const unsubscribeStore = ctx.store.subscribe((task) => {
     if (task === null) {  // the store was reset (locked): start over
       rows.clear();
       body.replaceChildren();
@@ -119,5 +159,8 @@ export function render(main, ctx) {
     }
     refreshCount();
   });
-  return unsubscribe;
+  return () => {
+    unsubscribeRecent();
+    unsubscribeStore();
+  };
 }
