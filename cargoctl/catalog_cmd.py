@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cargoctl.client import GatewayClient, gateway_option, run_command, token_option
-from cargoctl.output import output_option, print_json, print_table
+from cargoctl.client import gateway_option, token_option
+from cargoctl.output import output_option, show_document
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 
 @click.command()
@@ -16,17 +19,10 @@ from cargoctl.output import output_option, print_json, print_table
 @token_option
 def catalog(output: str, gateway: str, token: str | None) -> None:
     """List the tasks live workers offer: queue, arguments, limits."""
-    client = GatewayClient(gateway, token)
 
-    async def run() -> int:
-        async with client:
-            reply = await client.request("GET", "/catalog")
-        if output == "json":
-            print_json(reply.text)
-        else:
-            from cargoctl.tables import catalog_table  # rich: only when drawing (output.py)
+    def table(doc: Any) -> RenderableType:
+        from cargoctl.tables import catalog_table  # rich: only when drawing (output.py)
 
-            print_table(catalog_table(reply.doc))
-        return 0
+        return catalog_table(doc)
 
-    sys.exit(run_command(run()))
+    show_document(gateway, token, "/catalog", output, table)

@@ -7,9 +7,13 @@ the gateway's JSON document as it sent it, one document on standard output.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from cargoctl.client import GatewayClient, run_command
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -41,3 +45,21 @@ def json_text(doc: Any) -> str:
     """A document cargoctl put together (``dead-letters list --all``), written as the
     gateway writes its own."""
     return json.dumps(doc)
+
+
+def show_document(gateway: str, token: str | None, path: str, output: str,
+                  table: Callable[[Any], RenderableType]) -> NoReturn:
+    """``GET path`` and print it: the gateway's text for ``json``, else ``table(doc)``;
+    exits with the command's status (errors as one line, ``cargoctl.errors``)."""
+    client = GatewayClient(gateway, token)
+
+    async def run() -> int:
+        async with client:
+            reply = await client.request("GET", path)
+        if output == "json":
+            print_json(reply.text)
+        else:
+            print_table(table(reply.doc))
+        return 0
+
+    sys.exit(run_command(run()))

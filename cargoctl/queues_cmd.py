@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cargoctl.client import GatewayClient, gateway_option, run_command, token_option
-from cargoctl.output import output_option, print_json, print_table
+from cargoctl.client import gateway_option, token_option
+from cargoctl.output import output_option, show_document
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 
 @click.command()
@@ -20,17 +23,10 @@ def queues(output: str, gateway: str, token: str | None) -> None:
     The figures are RabbitMQ's statistics (refreshed every few seconds), read
     by the gateway from the management API.
     """
-    client = GatewayClient(gateway, token)
 
-    async def run() -> int:
-        async with client:
-            reply = await client.request("GET", "/queues")
-        if output == "json":
-            print_json(reply.text)
-        else:
-            from cargoctl.tables import queues_table  # rich: only when drawing (output.py)
+    def table(doc: Any) -> RenderableType:
+        from cargoctl.tables import queues_table  # rich: only when drawing (output.py)
 
-            print_table(queues_table(reply.doc))
-        return 0
+        return queues_table(doc)
 
-    sys.exit(run_command(run()))
+    show_document(gateway, token, "/queues", output, table)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cargoctl.client import GatewayClient, gateway_option, run_command, segment, token_option
-from cargoctl.output import output_option, print_json, print_table
+from cargoctl.client import gateway_option, segment, token_option
+from cargoctl.output import output_option, show_document
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 
 @click.group()
@@ -22,17 +25,10 @@ def tasks() -> None:
 @token_option
 def show(task_id: str, output: str, gateway: str, token: str | None) -> None:
     """Show task TASK_ID: state, times, progress, result or error."""
-    client = GatewayClient(gateway, token)
 
-    async def run() -> int:
-        async with client:
-            reply = await client.request("GET", f"/tasks/{segment(task_id)}")
-        if output == "json":
-            print_json(reply.text)
-        else:
-            from cargoctl.tables import task_table  # rich: only when drawing (output.py)
+    def table(doc: Any) -> RenderableType:
+        from cargoctl.tables import task_table  # rich: only when drawing (output.py)
 
-            print_table(task_table(reply.doc))
-        return 0
+        return task_table(doc)
 
-    sys.exit(run_command(run()))
+    show_document(gateway, token, f"/tasks/{segment(task_id)}", output, table)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cargoctl.client import GatewayClient, gateway_option, run_command, token_option
-from cargoctl.output import output_option, print_json, print_table
+from cargoctl.client import gateway_option, token_option
+from cargoctl.output import output_option, show_document
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 
 @click.command()
@@ -20,18 +23,11 @@ def workers(output: str, gateway: str, token: str | None) -> None:
 
     Not `cargoctl worker`, which runs one.
     """
-    client = GatewayClient(gateway, token)
 
-    async def run() -> int:
-        async with client:
-            reply = await client.request("GET", "/workers")
-        if output == "json":
-            print_json(reply.text)
-        else:
-            from cargoctl.tables import workers_table  # rich: only when drawing (output.py)
+    def table(doc: Any) -> RenderableType:
+        from cargoctl.tables import workers_table  # rich: only when drawing (output.py)
 
-            # Ages by this machine's clock; last_seen is by the worker's (docs/cli.md).
-            print_table(workers_table(reply.doc, datetime.now(UTC)))
-        return 0
+        # Ages by this machine's clock; last_seen is by the worker's (docs/cli.md).
+        return workers_table(doc, datetime.now(UTC))
 
-    sys.exit(run_command(run()))
+    show_document(gateway, token, "/workers", output, table)
