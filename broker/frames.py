@@ -62,6 +62,7 @@ def _frame(frame_type: int, channel: int, payload: bytes) -> bytes:
     return _FRAME_HEADER.pack(frame_type, channel, len(payload)) + payload + _FRAME_END
 
 
+# Cached per key: RESULTS.md "What changed, and what each change bought", item 2.
 @functools.lru_cache(maxsize=1024)
 def publish_frame(channel: int, exchange: str, routing_key: str) -> bytes:
     """The ``Basic.Publish`` method frame (mandatory) for a channel, exchange and key."""
