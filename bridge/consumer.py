@@ -62,7 +62,7 @@ from broker.connection import BrokerConnection
 from broker.deadletter import Reason, dead_letter_headers, identify
 from broker.events import TaskEvent, TaskState, utc_now
 from broker.publisher import Publisher, PublishFailed
-from broker.settings import Settings
+from broker.settings import BridgeSettings
 from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
 from gateway.announcer import Announcer
 
@@ -83,7 +83,7 @@ def declare_delayed_delivery(url: str, timeout: float) -> None:
 class Bridge:
     """Consumes the bridged Dramatiq queues on every connection the supervisor opens."""
 
-    def __init__(self, settings: Settings, connection: BrokerConnection, publisher: Publisher,
+    def __init__(self, settings: BridgeSettings, connection: BrokerConnection, publisher: Publisher,
                  announcer: Announcer, metrics: BridgeMetrics, queues: tuple[BridgedQueue, ...],
                  catalog: CatalogReader) -> None:
         self._settings = settings

@@ -24,14 +24,14 @@ from broker.catalog import Catalog
 from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
-from broker.settings import Settings
+from broker.settings import BridgeSettings
 from broker.topology import build_topology
 from gateway.announcer import Announcer
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: BridgeSettings, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until ``stop`` is set (or SIGTERM/SIGINT when not given)."""
     queues = bridged_queues(settings)
     metrics = BridgeMetrics()
@@ -72,6 +72,6 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         metrics.stop()
 
 
-def run_bridge(settings: Settings) -> None:
+def run_bridge(settings: BridgeSettings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))

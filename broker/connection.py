@@ -31,7 +31,7 @@ from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.failures import Failure, describe, refusal_reason, refused_open
 from broker.liveness import broker_stopped_answering
-from broker.settings import Settings
+from broker.settings import BrokerSettings
 from broker.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,7 @@ OnConnect = Callable[[AbstractConnection], Awaitable[None]]
 class BrokerConnection:
     """Owns one AMQP connection and one publisher-confirm channel, and keeps them up."""
 
-    def __init__(self, settings: Settings, topology: Topology, *, name: str = "cargo",
+    def __init__(self, settings: BrokerSettings, topology: Topology, *, name: str = "cargo",
                  heard_from: Callable[[], float] | None = None) -> None:
         """``heard_from``: the ``time.monotonic()`` of the latest delivery on this
         connection, for the liveness check (:mod:`broker.liveness`)."""

@@ -7,10 +7,10 @@ import sys
 
 import structlog
 
-from broker.settings import Settings
+from broker.settings import CargoSettings
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: CargoSettings) -> None:
     level = getattr(logging, settings.log_level)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if settings.log_format == "json"

@@ -20,7 +20,7 @@ from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.logs import configure_logging
 from broker.publisher import Publisher
-from broker.settings import Settings
+from broker.settings import GatewaySettings
 from broker.topology import build_topology
 from gateway import (
     catalog_api,
@@ -129,7 +129,7 @@ async def memory_ctx(app: web.Application) -> AsyncIterator[None]:
     await releaser.stop()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: GatewaySettings) -> web.Application:
     middlewares = [error_middleware]
     if settings.auth_token is not None:  # one middleware less on the hot path otherwise
         middlewares.append(auth_middleware)
@@ -167,7 +167,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(settings: Settings, host: str, port: int) -> None:
+def run(settings: GatewaySettings, host: str, port: int) -> None:
     configure_logging(settings)
     loop = new_event_loop()
     log.info("gateway.starting", host=host, port=port, vhost=settings.vhost,

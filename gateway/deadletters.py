@@ -20,7 +20,7 @@ from broker.connection import BrokerConnection
 from broker.deadletter import DeadLetter, identify, parse_dead_letter, replay_headers
 from broker.management import ManagementClient
 from broker.publisher import BrokerUnavailable, QueueFull
-from broker.settings import Settings
+from broker.settings import BrokerSettings
 from broker.topology import TASKS_EXCHANGE, Topology, dead_letter_queue_name
 from gateway.jsonbody import decode_json
 from gateway.metrics import GatewayMetrics
@@ -96,7 +96,7 @@ def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:
 class DeadLetters:
     """The dead-letter queues of one topology, over the management API and AMQP."""
 
-    def __init__(self, settings: Settings, topology: Topology, broker: BrokerConnection,
+    def __init__(self, settings: BrokerSettings, topology: Topology, broker: BrokerConnection,
                  management: ManagementClient, metrics: GatewayMetrics) -> None:
         self._settings = settings
         self._topology = topology

@@ -38,7 +38,7 @@ from celery import bootsteps
 
 from broker.catalog import CONTENT_TYPE, AnnouncedTask, Announcement, TaskLimits
 from broker.declare import kombu_queue
-from broker.settings import Settings
+from broker.settings import WorkerSettings
 from broker.topology import Topology
 from workers.base import LoadedTask
 from workers.deadletter import rss_of
@@ -101,7 +101,7 @@ def announced_task(task: LoadedTask) -> AnnouncedTask:
                           max_retries=policy.max_retries))
 
 
-def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
+def build_announcement(*, worker: str, settings: WorkerSettings, started_at: datetime,
                        tasks: Mapping[str, LoadedTask], consumed: Iterable[str],
                        withdrawn: bool = False, now: datetime | None = None,
                        concurrency: int | None = None,
@@ -123,7 +123,7 @@ def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
 class Announcer:
     """Publishes one worker's announcements (see the module docstring)."""
 
-    def __init__(self, app: celery.Celery, settings: Settings, topology: Topology,
+    def __init__(self, app: celery.Celery, settings: WorkerSettings, topology: Topology,
                  tasks: Mapping[str, LoadedTask],
                  connect: Callable[[], kombu.Connection] | None = None) -> None:
         self._app = app

@@ -20,7 +20,7 @@ from celery import bootsteps
 from broker.addresses import kombu_failover_url
 from broker.deadletter import Reason
 from broker.declare import celery_routing, declare_with_kombu
-from broker.settings import ConfigError, Settings, load_settings
+from broker.settings import ConfigError, WorkerSettings, load_settings
 from broker.topology import Topology, build_topology
 from workers.announce import Announcer, AnnounceStep, announcer_step
 from workers.base import CargoBaseTask
@@ -37,7 +37,7 @@ from workers.watcher import DeadLetterWatcher
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> celery.Celery:
+def create_app(settings: WorkerSettings) -> celery.Celery:
     """The worker's Celery app, with the tasks of ``CARGO_TASK_MODULES``.
 
     Raises ConfigError (naming the variable) for a module that does not import
@@ -190,7 +190,7 @@ def _declare_topology_step(topology: Topology) -> type[bootsteps.StartStopStep]:
 @functools.cache
 def _default_app() -> celery.Celery:
     try:
-        settings = load_settings()
+        settings = load_settings(kind=WorkerSettings)
     except ConfigError as exc:
         print(f"cargo worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -48,7 +48,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 
 from broker.deadletter import Reason, dead_letter_headers, identify
 from broker.events import TaskEvent, TaskState, error_of, utc_now
-from broker.settings import Settings
+from broker.settings import WorkerSettings
 from broker.topology import DEAD_LETTER_EXCHANGE, Topology, dead_letter_queue_name
 from workers.event_relay import EventRelay
 from workers.lifecycle import LifecycleEvents, routing_key_queue
@@ -147,7 +147,7 @@ class DeadLetterer:
 class CargoRuntime:
     """What Cargo's worker-side pieces share, one per Celery app."""
 
-    settings: Settings
+    settings: WorkerSettings
     topology: Topology
     events: LifecycleEvents
     metrics: WorkerMetrics

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.settings import Settings, TaskLimits
+from broker.settings import TaskLimits, WorkerSettings
 from broker.topology import MAX_RETRY_BUDGET
 
 MIB = 1024 * 1024
@@ -89,7 +89,7 @@ def backoff_delay(retries: int, base: float, maximum: float,
     return ceiling / 2 + rand() * ceiling / 2
 
 
-def resolve_policy(name: str, settings: Settings, *, max_retries: int | None = None,
+def resolve_policy(name: str, settings: WorkerSettings, *, max_retries: int | None = None,
                    retry_backoff: float | None = None, retry_backoff_max: float | None = None,
                    time_limit: float | None = None, memory_mb: int | None = None,
                    non_retryable: tuple[type[BaseException], ...] = (),
@@ -155,7 +155,8 @@ def _exception_types(name: str, option: str, value: Any) -> tuple[type[BaseExcep
     return types
 
 
-def policy_from_options(name: str, options: Mapping[str, Any], settings: Settings) -> TaskPolicy:
+def policy_from_options(name: str, options: Mapping[str, Any],
+                        settings: WorkerSettings) -> TaskPolicy:
     """A task's policy from the options its decorator set explicitly (Celery keeps them
     in the task class's own ``__dict__``) and the environment.
 
