@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from pydantic_settings import BaseSettings, EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
+# The version this adapter was written against (pinned in pyproject.toml; tests/unit/adapter_pins.py).
+PINNED = {"pydantic-settings": "2.16.3"}
+
 
 class MappingEnvSource(EnvSettingsSource):
     """``EnvSettingsSource`` over ``environ`` instead of ``os.environ``."""

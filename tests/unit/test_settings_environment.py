@@ -12,11 +12,17 @@ from importlib.metadata import version
 import pytest
 from pydantic_settings import EnvSettingsSource
 
-from broker.settings import GatewaySettings
+from broker.settings import GatewaySettings, environment
 from broker.settings.environment import MappingEnvSource
+from tests.unit.adapter_pins import assert_pinned
 
 UPGRADE = (f"pydantic-settings {version('pydantic-settings')} changed what "
            f"broker/settings/environment.py relies on; see its docstring")
+
+
+def test_pydantic_settings_is_installed_at_and_pinned_to_the_version_the_adapter_was_written_for(
+) -> None:
+    assert_pinned(environment)
 
 
 def test_pydantic_settings_still_loads_the_environment_through_load_env_vars() -> None:
