@@ -56,6 +56,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.queues import BridgedQueue
 from bridge.translate import Untranslatable, parse_message, translate
 from broker.addresses import kombu_failover_url
+from broker.announcer import Announcer
 from broker.catalog_reader import CatalogReader
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
@@ -64,7 +65,6 @@ from broker.events import TaskEvent, TaskState, utc_now
 from broker.publisher import Publisher, PublishFailed
 from broker.settings import Settings
 from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
-from gateway.announcer import Announcer
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from celery.worker.state import reserved_requests, successful_requests, task_ready
 
-from workers.deadletter import CargoRequest, CargoTask
+from workers.base import CargoBaseTask
+from workers.request import CargoRequest
 from workers.stream_lookup import succeeded_on_stream
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def finished_of(task: Any) -> FinishedTasks | None:
     return finished if isinstance(finished, FinishedTasks) else None
 
 
-def guard_duplicates(task_cls: type[CargoTask], broker_url: str) -> None:
+def guard_duplicates(task_cls: type[CargoBaseTask], broker_url: str) -> None:
     """Give the app's task class the guarded Request, its own memory of outcomes
     and the stream lookup for redelivered messages."""
     task_cls.Request = f"{__name__}:GuardedRequest"
