@@ -129,7 +129,7 @@ class CargoBaseTask(Task):  # type: ignore[type-arg]  # generic in celery-types 
         retries = self.request.retries or 0
         # A message may carry its own budget (a bridged Dramatiq max_retries).
         budget = policy.retry_budget(getattr(self.request, MAX_RETRIES_HEADER, None))
-        if not (policy.retryable(exc) and retries < budget):
+        if not policy.should_retry(exc, retries, budget):
             return exc
         # Exponential backoff with jitter; Celery publishes the retry through
         # RabbitMQ's native delayed delivery (whole seconds, at least one) and
