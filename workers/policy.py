@@ -2,7 +2,8 @@
 
 Pure (no Celery), so the rules are unit-tested on their own:
 
-- A task that raises is retried up to ``max_retries`` times, each after an
+- A task that raises is retried up to ``max_retries`` times (a message may carry
+  its own budget: :meth:`TaskPolicy.retry_budget`), each after an
   exponentially growing delay with jitter (:func:`backoff_delay`), then
   dead-lettered with reason ``failed``. An error that retrying cannot fix
   (:class:`PermanentError`, or ``TypeError`` — bad arguments, a programming
