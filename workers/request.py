@@ -30,11 +30,11 @@ from celery.exceptions import (
     WorkerLostError,
 )
 from celery.worker.request import Request
-from celery.worker.state import task_ready
 from kombu.exceptions import ContentDisallowed, DecodeError
 
 from broker.deadletter import Reason
 from broker.events import TaskState, error_of
+from workers.celery_state_adapter import forget_request
 from workers.lifecycle import routing_key_queue
 from workers.rss import rss_of
 from workers.runtime import CargoRuntime, runtime_of
@@ -167,7 +167,7 @@ class CargoRequest(Request):
         if self.cargo_dead_lettered:
             # Already in the DLQ (the memory guard killed the child, or the hard
             # time limit was handled): only mark the request done.
-            task_ready(self)
+            forget_request(self)
             return
         exc = _unwrap(exc_info.exception)
         reason = failure_reason(exc)
@@ -176,12 +176,12 @@ class CargoRequest(Request):
             return
         error = error_for(exc)
         if not self.cargo_dead_letter(reason, error):
-            task_ready(self)
+            forget_request(self)
             self.reject(requeue=True)
             return
         if isinstance(exc, MemoryError):
             # Celery would re-raise a MemoryError in the main process.
-            task_ready(self)
+            forget_request(self)
             self.cargo_emit(TaskState.FAILED, error=error)
         else:
             # Celery's own handling: the ack is now a no-op; a failure seen only
@@ -195,13 +195,13 @@ class CargoRequest(Request):
             super().on_timeout(soft, timeout)
             return
         if self.cargo_dead_lettered:
-            task_ready(self)
+            forget_request(self)
             log.error("deadletter.time_limit_exceeded", timeout=timeout, task=self.name,
                       task_id=self.id)
             return
         error = error_for(TimeLimitExceeded(timeout))
         if not self.cargo_dead_letter(Reason.TIME_LIMIT, error):
-            task_ready(self)
+            forget_request(self)
             self.reject(requeue=True)
             return
         super().on_timeout(soft, timeout)
