@@ -20,13 +20,13 @@ from bridge.consumer import Bridge
 from bridge.health import HeartbeatWriter
 from bridge.metrics import BridgeMetrics
 from bridge.queues import bridged_queues
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
 from broker.settings import BridgeSettings
 from broker.topology import build_topology
-from gateway.announcer import Announcer
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.celery_protocol import task_origin
@@ -33,7 +34,6 @@ from gateway import (
     workers_api,
     ws,
 )
-from gateway.announcer import Announcer
 from gateway.auth import auth_middleware, warn_if_open
 from gateway.console_routes import ConsoleAssets, console_routes
 from gateway.errors import error_middleware

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
 from broker.settings import GatewaySettings
 from broker.topology import Topology
-from gateway.announcer import Announcer
 from gateway.deadletters import DeadLetters
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub

@@ -41,7 +41,7 @@ from broker.declare import kombu_queue
 from broker.settings import WorkerSettings
 from broker.topology import Topology
 from workers.base import LoadedTask
-from workers.deadletter import rss_of
+from workers.rss import rss_of
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from broker.settings import ConfigError, WorkerSettings, load_settings
 from broker.topology import Topology, build_topology
 from workers.announce import Announcer, AnnounceStep, announcer_step
 from workers.base import CargoBaseTask
-from workers.deadletter import CargoRuntime, DeadLetterer
+from workers.deadletterer import DeadLetterer
 from workers.duplicates import guard_duplicates
 from workers.event_relay import EventRelay, relay_step
 from workers.guard import MemoryGuardStep
@@ -32,6 +32,7 @@ from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents
 from workers.metrics import WorkerMetrics
 from workers.modules import load_tasks, share_app_attributes, task_queues
+from workers.runtime import CargoRuntime
 from workers.watcher import DeadLetterWatcher
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import kombu
 from celery import states
@@ -44,10 +44,10 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from broker.arguments import ArgumentsSchema, InvalidArguments
 from broker.topology import MAX_RETRIES_HEADER
-from workers.deadletter import CargoTask, runtime_of
 from workers.lifecycle import routing_key_queue
 from workers.policy import TaskPolicy
 from workers.progress import reporting_to
+from workers.runtime import CargoRuntime, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,12 @@ def progress_of_state(state: object, meta: object) -> dict[str, Any] | None:
     return {"state": state} if meta is None else {"state": state, "meta": meta}
 
 
-class CargoBaseTask(CargoTask):
+class CargoBaseTask(Task):  # type: ignore[type-arg]  # generic in celery-types only
     """The base class of every task on a Cargo worker (see the module docstring)."""
+
+    # Cargo's per-message Request (workers.request) and the app's runtime (workers.app sets it).
+    Request = "workers.request:CargoRequest"
+    cargo_runtime: ClassVar[CargoRuntime | None] = None
 
     def cargo_loaded(self) -> LoadedTask | None:
         runtime = runtime_of(self)
@@ -125,7 +129,7 @@ class CargoBaseTask(CargoTask):
         retries = self.request.retries or 0
         # A message may carry its own budget (a bridged Dramatiq max_retries).
         budget = policy.retry_budget(getattr(self.request, MAX_RETRIES_HEADER, None))
-        if not (policy.retryable(exc) and retries < budget):
+        if not policy.should_retry(exc, retries, budget):
             return exc
         # Exponential backoff with jitter; Celery publishes the retry through
         # RabbitMQ's native delayed delivery (whole seconds, at least one) and

@@ -8,7 +8,7 @@ not a valid Celery protocol v2 JSON message with a known task name — garbage,
 the wrong shape, a header, property or body part of the wrong type
 (``broker.celery_validation``), another framework's message — is published
 unchanged to ``<queue>.XQ`` with reason ``poison`` and only then acknowledged
-(``workers.deadletter``). Some of these used to raise inside Celery's consumer,
+(``workers.request``). Some of these used to raise inside Celery's consumer,
 which stops the whole worker ("Unrecoverable error"). Celery's own handlers for
 such messages, and any exception Celery still raises taking a message, do the
 same, as a backstop.
@@ -26,7 +26,8 @@ from kombu.utils import json as kombu_json
 from vine import promise
 
 from broker.deadletter import Reason, poison_problem
-from workers.deadletter import body_of, runtime_of
+from workers.deadletterer import body_of
+from workers.runtime import runtime_of
 
 log = logging.getLogger(__name__)
 

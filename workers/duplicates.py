@@ -32,8 +32,9 @@ from typing import Any
 
 import structlog
 
+from workers.base import CargoBaseTask
 from workers.celery_state_adapter import forget_request, held_elsewhere, succeeded_here
-from workers.deadletter import CargoRequest, CargoTask
+from workers.request import CargoRequest
 from workers.stream_lookup import succeeded_on_stream
 
 log = structlog.get_logger(__name__)
@@ -118,7 +119,7 @@ def finished_of(task: Any) -> FinishedTasks | None:
     return finished if isinstance(finished, FinishedTasks) else None
 
 
-def guard_duplicates(task_cls: type[CargoTask], broker_url: str) -> None:
+def guard_duplicates(task_cls: type[CargoBaseTask], broker_url: str) -> None:
     """Give the app's task class the guarded Request, its own memory of outcomes
     and the stream lookup for redelivered messages."""
     task_cls.Request = f"{__name__}:GuardedRequest"

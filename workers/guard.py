@@ -14,7 +14,7 @@ accepted the task passes the task's memory limit
 
 Celery's pool forks a replacement child and the worker goes on serving; the
 killed child's ``WorkerLostError`` that Celery reports later only marks the
-request done (see ``workers.deadletter``). If the dead-letter publish fails, the
+request done (see ``workers.request``). If the dead-letter publish fails, the
 message is not acknowledged: RabbitMQ redelivers it, and past the delivery
 limit dead-letters it itself.
 
@@ -47,7 +47,9 @@ from celery.worker.state import active_requests
 
 from broker.deadletter import Reason
 from broker.events import TaskState
-from workers.deadletter import CargoRequest, CargoRuntime, rss_of, runtime_of
+from workers.request import CargoRequest
+from workers.rss import rss_of
+from workers.runtime import CargoRuntime, runtime_of
 
 log = logging.getLogger(__name__)
 

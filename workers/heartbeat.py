@@ -35,8 +35,8 @@ from typing import Any
 from celery import bootsteps
 from celery.worker.state import active_requests
 
-from workers.deadletter import runtime_of
 from workers.metrics import WorkerMetrics
+from workers.runtime import runtime_of
 
 log = logging.getLogger(__name__)
 

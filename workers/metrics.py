@@ -2,7 +2,7 @@
 
 Counted where the thing happens, once, and always in the worker's main
 process, so the prefork pool needs no multiprocess mode: Celery reports every
-task's progress back to the main process (``workers.deadletter.CargoRequest``
+task's progress back to the main process (``workers.request.CargoRequest``
 counts received, started, succeeded, failed, retried, rejected and revoked
 there, with the runtime Celery measured in the child). The main process also
 dead-letters every message (a task's failure, the memory guard, poison) and

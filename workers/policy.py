@@ -2,7 +2,8 @@
 
 Pure (no Celery), so the rules are unit-tested on their own:
 
-- A task that raises is retried up to ``max_retries`` times, each after an
+- A task that raises is retried up to ``max_retries`` times (a message may carry
+  its own budget: :meth:`TaskPolicy.retry_budget`), each after an
   exponentially growing delay with jitter (:func:`backoff_delay`), then
   dead-lettered with reason ``failed``. An error that retrying cannot fix
   (:class:`PermanentError`, or ``TypeError`` — bad arguments, a programming
@@ -60,9 +61,10 @@ class TaskPolicy:
     def retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, Exception) and not isinstance(exc, self.non_retryable)
 
-    def should_retry(self, exc: BaseException, retries: int) -> bool:
-        """Whether the attempt that just failed (``retries`` before it) runs again."""
-        return self.retryable(exc) and retries < self.max_retries
+    def should_retry(self, exc: BaseException, retries: int, budget: int | None = None) -> bool:
+        """Whether the attempt that just failed (``retries`` before it) runs again, within
+        ``budget`` retries in all (default: the task's; a message's own: :meth:`retry_budget`)."""
+        return self.retryable(exc) and retries < (self.max_retries if budget is None else budget)
 
     def retry_budget(self, requested: object) -> int:
         """The retries a message may use: its own ``x-cargo-max-retries`` (a bridged

@@ -10,8 +10,8 @@ import click
 
 from broker.settings import ConfigError, WorkerSettings
 from workers.app import create_app
-from workers.deadletter import runtime_of
 from workers.modules import task_queues
+from workers.runtime import runtime_of
 
 
 def worker_argv(settings: WorkerSettings, concurrency: int, hostname: str | None,

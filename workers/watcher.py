@@ -26,7 +26,8 @@ from broker.declare import declare_watch_queue_with_kombu, kombu_queue
 from broker.events import TaskState
 from broker.topology import QueueSpec, dead_letter_watch_queue_name
 from workers.announce import consumed_queues
-from workers.deadletter import CargoRuntime, body_of, runtime_of
+from workers.deadletterer import body_of
+from workers.runtime import CargoRuntime, runtime_of
 
 log = logging.getLogger(__name__)
 

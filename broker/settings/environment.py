@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pydantic_settings import BaseSettings, EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
-# The version this adapter was written against (pinned in pyproject.toml; tests/unit/adapter_pins.py).
+# The version this adapter was written against (pinned in pyproject.toml).
 PINNED = {"pydantic-settings": "2.16.3"}
 
 

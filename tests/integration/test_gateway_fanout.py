@@ -15,13 +15,13 @@ import aio_pika
 import aiohttp
 import pytest
 
+from bench.proxy import BrokerProxy
 from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
 from broker.settings import Settings
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
 from gateway.events_reader import ACK_EVERY, PREFETCH
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import Proc
-from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
 

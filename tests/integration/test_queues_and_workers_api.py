@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bench.proxy import BrokerProxy
 from broker.settings import Settings
 from broker.topology import dead_letter_queue_name
 from gateway.queue_stats import MANAGEMENT_TIMEOUT
@@ -31,7 +32,6 @@ from tests.support.deadletters import free_port, publish_raw
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, start_worker
 from tests.support.processes import wait_for_consumer as wait_consuming
-from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration

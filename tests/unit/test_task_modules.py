@@ -20,8 +20,8 @@ from broker.settings import ConfigError, load_settings
 from workers.announce import build_announcement
 from workers.app import create_app
 from workers.base import LoadedTask, progress_of_state
-from workers.deadletter import runtime_of
 from workers.policy import InvalidTaskOption, PermanentError, policy_from_options
+from workers.runtime import runtime_of
 
 _numbers = itertools.count()
 
