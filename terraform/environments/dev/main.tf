@@ -42,8 +42,7 @@ module "platform" {
       min_size       = 0
       desired_size   = 1
       max_size       = 5
-      labels         = { "cargo.dev/pool" = "workers" }
-      taints         = [{ key = "cargo.dev/workers", value = "true", effect = "NO_SCHEDULE" }]
+      cargo_pool     = "workers"
     }
   }
 }

@@ -43,16 +43,14 @@ module "platform" {
       min_size       = 0
       desired_size   = 3
       max_size       = 50
-      labels         = { "cargo.dev/pool" = "workers" }
-      taints         = [{ key = "cargo.dev/workers", value = "true", effect = "NO_SCHEDULE" }]
+      cargo_pool     = "workers"
     }
     workers-on-demand = {
       instance_types = ["m6i.2xlarge"]
       min_size       = 2
       desired_size   = 2
       max_size       = 10
-      labels         = { "cargo.dev/pool" = "workers" }
-      taints         = [{ key = "cargo.dev/workers", value = "true", effect = "NO_SCHEDULE" }]
+      cargo_pool     = "workers"
     }
   }
 }

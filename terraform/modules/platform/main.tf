@@ -16,6 +16,19 @@ locals {
     environment = var.environment
     managed-by  = "terraform"
   }
+  # A group dedicated to a Cargo pool carries its label and taint; the chart's pods of that
+  # pool select the label and tolerate the taint.
+  node_groups = {
+    for name, g in var.node_groups : name => {
+      instance_types = g.instance_types
+      capacity_type  = g.capacity_type
+      min_size       = g.min_size
+      desired_size   = g.desired_size
+      max_size       = g.max_size
+      labels         = g.cargo_pool == null ? tomap({}) : tomap({ "cargo.dev/pool" = g.cargo_pool })
+      taints         = [for pool in compact([g.cargo_pool]) : { key = "cargo.dev/${pool}", value = "true", effect = "NO_SCHEDULE" }]
+    }
+  }
   secrets_prefix = "arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:cargo/${var.environment}/*"
 }
 
@@ -56,7 +69,7 @@ module "eks" {
   log_retention_days           = var.log_retention_days
   admin_principal_arns         = var.admin_principal_arns
   ebs_kms_key_arns             = [module.rabbitmq.kms_key_arn]
-  node_groups                  = merge(var.node_groups, module.rabbitmq.node_groups)
+  node_groups                  = merge(local.node_groups, module.rabbitmq.node_groups)
 
   service_account_roles = {
     # KEDA reads broker credentials kept in Secrets Manager (TriggerAuthentication with awsSecretManager).

@@ -109,26 +109,28 @@ variable "rabbitmq" {
 }
 
 variable "node_groups" {
-  description = "The cluster's managed node groups besides RabbitMQ's, by name, as modules/eks takes them (instance_types, capacity_type, sizes, labels, taints...)."
+  description = <<-EOT
+    The cluster's managed node groups besides RabbitMQ's, by name: instance_types, capacity_type
+    (ON_DEMAND, the default, or SPOT), min_size, desired_size, max_size, and cargo_pool. A group with
+    cargo_pool set is dedicated to that pool of Cargo's pods: labelled cargo.dev/pool=<pool> and tainted
+    cargo.dev/<pool>=true:NoSchedule, so only pods that tolerate it land there. modules/eks checks the rest.
+  EOT
   type = map(object({
     instance_types = list(string)
     capacity_type  = optional(string, "ON_DEMAND")
     min_size       = number
     desired_size   = number
     max_size       = number
-    disk_size      = optional(number, 50)
-    labels         = optional(map(string), {})
-    taints = optional(list(object({
-      key    = string
-      value  = optional(string)
-      effect = string
-    })), [])
-    subnet_ids = optional(list(string))
-    ami_type   = optional(string, "AL2023_x86_64_STANDARD")
+    cargo_pool     = optional(string)
   }))
 
   validation {
     condition     = alltrue([for k in keys(var.node_groups) : !strcontains(k, "rabbitmq")])
     error_message = "node_groups must not name a group with \"rabbitmq\": those names belong to the broker's node groups, which this module adds."
+  }
+
+  validation {
+    condition     = alltrue([for g in values(var.node_groups) : g.cargo_pool == null || can(regex("^[a-z][a-z0-9-]{0,30}$", g.cargo_pool))])
+    error_message = "cargo_pool must be a pool name of lower-case letters, digits and hyphens, such as workers."
   }
 }

@@ -20,7 +20,8 @@ variables {
     backup_retention_days = 7
   }
   node_groups = {
-    system = { instance_types = ["m6i.large"], min_size = 1, desired_size = 1, max_size = 2 }
+    system  = { instance_types = ["m6i.large"], min_size = 1, desired_size = 1, max_size = 2 }
+    workers = { instance_types = ["m6i.large", "m5.large"], capacity_type = "SPOT", min_size = 0, desired_size = 1, max_size = 3, cargo_pool = "workers" }
   }
 }
 
@@ -54,12 +55,29 @@ run "the_broker_node_groups_join_the_environments_own" {
   command = apply
 
   assert {
-    condition     = toset(keys(output.node_group_names)) == toset(["system", "cargo-test-rabbitmq-1"])
+    condition     = toset(keys(output.node_group_names)) == toset(["system", "workers", "cargo-test-rabbitmq-1"])
     error_message = "the cluster must get the environment's node groups and one per RabbitMQ replica"
   }
   assert {
     condition     = toset(keys(output.service_account_role_arns)) == toset(["keda", "canary", "vpc-cni", "ebs-csi"])
     error_message = "every environment needs IRSA roles for KEDA, the canary, the VPC CNI and the EBS CSI driver"
+  }
+}
+
+run "a_group_for_a_cargo_pool_is_labelled_and_tainted_for_it_alone" {
+  command = plan
+
+  assert {
+    condition     = local.node_groups.workers.labels == tomap({ "cargo.dev/pool" = "workers" })
+    error_message = "a cargo_pool group must carry the label cargo.dev/pool=<pool> the chart's pods select"
+  }
+  assert {
+    condition     = length(local.node_groups.workers.taints) == 1 && local.node_groups.workers.taints[0] == { key = "cargo.dev/workers", value = "true", effect = "NO_SCHEDULE" }
+    error_message = "a cargo_pool group must be tainted cargo.dev/<pool>=true:NoSchedule, so nothing else lands there"
+  }
+  assert {
+    condition     = length(local.node_groups.system.labels) == 0 && length(local.node_groups.system.taints) == 0
+    error_message = "a group without cargo_pool must take any pod: no pool label, no taint"
   }
 }
 
