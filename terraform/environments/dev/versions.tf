@@ -15,7 +15,7 @@ terraform {
 }
 
 provider "aws" {
-  region = local.region
+  region = var.region
 
   default_tags {
     tags = {

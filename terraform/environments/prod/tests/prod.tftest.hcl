@@ -51,6 +51,20 @@ run "prod_api_is_private" {
   }
 }
 
+run "prod_can_be_rebuilt_in_another_region_with_its_zones" {
+  command = plan
+
+  variables {
+    region = "eu-central-1"
+    azs    = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+  }
+
+  assert {
+    condition     = output.region == "eu-central-1" && module.platform.azs == tolist(["eu-central-1a", "eu-central-1b", "eu-central-1c"])
+    error_message = "region and azs must move the whole environment (ops/disaster-recovery.md rebuilds prod elsewhere)"
+  }
+}
+
 run "prod_refuses_iam_users_as_administrators" {
   command = plan
 
