@@ -4,12 +4,17 @@
 # - RabbitMQ through the Cluster Operator with one replica (no replication) on its own node;
 # - logs kept 30 days; the API endpoint private unless api_allowed_cidrs lists networks.
 
+locals {
+  # The provider's region too (versions.tf); the zones below are in it.
+  region = "eu-west-1"
+}
+
 module "platform" {
   source = "../../modules/platform"
 
   environment          = "dev"
-  region               = var.region
-  azs                  = var.azs
+  region               = local.region
+  azs                  = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
   vpc_cidr             = "10.40.0.0/16"
   kubernetes_version   = "1.33"
   admin_principal_arns = var.admin_principal_arns

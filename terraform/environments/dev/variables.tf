@@ -1,28 +1,6 @@
-# What may be set at apply time: where the environment runs (pinned by default; another region
-# only to rebuild it there, ops/disaster-recovery.md), who administers the cluster and who may
-# reach its API. Sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed.
-
-variable "region" {
-  description = "AWS region of the environment; azs must name zones of it."
-  type        = string
-  default     = "eu-west-1"
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
-    error_message = "region must be an AWS region name such as eu-west-1."
-  }
-}
-
-variable "azs" {
-  description = "The three availability zones, named: pinned so the subnet layout cannot move when AWS adds a zone (checkov CKV_AWS_394). modules/platform checks they are three distinct zones of region."
-  type        = list(string)
-  default     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
-
-  validation {
-    condition     = length(var.azs) == 3
-    error_message = "azs must list exactly three availability zones."
-  }
-}
+# What may be set at apply time: who administers the cluster and who may reach its API.
+# Region, zones, sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed
+# (prod alone takes region and azs as variables, to be rebuilt in another region).
 
 variable "admin_principal_arns" {
   description = "IAM roles (or users) that get cluster-admin on the dev cluster: the developers' and the CI deploy role."

@@ -1,6 +1,6 @@
-# What may be set at apply time: where the environment runs (pinned by default; another region
-# only to rebuild it there, ops/disaster-recovery.md), who administers the cluster and who may
-# reach its API. Sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed.
+# What may be set at apply time: where prod runs (pinned by default; another region only to
+# rebuild it there, ops/disaster-recovery.md), who administers the cluster and who may reach
+# its API. Sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed.
 
 variable "region" {
   description = "AWS region of the environment; azs must name zones of it."
