@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from types import TracebackType
+from typing import Self
 
 import aio_pika
 import structlog
@@ -36,6 +38,8 @@ REMEMBERED = 10_000  # revocations kept for a repeat; the oldest are dropped fir
 
 
 class Revoker:
+    """Revokes tasks; on leaving ``async with``, the repeats under way are cancelled."""
+
     def __init__(self, broker: BrokerConnection, timeout: float) -> None:
         self._broker = broker
         self._timeout = timeout
@@ -61,7 +65,11 @@ class Revoker:
             self._repeats.add(repeat)
             repeat.add_done_callback(self._repeats.discard)
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         for repeat in list(self._repeats):
             repeat.cancel()
         await asyncio.gather(*self._repeats, return_exceptions=True)
