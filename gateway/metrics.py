@@ -100,4 +100,7 @@ class GatewayMetrics:
             self.fanout_lag.observe(lag)
 
     def render(self) -> bytes:
+        # Served by the gateway's own app (GET /metrics), not by prometheus-async's
+        # handler: that one renders the process's default registry, and each app
+        # owns its registry (tests run several gateways in one process).
         return generate_latest(self.registry)

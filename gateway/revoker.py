@@ -30,7 +30,7 @@ from broker.control import (
 )
 from broker.events import TERMINAL_STATES, TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable
-from gateway.side_channels import close_channel, open_channel
+from gateway.side_channels import side_channel
 
 log = structlog.get_logger(__name__)
 
@@ -89,9 +89,8 @@ class Revoker:
             # A channel of its own: the shared confirm channel's delivery tags belong to
             # the task publisher. Revokes are rare; a channel per revoke is cheap enough.
             # (gateway.side_channels: a timed-out open must not leave it half-open.)
-            channel = await asyncio.wait_for(open_channel(connection, publisher_confirms=True),
-                                             self._timeout)
-            try:
+            async with side_channel(connection, open_timeout=self._timeout,
+                                    publisher_confirms=True) as channel:
                 exchange = await channel.declare_exchange(
                     CONTROL_EXCHANGE, CONTROL_EXCHANGE_TYPE, durable=False, auto_delete=False,
                     timeout=self._timeout)
@@ -100,8 +99,6 @@ class Revoker:
                                      content_type=CONTROL_CONTENT_TYPE,
                                      content_encoding="utf-8", headers=revoke_headers()),
                     routing_key="", timeout=self._timeout)
-            finally:
-                await close_channel(channel)
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
             raise BrokerUnavailable(
                 f"the revoke was not confirmed: {type(exc).__name__}: {exc}") from None
