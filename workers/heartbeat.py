@@ -35,8 +35,8 @@ from typing import Any
 
 import structlog
 from celery import bootsteps
-from celery.worker.state import active_requests
 
+from workers.celery_state_adapter import running_count
 from workers.deadletter import runtime_of
 from workers.metrics import WorkerMetrics
 
@@ -131,7 +131,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         heartbeat.set_connected(True, parent.hostname)
         if heartbeat.metrics is not None:
             heartbeat.metrics.bind_worker(heartbeat.hostname, heartbeat.up,
-                                          lambda: len(active_requests))
+                                          running_count)
         self._entry = parent.timer.call_repeatedly(heartbeat.interval, heartbeat.tick)
 
     def stop(self, parent: Any) -> None:
