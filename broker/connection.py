@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aio_pika
 import aiormq
@@ -40,7 +41,8 @@ OnConnect = Callable[[AbstractConnection], Awaitable[None]]
 
 
 class BrokerConnection:
-    """Owns one AMQP connection and one publisher-confirm channel, and keeps them up."""
+    """Owns one AMQP connection and one publisher-confirm channel, and keeps them up
+    from ``async with`` to its end (hooks registered before entering)."""
 
     def __init__(self, settings: BrokerSettings, topology: Topology, *, name: str = "cargo",
                  heard_from: Callable[[], float] | None = None) -> None:
@@ -99,14 +101,18 @@ class BrokerConnection:
             await asyncio.wait_for(self._ready.wait(), timeout)
         return self.ready
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Self:
+        """Start supervising: connects in the background, ``wait_ready`` to wait for it."""
         self._task = asyncio.create_task(self._supervise(), name=f"{self._name}-broker")
+        return self
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self._close()
 
     async def _close(self) -> None:

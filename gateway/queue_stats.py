@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aiohttp
 
@@ -109,7 +110,8 @@ def queue_items(names: Iterable[str], on_broker: Mapping[str, QueueFigures]
 
 
 class QueueStats:
-    """Every queue of one vhost with its figures, from the management API (cached)."""
+    """Every queue of one vhost with its figures, from the management API (cached);
+    used inside ``async with``, which ends a read under way."""
 
     def __init__(self, management: ManagementClient, management_url: str, vhost: str,
                  max_age: float = MAX_AGE_SECONDS) -> None:
@@ -134,5 +136,10 @@ class QueueStats:
         except (ValueError, aiohttp.ClientError) as exc:  # JSON that is no queue listing
             raise ManagementUnavailable(self.url, f"unexpected answer: {exc}") from None
 
-    async def close(self) -> None:
-        await self._cache.close()
+    async def __aenter__(self) -> Self:
+        await self._cache.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._cache.__aexit__(exc_type, exc, tb)

@@ -31,10 +31,9 @@ async def queue_stats_ctx(app: web.Application) -> AsyncIterator[None]:
     """The queues' figures, with a management API session of their own."""
     settings = app[SETTINGS_KEY]
     async with ManagementClient(settings.management_api, MANAGEMENT_TIMEOUT) as management:
-        stats = QueueStats(management, settings.management_api, settings.vhost)
-        app[QUEUE_STATS_KEY] = stats
-        yield
-        await stats.close()
+        async with QueueStats(management, settings.management_api, settings.vhost) as stats:
+            app[QUEUE_STATS_KEY] = stats
+            yield
 
 
 @routes.get("/queues")

@@ -9,12 +9,13 @@ variable.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import logging
 import sys
 from typing import Any
 
 import celery
+import structlog
 from celery import bootsteps
 
 from broker.addresses import kombu_failover_url
@@ -35,7 +36,7 @@ from workers.modules import load_tasks, share_app_attributes, task_queues
 from workers.runtime import CargoRuntime
 from workers.watcher import DeadLetterWatcher
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: WorkerSettings) -> celery.Celery:
@@ -156,13 +157,17 @@ def _metrics_step(metrics: WorkerMetrics, port: int,
 
         requires = ("celery.worker.components:Pool",)
 
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self._stack = contextlib.ExitStack()
+
         def start(self, parent: Any) -> None:
-            metrics.serve(port)
-            heartbeat.start()
+            # Left in reverse: the heartbeat file goes before the metrics server.
+            self._stack.enter_context(metrics.serving(port))
+            self._stack.enter_context(heartbeat.writing())
 
         def stop(self, parent: Any) -> None:
-            heartbeat.stop()
-            metrics.stop()
+            self._stack.close()
 
     return MetricsServer
 
@@ -181,9 +186,9 @@ def _declare_topology_step(topology: Topology) -> type[bootsteps.StartStopStep]:
             try:
                 declare_with_kombu(parent.connection, topology)
             except Exception:
-                log.critical("could not declare the Cargo topology", exc_info=True)
+                log.critical("worker.topology_not_declared", exc_info=True)
                 raise
-            log.info("declared the Cargo topology (%d queues)", len(topology.queues))
+            log.info("worker.topology_declared", queues=len(topology.queues))
 
     return DeclareTopology
 
