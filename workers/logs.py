@@ -3,10 +3,11 @@
 Celery configures logging when its worker starts: it puts its own formatter on
 the root logger and a second handler, which does not propagate, on
 ``celery.task``. A receiver of ``celery.signals.setup_logging`` replaces all of
-that (Celery then configures nothing), so this module connects one that calls
-``configure_logging`` and keeps the one thing Celery would still have done: a
-task's ``print`` goes to the log (``worker_redirect_stdouts``), as a line of the
-same dialect.
+that (Celery then configures nothing). Cargo's logging is configured earlier, at
+``celeryd_init``, so that the worker's first warning (Celery's superuser check,
+which runs before its logging set-up) is a line of the dialect too; the
+``setup_logging`` receiver keeps the one thing Celery would still have done: a
+task's ``print`` goes to the log (``worker_redirect_stdouts``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from broker.settings import Settings
 def log_through_cargo(app: celery.Celery, settings: Settings) -> None:
     """When ``app``'s worker starts, log in Cargo's dialect instead of Celery's."""
 
-    def setup_logging(**_: Any) -> None:
+    def at_worker_init(**_: Any) -> None:
         configure_logging(settings, foreign_processors=[add_running_task])
+
+    def instead_of_celerys(**_: Any) -> None:
         if app.conf.worker_redirect_stdouts:
             app.log.redirect_stdouts(app.conf.worker_redirect_stdouts_level)
 
-    # Celery's signals hold receivers weakly: the app keeps this one alive as long
-    # as it lives (tests build many apps; none outlives its test).
-    app.cargo_setup_logging = setup_logging  # type: ignore[attr-defined]
-    signals.setup_logging.connect(setup_logging)
+    # Celery's signals hold receivers weakly: the app keeps them alive as long as
+    # it lives (tests build many apps; none outlives its test).
+    app.cargo_logging_receivers = (at_worker_init, instead_of_celerys)  # type: ignore[attr-defined]
+    signals.celeryd_init.connect(at_worker_init)
+    signals.setup_logging.connect(instead_of_celerys)
 
 
 def add_running_task(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
