@@ -65,7 +65,7 @@ def started(name: str, args: list[str], env: dict[str, str]) -> Iterator[Started
 
 def consuming(settings: Settings) -> bool:
     try:
-        return run(queue_consumers(settings, settings.task_queue)) > 0
+        return bool(run(queue_consumers(settings, settings.task_queue)) > 0)
     except ManagementError:  # 404 until the worker declared the queue
         return False
 
@@ -124,8 +124,8 @@ def not_json_objects(log: str) -> list[str]:
 
 
 @pytest.fixture
-def own_vhost() -> Iterator[Settings]:
-    """A vhost of this test's own: no other worker takes its task."""
+def own_vhost(rabbitmq: Settings) -> Iterator[Settings]:
+    """A vhost of this test's own (beside the session's): no other worker takes its task."""
     with private_vhost("cargo-test-logs") as settings:
         run(announce_builtin_tasks(settings))
         yield settings
