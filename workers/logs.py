@@ -25,18 +25,18 @@ from broker.settings import Settings
 def log_through_cargo(app: celery.Celery, settings: Settings) -> None:
     """When ``app``'s worker starts, log in Cargo's dialect instead of Celery's."""
 
-    def at_worker_init(**_: Any) -> None:
-        configure_logging(settings, foreign_processors=[add_running_task])
+    def at_worker_init(instance: Any = None, **_: Any) -> None:
+        if getattr(instance, "app", None) is app:  # signals are process-wide
+            configure_logging(settings, foreign_processors=[add_running_task])
 
     def instead_of_celerys(**_: Any) -> None:
         if app.conf.worker_redirect_stdouts:
             app.log.redirect_stdouts(app.conf.worker_redirect_stdouts_level)
 
-    # Celery's signals hold receivers weakly: the app keeps them alive as long as
-    # it lives (tests build many apps; none outlives its test).
-    app.cargo_logging_receivers = (at_worker_init, instead_of_celerys)  # type: ignore[attr-defined]
-    signals.celeryd_init.connect(at_worker_init)
-    signals.setup_logging.connect(instead_of_celerys)
+    # As workers.lifecycle connects its receivers: held strongly, once per app.
+    uid = f"cargo.logs.{id(app)}"
+    signals.celeryd_init.connect(at_worker_init, weak=False, dispatch_uid=f"{uid}.init")
+    signals.setup_logging.connect(instead_of_celerys, weak=False, dispatch_uid=f"{uid}.setup")
 
 
 def add_running_task(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:

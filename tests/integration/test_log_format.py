@@ -157,6 +157,9 @@ def test_a_worker_and_a_gateway_asked_for_json_write_only_json_objects_to_stderr
     assert any(name.startswith("celery") for name in loggers), sorted(loggers)
     assert any(task_id in entry["event"] and entry["level"] == "info"
                for entry in worker_lines), worker_log[-3000:]
+    # a line logged while the task ran names it, as Celery's task formatter did
+    assert any(entry.get("task_id") == task_id and entry.get("task_name") == "calculate_distance"
+               for entry in worker_lines), worker_log[-3000:]
     # ... and so did Cargo's (structlog) and the gateway's.
     assert any(name.startswith(("workers.", "broker.")) for name in loggers), sorted(loggers)
     assert any(json.loads(line)["event"] == "gateway.starting"
