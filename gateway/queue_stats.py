@@ -25,6 +25,7 @@ from broker.catalog import is_task_queue_name
 from broker.management import ManagementClient, ManagementError
 from broker.settings import mask_passwords
 from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
+from gateway.responses import DeadLetterDepth, QueueItem
 from gateway.short_lived import ShortLived
 
 # How long one answer of the management API serves every caller.
@@ -92,17 +93,18 @@ def task_queue_names(topology: Sequence[str], announced: Iterable[str],
 
 
 def queue_items(names: Iterable[str], on_broker: Mapping[str, QueueFigures]
-                ) -> list[dict[str, Any]]:
+                ) -> list[QueueItem]:
     """``GET /queues``'s items: each queue's figures and its dead-letter queue's depth."""
     missing = QueueFigures()
     items = []
     for name in names:
         queue = on_broker.get(name, missing)
         dead_letters = dead_letter_queue_name(name)
-        items.append({"name": name, "ready": queue.ready, "unacked": queue.unacked,
-                      "consumers": queue.consumers,
-                      "dead_letter": {"name": dead_letters,
-                                      "ready": on_broker.get(dead_letters, missing).ready}})
+        items.append(QueueItem(name=name, ready=queue.ready, unacked=queue.unacked,
+                               consumers=queue.consumers,
+                               dead_letter=DeadLetterDepth(
+                                   name=dead_letters,
+                                   ready=on_broker.get(dead_letters, missing).ready)))
     return items
 
 

@@ -22,6 +22,7 @@ from gateway.queue_stats import (
     queue_items,
     task_queue_names,
 )
+from gateway.responses import Queues
 
 routes = web.RouteTableDef()
 
@@ -49,4 +50,4 @@ async def list_queues(request: web.Request) -> web.Response:
                        ) from None
     names = task_queue_names([spec.name for spec in app[TOPOLOGY_KEY].task_queues],
                              app[CATALOG_KEY].queues(), on_broker)
-    return web.json_response({"queues": queue_items(names, on_broker)})
+    return web.json_response(Queues(queues=queue_items(names, on_broker)))
