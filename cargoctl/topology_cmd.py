@@ -23,6 +23,7 @@ import click
 from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.definitions import export_definitions
+from broker.logs import configure_logging
 from broker.settings import BrokerSettings
 from broker.topology import QueueSpec, Topology, build_topology
 from cargoctl.main import settings_or_exit
@@ -134,6 +135,7 @@ def declare(timeout: float, replace_outdated: bool) -> None:
     """Declare every exchange, queue and binding on RABBITMQ_URL (idempotent)."""
     settings = settings_or_exit(BrokerSettings)
     spec = build_topology(settings)
+    configure_logging(settings)  # before the levels below: they apply to its loggers
     # aiormq logs each failed connection attempt; the one message below says it all.
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

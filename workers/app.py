@@ -31,6 +31,7 @@ from workers.event_relay import EventRelay, relay_step
 from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents
+from workers.logs import log_through_cargo
 from workers.metrics import WorkerMetrics
 from workers.modules import load_tasks, share_app_attributes, task_queues
 from workers.runtime import CargoRuntime
@@ -146,6 +147,7 @@ def create_app(settings: WorkerSettings) -> celery.Celery:
     app.steps["consumer"].add(relay_step(relay))
     app.steps["worker"].add(_metrics_step(metrics, settings.worker_metrics_port, heartbeat))
     app.steps["worker"].add(announcer_step(announcer))
+    log_through_cargo(app, settings)  # Celery's lines in Cargo's dialect (workers.logs)
     return app
 
 

@@ -31,13 +31,13 @@ Without ``autoretry_for`` every other exception is retried with Cargo's backoff
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import kombu
+import structlog
 from celery import states
 from celery.app.task import Task
 from celery.exceptions import Ignore, Reject, Retry
@@ -49,7 +49,7 @@ from workers.policy import TaskPolicy
 from workers.progress import reporting_to
 from workers.runtime import CargoRuntime, runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # The state Celery's docs use for progress; its meta is the progress as it is.
 PROGRESS_STATE = "PROGRESS"
@@ -152,13 +152,14 @@ class CargoBaseTask(Task):  # type: ignore[type-arg]  # generic in celery-types 
             own = task_id is None or task_id == self.request.id
             progress = progress_of_state(state, meta) if own else None
             if runtime is None or progress is None or self.request.id is None:
-                log.debug("update_state(%r, %r) of %s ignored: only the running task's own "
-                          "custom states become progress events", task_id, state, self.name)
+                # Only the running task's own custom states become progress events.
+                log.debug("task.update_state_ignored", task_id=task_id, state=state,
+                          task_name=self.name)
                 return
             runtime.events.progress(self, progress)
         except Exception:
-            log.warning("update_state of %s[%s] could not be published", self.name,
-                        self.request.id, exc_info=True)
+            log.warning("task.update_state_unpublished", task_name=self.name,
+                        task_id=self.request.id, exc_info=True)
 
     def _same_route(self, queue: str) -> dict[str, Any]:
         """A retry goes back the way the message came: a bridged Dramatiq message

@@ -16,11 +16,11 @@ same, as a backstop.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Container
 from typing import Any
 
 import kombu
+import structlog
 from celery.worker.consumer import Consumer
 from kombu.utils import json as kombu_json
 from vine import promise
@@ -29,7 +29,7 @@ from broker.deadletter import Reason, poison_problem
 from workers.deadletterer import body_of
 from workers.runtime import runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def task_message_problem(message: kombu.Message, known_tasks: Container[str]) -> str | None:
@@ -73,7 +73,8 @@ class CargoConsumer(Consumer):
                 # worker ("Unrecoverable error") and then the next one.
                 if message.acknowledged:
                     raise
-                log.exception("Celery could not take a message; dead-lettering it as poison")
+                log.exception("consumer.message_refused_by_celery",
+                              action="dead-lettered as poison")
                 return self._cargo_poison(
                     message, f"Celery could not take the message: {type(exc).__name__}")
 
