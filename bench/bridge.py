@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -64,7 +63,8 @@ from bench.drain import (
     wait_until,
 )
 from bench.procs import BIN, Proc
-from bench.sections import Row, SectionReport
+from bench.sections import Row, SectionReport, quick_or_full, run_section
+from bench.stats import percentile
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
@@ -88,16 +88,11 @@ class SideResult:
     latency_max_ms: float | None
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def latency_fields(latencies: list[float]) -> dict[str, float | None]:
     if not latencies:
         return {"latency_p50_ms": None, "latency_p95_ms": None, "latency_max_ms": None}
     return {"latency_p50_ms": statistics.median(latencies),
-            "latency_p95_ms": percentile(latencies, 0.95), "latency_max_ms": max(latencies)}
+            "latency_p95_ms": percentile(latencies, 95), "latency_max_ms": max(latencies)}
 
 
 def log_dir() -> Path:
@@ -275,19 +270,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
-    quick = args.quick
-    args.messages = args.messages if args.messages is not None else (500 if quick else 3000)
-    args.probes = args.probes if args.probes is not None else (5 if quick else 30)
-    args.rounds = args.rounds if args.rounds is not None else (1 if quick else 2)
-    return args
+    return quick_or_full(parser().parse_args(argv),
+                         {"messages": (500, 3000), "probes": (5, 30), "rounds": (1, 2)})
 
 
 def main() -> None:
-    args = parse_args()
-    report = asyncio.run(bench(args))
-    report.save(args.json_out, RESULTS)
-    sys.exit(0)
+    run_section(bench, parse_args(), RESULTS)
 
 
 if __name__ == "__main__":

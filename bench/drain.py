@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from bench.depth import DrainTiming, rate, watch_drain
 from bench.peers import celery_bare, celery_outcomes
 from bench.procs import BIN, Proc, start_worker
-from bench.sections import Row, SectionReport
+from bench.sections import Row, SectionReport, quick_or_full, run_section
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.declare import celery_routing, declare_with_kombu
@@ -403,19 +402,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
-    if args.tasks is None:
-        args.tasks = 500 if args.quick else 3000
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 2
-    return args
+    return quick_or_full(parser().parse_args(argv), {"tasks": (500, 3000), "rounds": (1, 2)})
 
 
 def main() -> None:
-    args = parse_args()
-    report = asyncio.run(run(args))
-    report.save(args.json_out, RESULTS)
-    sys.exit(0)
+    run_section(run, parse_args(), RESULTS)
 
 
 if __name__ == "__main__":
