@@ -42,7 +42,6 @@ import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dramatiq
@@ -54,16 +53,15 @@ from bench.drain import (
     RESULTS,
     done_times,
     drain_celery,
+    dramatiq_drained,
     dramatiq_producer,
-    fill_dramatiq,
     first_times,
     start_cargo_worker,
-    start_dramatiq_worker,
     timed_drain,
     wait_until,
 )
 from bench.procs import BIN, Proc
-from bench.sections import Row, SectionReport, quick_or_full, run_section
+from bench.sections import Row, SectionReport, conditions, quick_or_full, run_section
 from bench.stats import percentile
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
@@ -104,17 +102,12 @@ def log_dir() -> Path:
 
 async def run_dramatiq(settings: Settings, round_no: int, messages: int, concurrency: int,
                        probes: int) -> SideResult:
-    fill_dramatiq(settings, messages, PEER_QUEUE)
     with tempfile.TemporaryDirectory(prefix="bench-dramatiq-") as tmp:
         directory = Path(tmp)
-        worker, timing = await timed_drain(
-            settings, [PEER_QUEUE], messages,
-            lambda: start_dramatiq_worker(settings, concurrency, PEER_QUEUE, directory,
-                                          log_dir()))
+        worker, timing = await dramatiq_drained(settings, PEER_QUEUE, messages, concurrency,
+                                                directory, log_dir())
         broker, actor = dramatiq_producer(settings, PEER_QUEUE)
         try:
-            await wait_until(lambda: len(done_times(directory)) >= messages, 60,
-                             "dramatiq draining its queue")
             times = done_times(directory)[:messages]
             latencies = []
             for i in range(probes):
@@ -245,10 +238,7 @@ async def bench(args: argparse.Namespace) -> SectionReport:
                 results.append(result)
                 print_result(result)
     return SectionReport("bridge", rows(results, args.concurrency), raw={
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Others' work on this machine and broker skews every figure: recorded, not removed.
-        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
+        **conditions(load_before),
         "versions": {"dramatiq": dramatiq.__version__},
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "rounds": [asdict(r) for r in results],

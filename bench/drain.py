@@ -41,7 +41,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from bench.depth import DrainTiming, rate, watch_drain
 from bench.peers import celery_bare, celery_outcomes
 from bench.procs import BIN, Proc, start_worker
-from bench.sections import Row, SectionReport, quick_or_full, run_section
+from bench.sections import Row, SectionReport, conditions, quick_or_full, run_section
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.declare import celery_routing, declare_with_kombu
@@ -265,19 +264,30 @@ async def drain_floor(settings: Settings, processes: int, round_no: int, tasks: 
     return result_of("floor", processes, round_no, tasks, timing, None)
 
 
+async def dramatiq_drained(settings: Settings, queue: str, tasks: int, processes: int,
+                           done_dir: Path, log_dir: Path) -> tuple[Proc, DrainTiming]:
+    """Fill ``queue`` with ``tasks`` messages, time Dramatiq's worker draining it and wait
+    for every completion in ``done_dir``; the worker goes on running (the caller stops it)."""
+    fill_dramatiq(settings, tasks, queue)
+    worker, timing = await timed_drain(
+        settings, [queue], tasks,
+        lambda: start_dramatiq_worker(settings, processes, queue, done_dir, log_dir))
+    try:
+        await wait_until(lambda: len(done_times(done_dir)) >= tasks, 60,
+                         "Dramatiq's completions")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker, timing
+
+
 async def drain_dramatiq(settings: Settings, processes: int, round_no: int, tasks: int,
                          log_dir: Path) -> DrainResult:
-    fill_dramatiq(settings, tasks, DRAMATIQ_QUEUE)
     with tempfile.TemporaryDirectory(prefix="bench-drain-dramatiq-") as tmp:
         done_dir = Path(tmp)
-        worker, timing = await timed_drain(
-            settings, [DRAMATIQ_QUEUE], tasks,
-            lambda: start_dramatiq_worker(settings, processes, DRAMATIQ_QUEUE, done_dir, log_dir))
-        try:
-            await wait_until(lambda: len(done_times(done_dir)) >= tasks, 60,
-                             "Dramatiq's completions")
-        finally:
-            worker.stop()
+        worker, timing = await dramatiq_drained(settings, DRAMATIQ_QUEUE, tasks, processes,
+                                                done_dir, log_dir)
+        worker.stop()
         times = done_times(done_dir)
         if len(times) < tasks:
             raise RuntimeError(f"dramatiq completed {len(times)} of {tasks}")
@@ -373,10 +383,7 @@ async def run(args: argparse.Namespace) -> SectionReport:
                     results.append(result)
                     print_result(result)
     return SectionReport("drain", rows(results, args.processes), raw={
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Others' work on this machine and broker skews every figure: recorded, not removed.
-        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
+        **conditions(load_before),
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "method": "queue depth (passive queue_declare) polling; rate = tasks / "
                   "(last sample with all ready -> first sample of the empty queue)",

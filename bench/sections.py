@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
@@ -121,3 +122,14 @@ def run_section(measure: Callable[[argparse.Namespace], Coroutine[Any, Any, Sect
     report = asyncio.run(measure(args))
     report.save(args.json_out, results)
     sys.exit(0)
+
+
+def conditions(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """When a section ran and how busy the machine was (``load_before``: its
+    ``os.getloadavg()`` at the start), for a report's ``raw``."""
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Others' work on this machine and broker skews every figure: recorded, not removed.
+        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
+    }
