@@ -39,11 +39,9 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dramatiq
@@ -55,16 +53,16 @@ from bench.drain import (
     RESULTS,
     done_times,
     drain_celery,
+    dramatiq_drained,
     dramatiq_producer,
-    fill_dramatiq,
     first_times,
     start_cargo_worker,
-    start_dramatiq_worker,
     timed_drain,
     wait_until,
 )
 from bench.procs import BIN, Proc
-from bench.sections import Row, SectionReport
+from bench.sections import Row, SectionReport, conditions, quick_or_full, run_section
+from bench.stats import percentile
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
@@ -88,16 +86,11 @@ class SideResult:
     latency_max_ms: float | None
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def latency_fields(latencies: list[float]) -> dict[str, float | None]:
     if not latencies:
         return {"latency_p50_ms": None, "latency_p95_ms": None, "latency_max_ms": None}
     return {"latency_p50_ms": statistics.median(latencies),
-            "latency_p95_ms": percentile(latencies, 0.95), "latency_max_ms": max(latencies)}
+            "latency_p95_ms": percentile(latencies, 95), "latency_max_ms": max(latencies)}
 
 
 def log_dir() -> Path:
@@ -109,17 +102,12 @@ def log_dir() -> Path:
 
 async def run_dramatiq(settings: Settings, round_no: int, messages: int, concurrency: int,
                        probes: int) -> SideResult:
-    fill_dramatiq(settings, messages, PEER_QUEUE)
     with tempfile.TemporaryDirectory(prefix="bench-dramatiq-") as tmp:
         directory = Path(tmp)
-        worker, timing = await timed_drain(
-            settings, [PEER_QUEUE], messages,
-            lambda: start_dramatiq_worker(settings, concurrency, PEER_QUEUE, directory,
-                                          log_dir()))
+        worker, timing = await dramatiq_drained(settings, PEER_QUEUE, messages, concurrency,
+                                                directory, log_dir())
         broker, actor = dramatiq_producer(settings, PEER_QUEUE)
         try:
-            await wait_until(lambda: len(done_times(directory)) >= messages, 60,
-                             "dramatiq draining its queue")
             times = done_times(directory)[:messages]
             latencies = []
             for i in range(probes):
@@ -250,10 +238,7 @@ async def bench(args: argparse.Namespace) -> SectionReport:
                 results.append(result)
                 print_result(result)
     return SectionReport("bridge", rows(results, args.concurrency), raw={
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Others' work on this machine and broker skews every figure: recorded, not removed.
-        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
+        **conditions(load_before),
         "versions": {"dramatiq": dramatiq.__version__},
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "rounds": [asdict(r) for r in results],
@@ -275,19 +260,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
-    quick = args.quick
-    args.messages = args.messages if args.messages is not None else (500 if quick else 3000)
-    args.probes = args.probes if args.probes is not None else (5 if quick else 30)
-    args.rounds = args.rounds if args.rounds is not None else (1 if quick else 2)
-    return args
+    return quick_or_full(parser().parse_args(argv),
+                         {"messages": (500, 3000), "probes": (5, 30), "rounds": (1, 2)})
 
 
 def main() -> None:
-    args = parse_args()
-    report = asyncio.run(bench(args))
-    report.save(args.json_out, RESULTS)
-    sys.exit(0)
+    run_section(bench, parse_args(), RESULTS)
 
 
 if __name__ == "__main__":

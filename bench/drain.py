@@ -37,12 +37,10 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +51,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from bench.depth import DrainTiming, rate, watch_drain
 from bench.peers import celery_bare, celery_outcomes
 from bench.procs import BIN, Proc, start_worker
-from bench.sections import Row, SectionReport
+from bench.sections import Row, SectionReport, conditions, quick_or_full, run_section
 from bench.stream_tally import StreamTally
 from bench.vhost import private_vhost, process_env
 from broker.declare import celery_routing, declare_with_kombu
@@ -266,19 +264,30 @@ async def drain_floor(settings: Settings, processes: int, round_no: int, tasks: 
     return result_of("floor", processes, round_no, tasks, timing, None)
 
 
+async def dramatiq_drained(settings: Settings, queue: str, tasks: int, processes: int,
+                           done_dir: Path, log_dir: Path) -> tuple[Proc, DrainTiming]:
+    """Fill ``queue`` with ``tasks`` messages, time Dramatiq's worker draining it and wait
+    for every completion in ``done_dir``; the worker goes on running (the caller stops it)."""
+    fill_dramatiq(settings, tasks, queue)
+    worker, timing = await timed_drain(
+        settings, [queue], tasks,
+        lambda: start_dramatiq_worker(settings, processes, queue, done_dir, log_dir))
+    try:
+        await wait_until(lambda: len(done_times(done_dir)) >= tasks, 60,
+                         "Dramatiq's completions")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker, timing
+
+
 async def drain_dramatiq(settings: Settings, processes: int, round_no: int, tasks: int,
                          log_dir: Path) -> DrainResult:
-    fill_dramatiq(settings, tasks, DRAMATIQ_QUEUE)
     with tempfile.TemporaryDirectory(prefix="bench-drain-dramatiq-") as tmp:
         done_dir = Path(tmp)
-        worker, timing = await timed_drain(
-            settings, [DRAMATIQ_QUEUE], tasks,
-            lambda: start_dramatiq_worker(settings, processes, DRAMATIQ_QUEUE, done_dir, log_dir))
-        try:
-            await wait_until(lambda: len(done_times(done_dir)) >= tasks, 60,
-                             "Dramatiq's completions")
-        finally:
-            worker.stop()
+        worker, timing = await dramatiq_drained(settings, DRAMATIQ_QUEUE, tasks, processes,
+                                                done_dir, log_dir)
+        worker.stop()
         times = done_times(done_dir)
         if len(times) < tasks:
             raise RuntimeError(f"dramatiq completed {len(times)} of {tasks}")
@@ -374,10 +383,7 @@ async def run(args: argparse.Namespace) -> SectionReport:
                     results.append(result)
                     print_result(result)
     return SectionReport("drain", rows(results, args.processes), raw={
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Others' work on this machine and broker skews every figure: recorded, not removed.
-        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
+        **conditions(load_before),
         "parameters": {k: v for k, v in vars(args).items() if k != "json_out"},
         "method": "queue depth (passive queue_declare) polling; rate = tasks / "
                   "(last sample with all ready -> first sample of the empty queue)",
@@ -403,19 +409,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
-    if args.tasks is None:
-        args.tasks = 500 if args.quick else 3000
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 2
-    return args
+    return quick_or_full(parser().parse_args(argv), {"tasks": (500, 3000), "rounds": (1, 2)})
 
 
 def main() -> None:
-    args = parse_args()
-    report = asyncio.run(run(args))
-    report.save(args.json_out, RESULTS)
-    sys.exit(0)
+    run_section(run, parse_args(), RESULTS)
 
 
 if __name__ == "__main__":

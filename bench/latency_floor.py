@@ -48,6 +48,7 @@ from bench.depth import consumers
 from bench.peers import celery_bare, celery_outcomes, celery_rpc
 from bench.procs import BIN, Proc, free_port, start_gateway, start_worker
 from bench.sections import Row, SectionReport
+from bench.stats import percentile
 from bench.vhost import private_vhost, process_env
 from broker.celery_protocol import encode_task
 from broker.settings import load_settings
@@ -239,14 +240,9 @@ PEER_NAME = "Celery delay().get() over rpc://"
 FLOOR_NAME = "the design's floor (HTTP in, confirmed stream outcome, WebSocket out; no Cargo code)"
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[int(q * (len(ordered) - 1))]
-
-
 def rows(results: dict[str, list[float]], tasks: int) -> list[Row]:
     table: list[Row] = []
-    for name, q in (("p50", 0.5), ("p99", 0.99)):
+    for name, q in (("p50", 50), ("p99", 99)):
         peer, floor, cargo = (percentile(results[side], q) for side in ("peer", "floor", "cargo"))
         table.append(Row(f"latency {name}, the design's floor vs the peer ({tasks} tasks/round)",
                          "ms", floor, peer, PEER_NAME, better="lower",

@@ -20,12 +20,7 @@ from collections import Counter
 
 import aiohttp
 
-
-def _percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
-    return sorted_values[index]
+from bench.stats import percentile
 
 
 async def run(url: str, concurrency: int, seconds: float, timeout: float) -> dict[str, object]:
@@ -67,8 +62,8 @@ async def run(url: str, concurrency: int, seconds: float, timeout: float) -> dic
                    "timeout": errors["timeout"]},
         "latency_us": {
             "mean": statistics.fmean(micro) if micro else 0.0,
-            "p50": _percentile(micro, 50), "p90": _percentile(micro, 90),
-            "p99": _percentile(micro, 99), "max": micro[-1] if micro else 0.0,
+            **{f"p{p}": percentile(micro, p) if micro else 0.0 for p in (50, 90, 99)},
+            "max": micro[-1] if micro else 0.0,
         },
     }
 

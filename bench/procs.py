@@ -91,13 +91,23 @@ class Proc:
         self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       start_new_session=True, preexec_fn=outlive_no_parent())
 
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (a prefork worker's children too)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
+        """Signal the whole process group (a prefork worker's children too); once the
+        leader was reaped only SIGKILL goes out, to sweep up children it left behind."""
+        if self.alive() or sig == signal.SIGKILL:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 20) -> None:
         if self.alive():

@@ -10,11 +10,16 @@ memory cannot skew the next.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import os
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 Better = Literal["higher", "lower"]
 
@@ -100,3 +105,31 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
+def quick_or_full(args: argparse.Namespace,
+                  defaults: dict[str, tuple[int, int]]) -> argparse.Namespace:
+    """Give each option left unset its ``(quick, full)`` default, as ``--quick`` says."""
+    for name, (quick, full) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    return args
+
+
+def run_section(measure: Callable[[argparse.Namespace], Coroutine[Any, Any, SectionReport]],
+                args: argparse.Namespace, results: Path) -> NoReturn:
+    """A section's command line: measure, save and print the report, exit 0."""
+    report = asyncio.run(measure(args))
+    report.save(args.json_out, results)
+    sys.exit(0)
+
+
+def conditions(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """When a section ran and how busy the machine was (``load_before``: its
+    ``os.getloadavg()`` at the start), for a report's ``raw``."""
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Others' work on this machine and broker skews every figure: recorded, not removed.
+        "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
+    }

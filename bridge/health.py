@@ -23,11 +23,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import structlog
 
+from broker.heartbeat_file import read_heartbeat, staleness
+from broker.tasks import cancelled
+
 log = structlog.get_logger(__name__)
+
+FIELDS = {"written_at": float, "connected": bool}
 
 
 def write_heartbeat(path: Path, connected: bool, queues: list[str],
@@ -43,18 +48,14 @@ def heartbeat_problem(path: str, max_age: float, *, readiness: bool,
                       now: float | None = None) -> str | None:
     """None when healthy, else a one-line reason."""
     now = time.time() if now is None else now
-    try:
-        doc: Any = json.loads(Path(path).read_text())
-        written_at = float(doc["written_at"])
-        connected = bool(doc["connected"])
-    except FileNotFoundError:
-        return f"no heartbeat file at {path} (bridge not started, or stopped)"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"unreadable heartbeat file {path}: {type(exc).__name__}: {exc}"
-    if now - written_at > max_age:
-        return (f"heartbeat not written for {now - written_at:.1f}s (max {max_age:g}s): "
-                "the bridge process is gone or its event loop is blocked")
-    if readiness and not connected:
+    doc = read_heartbeat(path, "bridge", FIELDS)
+    if isinstance(doc, str):
+        return doc
+    stale = staleness(doc["written_at"], now, max_age,
+                      "the bridge process is gone or its event loop is blocked")
+    if stale is not None:
+        return stale
+    if readiness and not doc["connected"]:
         return "the bridge is not connected to the broker and consuming its queues"
     return None
 
@@ -86,10 +87,7 @@ class HeartbeatWriter:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
         if self._path is not None:
             with contextlib.suppress(OSError):
                 self._path.unlink()

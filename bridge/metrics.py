@@ -28,7 +28,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 log = structlog.get_logger(__name__)
 
-OUTCOMES = ("bridged", "poison", "requeued", "rejected")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0)
 

@@ -33,6 +33,7 @@ from broker.declare import declare_topology
 from broker.failures import Failure, describe, refusal_reason, refused_open
 from broker.liveness import broker_stopped_answering
 from broker.settings import BrokerSettings
+from broker.tasks import cancelled
 from broker.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -109,10 +110,7 @@ class BrokerConnection:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
         await self._close()
 
     async def _close(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -25,7 +26,7 @@ from broker.topology import TASKS_EXCHANGE, Topology, dead_letter_queue_name
 from gateway.jsonbody import decode_json
 from gateway.metrics import GatewayMetrics
 from gateway.responses import DeadLetter as DeadLetterItem
-from gateway.side_channels import close_channel, open_channel
+from gateway.side_channels import side_channel
 
 # A listing looks at each dead-letter queue's first this many messages.
 LIST_SCAN = 10_000
@@ -148,13 +149,16 @@ class DeadLetters:
                 return page
         return page
 
-    async def _channel(self, confirms: bool = False) -> AbstractChannel:
+    def _channel(self, confirms: bool = False,
+                 ) -> contextlib.AbstractAsyncContextManager[AbstractChannel]:
+        """A side channel on the gateway's connection (``BrokerUnavailable`` while there
+        is none; ``TimeoutError``, which the routes answer as 503, if it does not open)."""
         connection = self._broker.connection
         if connection is None:
             raise BrokerUnavailable(
                 f"not connected to the broker ({self._broker.last_error or 'reconnecting'})")
-        return await open_channel(connection, publisher_confirms=confirms,
-                                  on_return_raises=confirms)
+        return side_channel(connection, open_timeout=AMQP_TIMEOUT,
+                            publisher_confirms=confirms, on_return_raises=confirms)
 
     async def _republish(self, channel: AbstractChannel, message: AbstractIncomingMessage,
                          queue: str) -> None:
@@ -181,14 +185,15 @@ class DeadLetters:
     async def replay(self, task_id: str, queues: list[str]) -> Replayed | None:
         """Republish the dead letter with ``task_id``; None when no queue holds it."""
         # A confirm channel of its own: the republish waits for the broker's
-        # confirm before the dead letter is acknowledged.
-        channel = await self._channel(confirms=True)
-        try:
+        # confirm before the dead letter is acknowledged. Closing the channels (the
+        # stack's end) puts every other message they took back, in order.
+        async with contextlib.AsyncExitStack() as channels:
+            channel = await channels.enter_async_context(self._channel(confirms=True))
             for queue in queues:
                 try:
                     dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:
-                    channel = await self._channel(confirms=True)
+                except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed the channel
+                    channel = await channels.enter_async_context(self._channel(confirms=True))
                     continue
                 for _ in range(REPLAY_SCAN):
                     message = await dlq.get(no_ack=False, fail=False, timeout=AMQP_TIMEOUT)
@@ -201,22 +206,16 @@ class DeadLetters:
                     await self._republish(channel, message, queue)
                     await message.ack()
                     return Replayed(task_id, name, queue)
-        finally:
-            # Closing the channel puts every other message it took back, in order.
-            await close_channel(channel)
         return None
 
     async def purge(self, queue: str) -> int:
-        channel = await self._channel()
-        try:
+        async with self._channel() as channel:
             try:
                 dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return 0
             result = await dlq.purge(timeout=AMQP_TIMEOUT)
             return int(result.message_count or 0)
-        finally:
-            await close_channel(channel)
 
     async def refresh_depths_within(self, timeout: float) -> None:
         """Refresh the gauges, waiting at most ``timeout``: a scrape that gives up
@@ -235,23 +234,21 @@ class DeadLetters:
         (exact, via passive declares)."""
         if self._broker.connection is None:
             return
-        channel = await self._channel()
-        try:
+        async with contextlib.AsyncExitStack() as channels:
+            channel = await channels.enter_async_context(self._channel())
             for queue in self.queues:
                 try:
                     dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:
-                    channel = await self._channel()
+                except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed the channel
+                    channel = await channels.enter_async_context(self._channel())
                     continue
                 count = dlq.declaration_result.message_count
                 self._metrics.dead_letter_depth.labels(queue).set(count or 0)
                 try:
                     tasks = await channel.declare_queue(queue, passive=True)
                 except aiormq.exceptions.ChannelNotFoundEntity:
-                    channel = await self._channel()
+                    channel = await channels.enter_async_context(self._channel())
                     continue
                 result = tasks.declaration_result
                 self._metrics.queue_length.labels(queue).set(result.message_count or 0)
                 self._metrics.queue_consumers.labels(queue).set(result.consumer_count or 0)
-        finally:
-            await close_channel(channel)

@@ -32,6 +32,8 @@ from typing import Self
 
 import structlog
 
+from broker.tasks import cancelled
+
 log = structlog.get_logger(__name__)
 
 CHECK_SECONDS = 5.0
@@ -93,7 +95,4 @@ class MemoryReleaser:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)

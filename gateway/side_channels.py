@@ -32,7 +32,7 @@ CLOSE_SECONDS = 5.0
 # connection's pending RPC future), so no registry of background tasks is kept.
 
 
-async def open_channel(connection: AbstractConnection, **kwargs: Any) -> AbstractChannel:
+async def _open_channel(connection: AbstractConnection, **kwargs: Any) -> AbstractChannel:
     """``connection.channel(**kwargs)``; when the caller is cancelled meanwhile, the
     open completes anyway and the channel is closed properly."""
     opening = asyncio.ensure_future(connection.channel(**kwargs))
@@ -50,7 +50,7 @@ def _close_when_opened(opening: asyncio.Future[AbstractChannel]) -> None:
     asyncio.ensure_future(_close(opening.result()))  # noqa: RUF006
 
 
-async def close_channel(channel: AbstractChannel) -> None:
+async def _close_channel(channel: AbstractChannel) -> None:
     """Close ``channel``; a cancelled caller stops waiting, the close goes on."""
     await asyncio.shield(_close(channel))
 
@@ -69,8 +69,8 @@ async def side_channel(connection: AbstractConnection, *, open_timeout: float | 
                        **kwargs: Any) -> AsyncIterator[AbstractChannel]:
     """``async with side_channel(connection) as channel:`` — opened (within
     ``open_timeout`` seconds: ``TimeoutError``) and closed safely."""
-    channel = await asyncio.wait_for(open_channel(connection, **kwargs), open_timeout)
+    channel = await asyncio.wait_for(_open_channel(connection, **kwargs), open_timeout)
     try:
         yield channel
     finally:
-        await close_channel(channel)
+        await _close_channel(channel)

@@ -93,8 +93,9 @@ def create_app(settings: WorkerSettings) -> celery.Celery:
         # No result backend: results travel as events on the events stream.
         result_backend=None,
         task_ignore_result=True,
-        # Celery configures logging when nobody else has, but must not remove
-        # handlers a host process installed.
+        # workers.logs answers Celery's setup_logging signal, so Celery installs no
+        # logging of its own and never reads this; False keeps it from emptying the
+        # root logger's handlers should an app run without that receiver.
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,

@@ -185,7 +185,3 @@ class CargoBaseTask(Task):  # type: ignore[type-arg]  # generic in celery-types 
         says header values are strings; Celery sends any JSON value)."""
         budget = getattr(self.request, MAX_RETRIES_HEADER, None)
         return {MAX_RETRIES_HEADER: budget} if budget is not None else None
-
-
-def is_cargo_task(task: Task[Any, Any]) -> bool:
-    return isinstance(task, CargoBaseTask)

@@ -53,13 +53,13 @@ def forget_request(request: Any) -> None:
     state.task_ready(request)
 
 
-def running_requests() -> list[Any]:
-    """The requests a pool process runs now (a copy; empty if it changed while copied,
-    the caller's next check sees it)."""
+def running_requests() -> list[Any] | None:
+    """The requests a pool process runs now (a copy), or None if the set changed while
+    it was copied (the caller checks again later)."""
     try:
         return list(state.active_requests)
     except RuntimeError:  # changed size while copying
-        return []
+        return None
 
 
 def running_count() -> int:

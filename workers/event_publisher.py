@@ -105,11 +105,6 @@ class EventPublisher:
                     break
             raise ConfirmFailed(str(problem))
 
-    @property
-    def in_flight(self) -> int:
-        """Events published but not yet confirmed."""
-        return len(self._unconfirmed)
-
     def poll(self) -> None:
         """Process the confirms that arrived, without blocking (an event loop's
         reader callback). A broken connection is dropped: the next publish

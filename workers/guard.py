@@ -42,11 +42,10 @@ from typing import Any
 
 import structlog
 from celery import bootsteps
-from celery.worker import state
-from celery.worker.state import active_requests
 
 from broker.deadletter import Reason
 from broker.events import TaskState
+from workers.celery_state_adapter import running_count, running_requests, warm_shutdown_requested
 from workers.request import CargoRequest
 from workers.rss import rss_of
 from workers.runtime import CargoRuntime, runtime_of
@@ -76,9 +75,8 @@ class MemoryGuard:
         self._dead_letter = dead_letter
 
     def check(self) -> None:
-        try:
-            requests = list(active_requests)
-        except RuntimeError:  # changed size while copying; next tick
+        requests = running_requests()
+        if requests is None:  # changed while copied; the next tick sees it
             return
         largest = 0
         for request in requests:
@@ -143,9 +141,7 @@ class MemoryGuardStep(bootsteps.StartStopStep):
             self._entry.cancel()
             self._entry = None
         runtime = runtime_of(parent.app)
-        # Celery's own test (state.maybe_shutdown): the exit code may be 0.
-        shutting_down = state.should_stop is not None and state.should_stop is not False
-        if runtime is not None and shutting_down and active_requests:
+        if runtime is not None and warm_shutdown_requested() and running_count():
             DrainGuard(MemoryGuard(runtime, dead_letter=False),
                        runtime.settings.memory_check_interval).start()
 
@@ -165,6 +161,6 @@ class DrainGuard(threading.Thread):
 
     def run(self) -> None:
         log.info("memory_guard.watching_until_shutdown")
-        while active_requests:
+        while running_count():
             self._guard.check()
             time.sleep(self._interval)

@@ -11,28 +11,25 @@ Kept free of Celery imports so the Kubernetes probe that runs it stays cheap.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
-from typing import Any
+
+from broker.heartbeat_file import read_heartbeat, staleness
+
+FIELDS = {"written_at": float, "loop_at": float, "connected": bool}
 
 
 def heartbeat_problem(path: str, max_age: float, *, readiness: bool,
                       now: float | None = None) -> str | None:
     """None when healthy, else a one-line reason."""
     now = time.time() if now is None else now
-    try:
-        doc: Any = json.loads(Path(path).read_text())
-        written_at = float(doc["written_at"])
-        loop_at = float(doc["loop_at"])
-        connected = bool(doc["connected"])
-    except FileNotFoundError:
-        return f"no heartbeat file at {path} (worker not started, or stopped)"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"unreadable heartbeat file {path}: {type(exc).__name__}: {exc}"
-    if now - written_at > max_age:
-        return (f"heartbeat not written for {now - written_at:.1f}s (max {max_age:g}s): "
-                "the worker's main process is gone or frozen")
+    doc = read_heartbeat(path, "worker", FIELDS)
+    if isinstance(doc, str):
+        return doc
+    loop_at, connected = doc["loop_at"], doc["connected"]
+    stale = staleness(doc["written_at"], now, max_age,
+                      "the worker's main process is gone or frozen")
+    if stale is not None:
+        return stale
     if connected and now - loop_at > max_age:
         return (f"consumer loop has not run for {now - loop_at:.1f}s (max {max_age:g}s): "
                 "the consumer is stuck")

@@ -16,7 +16,7 @@ from workers.runtime import runtime_of
 
 def worker_argv(settings: WorkerSettings, concurrency: int, hostname: str | None,
                 extra_args: list[str], queues: Iterable[str] | None = None) -> list[str]:
-    """The ``celery worker`` command line ``run_worker`` runs.
+    """The ``celery [--quiet] worker`` command line ``run_worker`` runs.
 
     ``queues``: what it consumes when ``CARGO_WORKER_QUEUES`` (``--queues``) is unset
     (its tasks' queues); default: the settings' task queue.
@@ -38,8 +38,11 @@ def worker_argv(settings: WorkerSettings, concurrency: int, hostname: str | None
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")
+    # Celery prints its start banner to stdout, outside logging: with JSON logs
+    # asked for, its global --quiet (before the subcommand) keeps it out.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
     # Last, so an operator's option overrides ours (click keeps the last value).
-    return [*argv, *extra_args]
+    return [*quiet, *argv, *extra_args]
 
 
 def with_worker_queues(settings: WorkerSettings, queues: str | None) -> WorkerSettings:

@@ -24,10 +24,15 @@ from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
 pytestmark = pytest.mark.integration
 
 
-def pending(task_id: str, state: TaskState) -> PendingEvent:
+def pending(task_id: str, state: TaskState,
+            settled: list[tuple[str, bool]] | None = None) -> PendingEvent:
+    """An event; with ``settled``, the broker's answer for it is appended there as
+    (state, confirmed) once the publisher took it (what the publisher's callers see)."""
     event = TaskEvent(task_id=task_id, name="calculate_distance", state=state, ts=utc_now())
+    on_settled = None if settled is None else (
+        lambda confirmed: settled.append((state.value, confirmed)))
     return PendingEvent(event.to_json(), EVENTS_EXCHANGE,
-                        event_routing_key(state, event.name), CONTENT_TYPE)
+                        event_routing_key(state, event.name), CONTENT_TYPE, on_settled)
 
 
 def states_of(events: StreamEvents, task_id: str) -> list[str]:
@@ -67,15 +72,17 @@ async def test_events_left_in_flight_are_confirmed_by_the_next_waited_event_in_o
     vhost: Settings,
 ) -> None:
     publisher = EventPublisher(vhost.rabbitmq_url, timeout=5)
+    settled: list[tuple[str, bool]] = []
     try:
         async with StreamEvents(vhost, offset="next") as events:
-            await asyncio.to_thread(publisher.publish, pending("t-1", TaskState.STARTED),
-                                    wait=False)
-            await asyncio.to_thread(publisher.publish, pending("t-1", TaskState.PROGRESS),
-                                    wait=False)
-            await asyncio.to_thread(publisher.publish, pending("t-1", TaskState.SUCCEEDED),
-                                    wait=True)
-            assert publisher.in_flight == 0  # the wait covered the two before it
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-1", TaskState.STARTED, settled), wait=False)
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-1", TaskState.PROGRESS, settled), wait=False)
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-1", TaskState.SUCCEEDED, settled), wait=True)
+            # none left in flight: the wait covered the two before it
+            assert settled == [("started", True), ("progress", True), ("succeeded", True)]
             await events.until_state("t-1", {"succeeded"}, timeout=10)
             assert states_of(events, "t-1") == ["started", "progress", "succeeded"]
     finally:
@@ -86,19 +93,20 @@ async def test_events_in_flight_when_the_connection_drops_are_published_again(
     vhost: Settings, proxy: BrokerProxy,
 ) -> None:
     publisher = EventPublisher(through(vhost.rabbitmq_url, proxy.port), timeout=2)
+    settled: list[tuple[str, bool]] = []
     try:
         async with StreamEvents(vhost, offset="next") as events:
             await asyncio.to_thread(publisher.publish, pending("t-0", TaskState.SUCCEEDED),
                                     wait=True)  # connected
             proxy.blackhole()  # the started event reaches the broker; its confirm never returns
-            await asyncio.to_thread(publisher.publish, pending("t-2", TaskState.STARTED),
-                                    wait=False)
-            assert publisher.in_flight == 1
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-2", TaskState.STARTED, settled), wait=False)
+            assert settled == []  # in flight
             await proxy.go_down()
             await proxy.come_back()
-            await asyncio.to_thread(publisher.publish, pending("t-2", TaskState.SUCCEEDED),
-                                    wait=True)
-            assert publisher.in_flight == 0
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-2", TaskState.SUCCEEDED, settled), wait=True)
+            assert settled == [("started", True), ("succeeded", True)]  # none left in flight
             await events.until_state("t-2", {"succeeded"}, timeout=10)
             states = states_of(events, "t-2")
             # at least once: the first started may be there too, then the republished one
@@ -113,12 +121,17 @@ async def test_a_broker_that_never_confirms_fails_the_wait_instead_of_hanging(
 ) -> None:
     publisher = EventPublisher(through(vhost.rabbitmq_url, proxy.port), timeout=0.5,
                                attempts=2)
+    settled: list[tuple[str, bool]] = []
     try:
         await asyncio.to_thread(publisher.publish, pending("t-3", TaskState.STARTED), wait=True)
         proxy.blackhole()
         with pytest.raises(ConfirmFailed, match="no confirm"):
-            await asyncio.to_thread(publisher.publish, pending("t-3", TaskState.SUCCEEDED),
-                                    wait=True)
-        assert publisher.in_flight == 1  # kept: a later reconnect publishes it again
+            await asyncio.to_thread(publisher.publish,
+                                    pending("t-3", TaskState.SUCCEEDED, settled), wait=True)
+        assert settled == []  # kept, not given up: a later reconnect publishes it again
+        await proxy.go_down()
+        await proxy.come_back()
+        await asyncio.to_thread(publisher.publish, pending("t-4", TaskState.STARTED), wait=True)
+        assert settled == [("succeeded", True)]
     finally:
         publisher.close()

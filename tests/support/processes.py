@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
 
-from bench.procs import outlive_no_parent
+from bench import procs
 from broker.management import ManagementClient
 from broker.settings import Settings
 
@@ -31,43 +27,14 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-class Proc:
-    """A subprocess in its own process group, with its output in a log file."""
+class Proc(procs.Proc):
+    """A subprocess in its own process group, with its output in the tests' log directory."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"{name}-{int(time.time() * 1000)}.log"
-        self._log: IO[bytes] = self.log_path.open("wb")
-        # The benchmarks start workers through here too: none may outlive its starter.
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                      preexec_fn=outlive_no_parent())
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (a prefork worker's children too)."""
-        if self.alive() or sig == signal.SIGKILL:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
+        super().__init__(name, args, env, LOGS)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.alive():
-            self.kill(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        self.kill(signal.SIGKILL)
-        self.popen.wait(5)
-        self._log.close()
+        super().stop(timeout)
 
 
 async def queue_consumers(settings: Settings, queue: str) -> int:

@@ -90,6 +90,13 @@ def test_the_worker_command_line_consumes_its_tasks_queues_without_mingle_or_gos
     assert argv[-1] == "--max-tasks-per-child=10"
 
 
+def test_the_worker_command_line_keeps_celerys_banner_off_stdout_only_when_logs_are_json(
+) -> None:
+    json_argv = worker_argv(load_settings({"CARGO_LOG_FORMAT": "json"}), 2, None, [])
+    assert json_argv[:2] == ["--quiet", "worker"]
+    assert "--quiet" not in worker_argv(load_settings({}), 2, None, [])
+
+
 def test_the_worker_command_line_consumes_the_worker_queues_setting_over_its_tasks_queues(
 ) -> None:
     settings = load_settings({"CARGO_WORKER_QUEUES": "cargo,reports"})
