@@ -15,6 +15,7 @@ and a warning says how to upgrade it (``cargoctl topology declare
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import aiormq
@@ -63,23 +64,34 @@ async def declare_watch_queue(channel: AbstractChannel, spec: QueueSpec) -> bool
     """Declare a watch queue on channels of its own; False when an older one was kept."""
     connection = (await channel.get_underlay_channel()).connection
     current = True
-    own = await connection.channel()
-    try:
+    async with contextlib.AsyncExitStack() as channels:
+        own = await _own_channel(connection, channels)
         try:
             await own.queue_declare(spec.name, durable=spec.durable,
                                     arguments=dict(spec.arguments))
         except aiormq.exceptions.ChannelPreconditionFailed:
+            # RabbitMQ closed that channel: the passive check and the bindings need another.
             current = False
             log.warning("topology.watch_queue_outdated", queue=spec.name,
                         hint=OUTDATED_WATCH_QUEUE_HINT)
-            own = await connection.channel()
+            own = await _own_channel(connection, channels)
             await own.queue_declare(spec.name, passive=True)
         for binding in spec.bindings:
             await own.queue_bind(spec.name, binding.exchange, binding.routing_key)
-    finally:
+    return current
+
+
+async def _own_channel(connection: aiormq.abc.AbstractConnection,
+                       channels: contextlib.AsyncExitStack) -> aiormq.abc.AbstractChannel:
+    """A new channel on ``connection``, closed with ``channels`` unless RabbitMQ closed it."""
+    own = await connection.channel()
+
+    async def close() -> None:
         if not own.is_closed:
             await own.close()
-    return current
+
+    channels.push_async_callback(close)
+    return own
 
 
 def kombu_queue(spec: QueueSpec, topology: Topology) -> kombu.Queue:

@@ -89,27 +89,25 @@ async def _connect(settings: BrokerSettings, timeout: float) -> aio_pika.abc.Abs
 async def _declare(settings: BrokerSettings, topology: Topology, timeout: float,
                    replace_outdated: bool = False) -> list[str]:
     """Declare; returns the outdated watch queues left as they are (none once replaced)."""
-    connection = await _connect(settings, timeout)
-    try:
-        channel = await connection.channel()
-        outdated = await declare_topology(channel, topology)
-        if outdated and replace_outdated:
-            # A watch queue holds only notices of dead letters (which stay in
-            # <queue>.XQ): deleting it loses at most notices not yet announced.
-            for name in outdated:
-                await channel.queue_delete(name)
+    async with await _connect(settings, timeout) as connection:
+        try:
+            channel = await connection.channel()
             outdated = await declare_topology(channel, topology)
-        return outdated
-    except aiormq.exceptions.ChannelPreconditionFailed as exc:
-        raise DeclareError(
-            f"RabbitMQ refused a declaration: {_describe(exc)}. An exchange or queue of that "
-            f"name already exists with other arguments; RabbitMQ never changes them in place "
-            f"(see README, Topology, for how to migrate)"
-        ) from None
-    except aiormq.exceptions.AMQPError as exc:
-        raise DeclareError(f"RabbitMQ refused a declaration: {_describe(exc)}") from None
-    finally:
-        await connection.close()
+            if outdated and replace_outdated:
+                # A watch queue holds only notices of dead letters (which stay in
+                # <queue>.XQ): deleting it loses at most notices not yet announced.
+                for name in outdated:
+                    await channel.queue_delete(name)
+                outdated = await declare_topology(channel, topology)
+            return outdated
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise DeclareError(
+                f"RabbitMQ refused a declaration: {_describe(exc)}. An exchange or queue of that "
+                f"name already exists with other arguments; RabbitMQ never changes them in place "
+                f"(see README, Topology, for how to migrate)"
+            ) from None
+        except aiormq.exceptions.AMQPError as exc:
+            raise DeclareError(f"RabbitMQ refused a declaration: {_describe(exc)}") from None
 
 
 def _queue_line(spec: QueueSpec) -> str:

@@ -142,8 +142,7 @@ async def _watch(gateway: GatewayClient, task_ids: list[str], sink: Sink,
             (owed if reply.doc.get("state") in TERMINAL_STATES else pending).add(task_id)
     deadline = time.monotonic() + unknown_after
 
-    ws = await gateway.websocket()
-    try:
+    async with await gateway.websocket() as ws:
         await ws.send_json({"op": "subscribe", "task_ids": ids} if ids
                            else {"op": "subscribe", "all": True})
         while not ids or pending or owed:
@@ -178,8 +177,6 @@ async def _watch(gateway: GatewayClient, task_ids: list[str], sink: Sink,
             elif task_id in ids:
                 pending.add(task_id)  # running (again: a replayed dead letter)
         return 0
-    finally:
-        await ws.close()
 
 
 def _check_not_found(doc: Any, task_id: str) -> None:
