@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +12,7 @@ import pytest_asyncio
 
 from broker.settings import Settings
 from gateway.keys import HUB_KEY
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, events_of, running_gateway, terminal
 from tests.support.processes import Proc
 from tests.support.proxy import BrokerProxy
@@ -191,15 +191,12 @@ async def _post_distance(gw: Gateway) -> tuple[int, dict[str, str], Any, float]:
 
 
 async def _wait_status(gw: Gateway, path: str, status: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    async def answer() -> int:
         async with gw.http.get(f"{gw.url}{path}") as resp:
-            last = resp.status
-            if resp.status == status:
-                return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{path} still {last}, wanted {status}")
+            return resp.status
+
+    await eventually(answer, timeout, f"{path} answering {status}",
+                     until=lambda answered: answered == status)
 
 
 async def test_with_the_broker_gone_submissions_get_503_with_retry_after_and_recover(

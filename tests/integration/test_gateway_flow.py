@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +14,7 @@ from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
 from broker.settings import Settings
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env
 
@@ -206,17 +205,14 @@ async def test_a_restarted_gateway_process_still_delivers_the_terminal_state(
         return proc, f"http://127.0.0.1:{port}"
 
     async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Proc) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        async def readyz() -> int:
             assert proc.alive(), proc.output()
-            try:
-                async with http.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
-        raise TimeoutError(proc.output())
+            async with http.get(f"{url}/readyz") as resp:
+                return resp.status
+
+        await eventually(readyz, 60, lambda: f"the gateway ready:\n{proc.output()}",
+                         until=lambda status: status == 200,
+                         ignoring=(aiohttp.ClientConnectionError,))
 
     async with aiohttp.ClientSession() as http, StreamEvents(rabbitmq) as stream:
         first, url = start_gateway()
