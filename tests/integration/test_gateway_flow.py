@@ -6,14 +6,12 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-import aio_pika
 import aiohttp
 import pytest
 
-from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
+from broker.events import TaskEvent, TaskState, utc_now
 from broker.settings import Settings
-from broker.topology import EVENTS_EXCHANGE, event_routing_key
-from tests.support.events import StreamEvents
+from tests.support.events import StreamEvents, publish_event, publish_marker
 from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env
@@ -67,19 +65,10 @@ async def test_a_subscriber_arriving_after_the_task_finished_gets_the_terminal_e
             frames = await ws.receive_until(terminal(task_id), timeout=10)
             assert frames[0] == {"type": "subscribed", "task_ids": [task_id]}
             assert events_of(frames)[-1]["result"] == 10.0
-            # Exactly one frame for the finished task, nothing replayed twice.
+            # Exactly one frame for the finished task, nothing replayed twice:
+            # the subscription's replay was queued at once, before the pong.
             assert len(events_of(frames)) == 1
-            assert await ws.quiet_for(0.5) == []
-
-
-async def publish_event(settings: Settings, event: TaskEvent) -> None:
-    """Put ``event`` on the events stream the way the gateways and workers do."""
-    connection = await aio_pika.connect(settings.rabbitmq_url, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=True)
-        await exchange.publish(aio_pika.Message(event.to_json(), content_type=CONTENT_TYPE),
-                               routing_key=event_routing_key(event.state, event.name))
+            assert await ws.drain() == []
 
 
 async def test_a_queued_announcement_reaching_the_stream_after_its_task_finished_is_not_delivered(
@@ -110,7 +99,9 @@ async def test_a_queued_announcement_reaching_the_stream_after_its_task_finished
             # Events arrive in stream order: once a later task is seen, so was the late one.
             later = await gw.submit("calculate_distance", args=[6, 8])
             seen += await everything.receive_until(terminal(later))
-            watched += await watcher.quiet_for(0.5)
+            # The gateway read the late announcement before ``later``'s end, so
+            # had it sent the watcher a frame for it, that frame is before the pong.
+            watched += await watcher.drain()
         since = min(int(f["cursor"]) for f in events_of(seen, task_id)) - 1
         async with gw.ws() as from_memory:
             await from_memory.send({"op": "subscribe", "all": True, "since": str(since)})
@@ -163,13 +154,18 @@ async def test_a_client_reconnecting_with_since_receives_every_missed_event_in_o
             for task_id in missed_ids:
                 await gw.wait_state(task_id, {"succeeded"})
             witnessed = await witness.receive_until(terminal(missed_ids[-1]))
-            witnessed += await witness.quiet_for(0.5)
 
             async with gw.ws() as client:
                 await client.send({"op": "subscribe", "all": True, "since": cursor})
                 assert await client.receive() == {"type": "subscribed", "all": True}
                 replayed = await client.receive_until(terminal(missed_ids[-1]))
-                replayed += await client.quiet_for(0.5)
+                # Anything either still gets (a replay sent twice, say) comes before
+                # a marker put on the stream now: live events wait for the replay.
+                marker = await publish_marker(settings)
+                witnessed += await witness.receive_until(lambda f: f.get("task_id") == marker)
+                replayed += await client.receive_until(lambda f: f.get("task_id") == marker)
+            witnessed = [f for f in witnessed if f.get("task_id") != marker]
+            replayed = [f for f in replayed if f.get("task_id") != marker]
 
     expected = [f for f in events_of(witnessed) if int(f["cursor"]) > int(cursor)]
     assert {f["task_id"] for f in expected} >= set(missed_ids)
@@ -188,7 +184,8 @@ async def test_a_subscription_by_name_only_receives_events_of_those_tasks(
         nap = await gw.submit("sleep", args=[0.1])
         frames = await ws.receive_until(terminal(nap))
         await gw.wait_state(distance, {"succeeded"})
-        frames += await ws.quiet_for(0.5)
+        # The gateway holds the distance's end: a frame for it would be before the pong.
+        frames += await ws.drain()
     assert {f["task_id"] for f in events_of(frames)} == {nap}
 
 

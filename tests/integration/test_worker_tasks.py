@@ -149,11 +149,9 @@ async def wait_announcement(seen: list[Announcement], found: Callable[[Announcem
     async def first_found() -> Announcement | None:
         return next((a for a in seen if found(a)), None)
 
-    result = await eventually(
+    return await eventually(
         first_found, timeout,
         lambda: f"{what}; seen: {[(a.worker, a.withdrawn, a.queues) for a in seen]}")
-    assert result is not None
-    return result
 
 
 def of_worker(name: str) -> Callable[[Announcement], bool]:

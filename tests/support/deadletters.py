@@ -89,7 +89,6 @@ async def wait_dead_letter(settings: Settings, task_id: str,
                            timeout: float = 60) -> dict[str, Any]:
     message = await eventually(lambda: dead_letter_of(settings, task_id), timeout,
                                f"{task_id} in the dead-letter queue")
-    assert message is not None
     return message
 
 

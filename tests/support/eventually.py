@@ -44,12 +44,15 @@ class _Tries:
         return TimeoutError(f"{what}: not within {self.timeout}s; last seen: {self.last!r}")
 
 
-async def eventually(condition: Callable[[], Awaitable[T]], timeout: float = 60,
+async def eventually(condition: Callable[[], Awaitable[T | None]], timeout: float = 60,
                      what: str | Callable[[], str] = "condition", *,
                      until: Callable[[T], bool] = _truthy,
                      ignoring: tuple[type[BaseException], ...] = (),
                      interval: float = INTERVAL) -> T:
     """Await ``condition()`` until ``until(value)`` holds and return that value.
+
+    ``None`` means "not yet" whatever ``until`` says, so a lookup that returns
+    the thing or ``None`` needs no ``until``.
 
     An exception of a type in ``ignoring`` counts as one more failed check (and
     is the last value seen); any other exception ends the wait at once. On
@@ -63,7 +66,7 @@ async def eventually(condition: Callable[[], Awaitable[T]], timeout: float = 60,
         except ignoring as exc:
             tries.last = exc
         else:
-            if until(value):
+            if value is not None and until(value):
                 return value
             tries.last = value
         if tries.expired():
@@ -71,7 +74,7 @@ async def eventually(condition: Callable[[], Awaitable[T]], timeout: float = 60,
         await asyncio.sleep(interval)
 
 
-def eventually_sync(condition: Callable[[], T], timeout: float = 60,
+def eventually_sync(condition: Callable[[], T | None], timeout: float = 60,
                     what: str | Callable[[], str] = "condition", *,
                     until: Callable[[T], bool] = _truthy,
                     ignoring: tuple[type[BaseException], ...] = (),
@@ -84,7 +87,7 @@ def eventually_sync(condition: Callable[[], T], timeout: float = 60,
         except ignoring as exc:
             tries.last = exc
         else:
-            if until(value):
+            if value is not None and until(value):
                 return value
             tries.last = value
         if tries.expired():

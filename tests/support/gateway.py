@@ -133,6 +133,14 @@ class WsClient:
             if done(frame):
                 return frames
 
+    async def drain(self, timeout: float = 30) -> list[dict[str, Any]]:
+        """Every frame the gateway queued for this socket before it read a ping:
+        the pong is queued behind them. Which events those are is for the caller
+        to pin down first (e.g. the gateway's record of a later task)."""
+        await self.send({"op": "ping"})
+        frames = await self.receive_until(lambda f: f.get("type") == "pong", timeout)
+        return frames[:-1]
+
     async def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
         """Whatever frames arrive within ``seconds`` (to check nothing extra comes)."""
         frames = []

@@ -27,10 +27,10 @@ async def test_a_timeout_names_what_was_awaited_and_the_last_value_seen() -> Non
 
 
 async def test_an_ignored_error_is_one_more_failed_check_and_any_other_ends_the_wait() -> None:
-    answers = iter([ConnectionError("not yet"), "ready"])
+    answers: list[Exception | str] = [ConnectionError("not yet"), "ready"]
 
     async def flaky() -> str:
-        answer = next(answers)
+        answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -42,6 +42,15 @@ async def test_an_ignored_error_is_one_more_failed_check_and_any_other_ends_the_
 
     with pytest.raises(ValueError, match="broken"):
         await eventually(broken, 10, ignoring=(ConnectionError,))
+
+
+async def test_none_means_not_yet_whatever_until_says() -> None:
+    values: list[int | None] = [None, 0]
+
+    async def lookup() -> int | None:
+        return values.pop(0)
+
+    assert await eventually(lookup, 10, until=lambda value: True, interval=0) == 0
 
 
 def test_the_sync_twin_describes_its_wait_from_the_state_at_timeout() -> None:
