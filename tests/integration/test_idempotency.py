@@ -145,10 +145,14 @@ async def test_the_same_key_submitted_again_after_the_task_ran_does_not_run_it_a
         task_id = first[1]["task_id"]
         await stream.until_state(task_id, {"succeeded"})
         again = await post(gw, {"args": [3, 4]}, key=key)
-        # Anything published again would have been taken and acknowledged by now.
+        # Anything published again would have been taken and acknowledged by now,
+        # and its ``queued`` announced before the sentinel's (one announcer, in order).
         sentinel = await gw.submit("calculate_distance", args=[6, 8])
         await stream.until_state(sentinel, {"succeeded"})
+        await stream.until_state(sentinel, {"queued"})
         await wait_queue_empty(rabbitmq, rabbitmq.task_queue)
     assert again[0] == 202, again
     assert again[1]["task_id"] == task_id
-    assert [e.state for e in stream.of(task_id)].count(TaskState.STARTED) == 1
+    states = [e.state for e in stream.of(task_id)]
+    assert states.count(TaskState.QUEUED) == 1, states  # published once
+    assert states.count(TaskState.STARTED) == 1, states  # run once
