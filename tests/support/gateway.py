@@ -141,17 +141,6 @@ class WsClient:
         frames = await self.receive_until(lambda f: f.get("type") == "pong", timeout)
         return frames[:-1]
 
-    async def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
-        """Whatever frames arrive within ``seconds`` (to check nothing extra comes)."""
-        frames = []
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                frames.append(await self.receive(remaining))
-            except TimeoutError:
-                break
-        return frames
-
 
 def terminal(task_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda f: (f.get("type") == "event" and f.get("task_id") == task_id
