@@ -20,6 +20,7 @@ writes ``bench/results/health-<UTC time>.json``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -32,8 +33,9 @@ from typing import Any
 
 import psutil
 
-from tests.support.processes import BIN, heartbeat_path, process_env, start_worker
-from tests.support.rabbit import private_vhost
+from bench.bridge import log_dir, wait_consuming
+from bench.procs import BIN, start_worker
+from bench.vhost import private_vhost, process_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,14 +57,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     with private_vhost("cargo-bench-health") as settings:
-        heartbeat = heartbeat_path("bench-health")
+        logs = log_dir()
+        heartbeat = str(logs / f"bench-health-{os.getpid()}.heartbeat.json")
         node = f"bench-health-{os.getpid()}@{os.uname().nodename}"
-        worker = start_worker(settings, "bench-health", 2, CARGO_WORKER_HEARTBEAT_FILE=heartbeat)
+        env = process_env(settings, CARGO_WORKER_HEARTBEAT_FILE=heartbeat)
+        worker = start_worker("bench-health", env, logs, concurrency=2)
         try:
+            asyncio.run(wait_consuming(settings, worker))
             # start_worker names the node itself; ask the worker for it.
-            env = process_env(settings, CARGO_WORKER_HEARTBEAT_FILE=heartbeat)
-            node = _node_name(worker.output()) or node
-            main_process = psutil.Process(worker.pid)
+            node = _node_name(worker.log_path.read_text(errors="replace")) or node
+            main_process = psutil.Process(worker.popen.pid)
             probes = {
                 "cargoctl worker health --liveness --file F --max-age 30": [
                     str(BIN / "cargoctl"), "worker", "health", "--liveness", "--file", heartbeat,

@@ -129,16 +129,19 @@ def start_gateway(port: int, env: dict[str, str], log_dir: Path) -> Proc:
                             "--port", str(port)], env, log_dir)
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Proc,
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Proc | None,
                      timeout: float = 60) -> None:
-    """Until ``url/readyz`` answers 200 (bounded); fails early if the process died."""
+    """Until ``url/readyz`` answers 200 (bounded); fails early if the process died
+    (``proc`` None: a gateway in this process, ``bench.inprocess_gateway``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not proc.alive():
+        if proc is not None and not proc.alive():
             raise RuntimeError(f"{proc.name} exited; see {proc.log_path}")
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with http.get(f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                 if r.status == 200:
                     return
         await asyncio.sleep(0.2)
+    if proc is None:
+        raise TimeoutError(f"the gateway at {url} not ready after {timeout}s")
     raise TimeoutError(f"{proc.name} not ready after {timeout}s; see {proc.log_path}")

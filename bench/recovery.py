@@ -2,11 +2,13 @@
 
     .venv/bin/python -m bench.recovery [--cycles 5]
 
-Runs a real gateway in-process whose broker connection goes through a TCP proxy
-(``tests.support.proxy``) on a private vhost; each cycle cuts the proxy (the
-broker is gone: connections closed, new ones refused), times ``POST /distance/``
-(expects 503 with Retry-After), restores it, and times ``/readyz`` back to 200
-and the first 202 after that. Prints every figure and the worst.
+Runs a real gateway (``cargoctl gateway``) whose broker connection goes through a
+TCP proxy (``bench.proxy``) on a private vhost, and a real worker (connected
+directly) whose announcement offers ``calculate_distance``; each cycle cuts the
+proxy (the broker is gone: connections closed, new ones refused), times
+``POST /distance/`` (expects 503 with Retry-After), restores it, and times
+``/readyz`` back to 200 and the first 202 after that. Prints every figure and the
+worst.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
+
+from bench.bridge import log_dir, wait_consuming
+from bench.procs import free_port, start_gateway, start_worker, wait_ready
+from bench.proxy import BrokerProxy
+from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
-from tests.support.gateway import running_gateway
-from tests.support.proxy import BrokerProxy
-from tests.support.rabbit import private_vhost
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> float:
@@ -40,26 +45,21 @@ async def measure(settings: Settings, cycles: int) -> None:
     proxied = settings.model_copy(update={
         "rabbitmq_url": urlunsplit((target.scheme, netloc, target.path, "", "")),
         "management_url": settings.management_api})
-    rows = []
-    async with running_gateway(proxied) as gw:
-        async def status(path: str, method: str = "GET") -> int:
-            async with gw.http.request(method, f"{gw.url}{path}") as resp:
-                await resp.read()
-                return resp.status
+    logs = log_dir()
+    worker = start_worker("bench-recovery", process_env(settings), logs)
+    port = free_port()
+    gateway = start_gateway(port, process_env(proxied), logs)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_consuming(settings, worker)
+        async with aiohttp.ClientSession() as http:
+            await wait_ready(http, url, gateway)
+            rows = await cycles_of(http, url, proxy, cycles)
+    finally:
+        gateway.stop()
+        worker.stop()
+        await proxy.stop()
 
-        for _ in range(cycles):
-            await proxy.go_down()
-            await _until(lambda: _is(status("/readyz"), 503))
-            started = time.monotonic()
-            code = await status("/distance/?x=3&y=4", "POST")
-            refused = time.monotonic() - started
-            assert code == 503, code
-            await proxy.come_back()
-            ready = await _until(lambda: _is(status("/readyz"), 200))
-            accepted = ready + await _until(
-                lambda: _is(status("/distance/?x=3&y=4", "POST"), 202))
-            rows.append((refused, ready, accepted))
-    await proxy.stop()
     print("| cycle | 503 answered in | /readyz 200 after broker back"
           " | first 202 after broker back |")
     print("| ---: | ---: | ---: | ---: |")
@@ -67,6 +67,30 @@ async def measure(settings: Settings, cycles: int) -> None:
         print(f"| {i} | {refused * 1000:.1f} ms | {ready:.2f} s | {accepted:.2f} s |")
     print(f"| worst | {max(r[0] for r in rows) * 1000:.1f} ms | {max(r[1] for r in rows):.2f} s"
           f" | {max(r[2] for r in rows):.2f} s |")
+
+
+async def cycles_of(http: aiohttp.ClientSession, url: str, proxy: BrokerProxy,
+                    cycles: int) -> list[tuple[float, float, float]]:
+    """(503 answered in, /readyz 200 after, first 202 after) of each outage cycle."""
+    async def status(path: str, method: str = "GET") -> int:
+        async with http.request(method, f"{url}{path}") as resp:
+            await resp.read()
+            return resp.status
+
+    rows = []
+    for _ in range(cycles):
+        await proxy.go_down()
+        await _until(lambda: _is(status("/readyz"), 503))
+        started = time.monotonic()
+        code = await status("/distance/?x=3&y=4", "POST")
+        refused = time.monotonic() - started
+        assert code == 503, code
+        await proxy.come_back()
+        ready = await _until(lambda: _is(status("/readyz"), 200))
+        accepted = ready + await _until(
+            lambda: _is(status("/distance/?x=3&y=4", "POST"), 202))
+        rows.append((refused, ready, accepted))
+    return rows
 
 
 async def _is(awaitable: Awaitable[int], expected: int) -> bool:

@@ -1,8 +1,13 @@
-"""A private vhost per benchmark run, and the environment of the processes working on it.
+"""A private vhost per benchmark run or test session, and the environment of the processes
+working on it.
 
 Others run benchmarks and tests on the same broker at the same time: every
 section (``bench.e2e``, ``bench.drain``, ``bench.bridge``, ``bench.submit`` and the
-experiments) works on a vhost of its own, deleted on every way out.
+experiments) and every test session works on a vhost of its own, deleted on every
+way out. This is the one copy of that code: the test suite imports it
+(``tests.support.rabbit``) as it already imports ``bench.procs``, while ``bench``
+never imports ``tests`` (``tests/unit/test_layering.py``). It is scaffolding for
+runs against a broker, not product code, so it stays out of ``broker/``.
 
 :func:`private_vhost` is a plain context manager, usable from async code too: its
 two management calls run to completion on an event loop of their own, in a

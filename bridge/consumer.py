@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import aio_pika
 import kombu
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from kombu.transport.native_delayed_delivery import (
     declare_native_delayed_delivery_exchanges_and_queues,
@@ -56,19 +56,18 @@ from bridge.metrics import BridgeMetrics
 from bridge.queues import BridgedQueue
 from bridge.translate import Untranslatable, parse_message, translate
 from broker.addresses import kombu_failover_url
+from broker.announcer import Announcer
 from broker.catalog_reader import CatalogReader
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.deadletter import Reason, dead_letter_headers, identify
 from broker.events import TaskEvent, TaskState, utc_now
 from broker.publisher import Publisher, PublishFailed
-from broker.settings import Settings
+from broker.settings import BridgeSettings
 from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
-from gateway.announcer import Announcer
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
-PERSISTENT = 2
 # How long a (re)connect waits for the catalog replay before trying again.
 CATALOG_WAIT_SECONDS = 60.0
 
@@ -83,7 +82,7 @@ def declare_delayed_delivery(url: str, timeout: float) -> None:
 class Bridge:
     """Consumes the bridged Dramatiq queues on every connection the supervisor opens."""
 
-    def __init__(self, settings: Settings, connection: BrokerConnection, publisher: Publisher,
+    def __init__(self, settings: BridgeSettings, connection: BrokerConnection, publisher: Publisher,
                  announcer: Announcer, metrics: BridgeMetrics, queues: tuple[BridgedQueue, ...],
                  catalog: CatalogReader) -> None:
         self._settings = settings
@@ -143,7 +142,7 @@ class Bridge:
         for queue, bridged in consumed:
             tag = await queue.consume(self._receiver(bridged), no_ack=False)
             self._consumers.append((queue, tag))
-        log.info("bridge consuming %s", ", ".join(q.name for q, _ in self._consumers))
+        log.info("bridge.consuming", queues=[q.name for q, _ in self._consumers])
 
     def _receiver(self, bridged: BridgedQueue
                   ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
@@ -180,8 +179,9 @@ class Bridge:
             await self._publisher.publish_task(translation.task, route,
                                                countdown=translation.countdown)
         except PublishFailed as exc:
-            log.warning("could not bridge %s[%s] from %s (%s); it goes back to the queue",
-                        translation.task.name, translation.task.task_id, queue, exc)
+            # It goes back to the queue.
+            log.warning("bridge.publish_failed", task=translation.task.name,
+                        task_id=translation.task.task_id, queue=queue, error=str(exc))
             self._metrics.handled(queue, "requeued")
             await asyncio.sleep(self._settings.reconnect_interval)
             await self._settle(message, requeue=True)
@@ -202,8 +202,8 @@ class Bridge:
             else:
                 await message.nack(requeue=requeue)
         except Exception as exc:
-            log.warning("could not settle a Dramatiq message (%s: %s); RabbitMQ delivers it "
-                        "again", type(exc).__name__, exc)
+            # RabbitMQ delivers it again.
+            log.warning("bridge.settle_failed", error_type=type(exc).__name__, error=str(exc))
             return False
         return True
 
@@ -229,8 +229,8 @@ class Bridge:
         except Exception as exc:
             # Not lost, not looping: rejected without requeue, RabbitMQ dead-letters
             # it into <queue>.XQ itself (Dramatiq's queue arguments).
-            log.error("could not dead-letter a poison message of %s (%s); rejecting it to "
-                      "%s", queue, exc, dead_letter_queue_name(queue))
+            log.error("bridge.poison_dead_letter_failed", queue=queue, error=str(exc),
+                      rejected_to=dead_letter_queue_name(queue))
             if await self._settle(message, requeue=False):
                 self._metrics.handled(queue, "rejected", time.perf_counter() - started)
             return
@@ -239,7 +239,7 @@ class Bridge:
         self._metrics.handled(queue, "poison", time.perf_counter() - started)
         task_id, name = identify(message.headers, message.body,
                                  {"message_id": message.message_id})
-        log.error("dead-lettered a message of %s as poison: %s", queue, problem)
+        log.error("bridge.poison_dead_lettered", queue=queue, problem=problem)
         if task_id is not None:
             self._announcer.announce(TaskEvent(task_id, name or "unknown",
                                                TaskState.DEAD_LETTERED, utc_now(), queue=queue,

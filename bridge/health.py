@@ -4,7 +4,8 @@ The bridge's event loop writes ``CARGO_BRIDGE_HEARTBEAT_FILE`` every
 ``CARGO_BRIDGE_HEARTBEAT_INTERVAL`` seconds (atomically: a temporary file
 renamed over it) with the time and whether it is connected and consuming every
 bridged queue. The writer runs *in* the loop that consumes, so a blocked or
-dead loop stops writing.
+dead loop stops writing. It writes from ``async with`` to its end, then
+removes the file.
 
 - **liveness** fails when the file is missing or older than
   ``CARGO_BRIDGE_HEARTBEAT_MAX_AGE`` (the process is gone or frozen). A bridge
@@ -17,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 def write_heartbeat(path: Path, connected: bool, queues: list[str],
@@ -57,7 +60,7 @@ def heartbeat_problem(path: str, max_age: float, *, readiness: bool,
 
 
 class HeartbeatWriter:
-    """Writes the heartbeat from the bridge's event loop until stopped."""
+    """Writes the heartbeat from the bridge's event loop inside ``async with``."""
 
     def __init__(self, path: str, interval: float, state: Callable[[], tuple[bool, list[str]]]):
         self._path = Path(path) if path else None
@@ -65,9 +68,10 @@ class HeartbeatWriter:
         self._state = state
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def __aenter__(self) -> Self:
         if self._path is not None:
             self._task = asyncio.create_task(self._run(), name="bridge-heartbeat")
+        return self
 
     async def _run(self) -> None:
         assert self._path is not None
@@ -75,14 +79,17 @@ class HeartbeatWriter:
             try:
                 write_heartbeat(self._path, *self._state())
             except OSError as exc:
-                log.warning("cannot write the bridge heartbeat %s: %s", self._path, exc)
+                log.warning("bridge.heartbeat_unwritable", path=str(self._path),
+                            error=str(exc))
             await asyncio.sleep(self._interval)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._path is not None:
             with contextlib.suppress(OSError):
                 self._path.unlink()

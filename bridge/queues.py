@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from broker.settings import Settings
+from broker.settings import BridgeSettings
 from broker.topology import (
     CELERY_DELAYED_DELIVERY_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
@@ -82,7 +82,7 @@ class BridgedQueue:
         return (self.queue, self.delay_queue, self.dead_letter_queue)
 
 
-def bridged_queue(name: str, settings: Settings) -> BridgedQueue:
+def bridged_queue(name: str, settings: BridgeSettings) -> BridgedQueue:
     arguments = dramatiq_queue_arguments(name, settings.bridge_max_priority)
     xq = dead_letter_queue_name(name)
     return BridgedQueue(
@@ -100,7 +100,7 @@ def bridged_queue(name: str, settings: Settings) -> BridgedQueue:
     )
 
 
-def bridged_queues(settings: Settings) -> tuple[BridgedQueue, ...]:
+def bridged_queues(settings: BridgeSettings) -> tuple[BridgedQueue, ...]:
     """Every queue ``CARGO_BRIDGE_QUEUES`` names; refuses one that is Cargo's own."""
     own = {settings.task_queue, dead_letter_queue_name(settings.task_queue)}
     clash = [name for name in settings.bridge_queue_names if name in own]

@@ -6,32 +6,34 @@ knows the tasks live workers announced, ``broker.catalog``, and imports no task
 code), then the bridge's hook that declares the Dramatiq queues and starts
 consuming once the catalog is replayed, and reconnects by itself whenever the
 broker goes away), a :class:`~broker.publisher.Publisher` on its confirm
-channel, the ``queued`` announcer, the heartbeat writer and the metrics server.
+channel, the ``queued`` announcer, the heartbeat writer and the metrics server,
+composed in one ``AsyncExitStack`` that tears them down in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
+
+import structlog
 
 from bridge.consumer import Bridge
 from bridge.health import HeartbeatWriter
 from bridge.metrics import BridgeMetrics
 from bridge.queues import bridged_queues
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
-from broker.settings import Settings
+from broker.settings import BridgeSettings
 from broker.topology import build_topology
-from gateway.announcer import Announcer
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: BridgeSettings, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until ``stop`` is set (or SIGTERM/SIGINT when not given)."""
     queues = bridged_queues(settings)
     metrics = BridgeMetrics()
@@ -50,28 +52,27 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         metrics.connected.set(1 if consuming else 0)
         return consuming, names
 
-    heartbeat = HeartbeatWriter(settings.bridge_heartbeat_file,
-                                settings.bridge_heartbeat_interval, state)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    metrics.serve(settings.bridge_metrics_port)
-    await connection.start()
-    heartbeat.start()
-    log.info("Dramatiq bridge started for %s", ", ".join(q.name for q in queues))
-    try:
+    # Entered in this order, left in the reverse: the heartbeat file goes first,
+    # then the bridge stops consuming and lets the messages in hand finish, the
+    # announcer drains its ``queued`` events, the connection closes, and the
+    # metrics are served to the end.
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(metrics.serving(settings.bridge_metrics_port))
+        await stack.enter_async_context(connection)
+        stack.push_async_callback(announcer.close, settings.publish_timeout)
+        stack.push_async_callback(bridge.stop, settings.publish_timeout + 1)
+        await stack.enter_async_context(HeartbeatWriter(
+            settings.bridge_heartbeat_file, settings.bridge_heartbeat_interval, state))
+        stack.callback(log.info, "bridge.stopping")  # however the wait below ends
+        log.info("bridge.started", queues=[q.name for q in queues])
         await stop.wait()
-    finally:
-        log.info("Dramatiq bridge stopping")
-        await heartbeat.stop()
-        await bridge.stop(timeout=settings.publish_timeout + 1)
-        await announcer.close(timeout=settings.publish_timeout)
-        await connection.stop()
-        metrics.stop()
 
 
-def run_bridge(settings: Settings) -> None:
+def run_bridge(settings: BridgeSettings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))

@@ -53,8 +53,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.arguments import ArgumentsSchema, InvalidArguments, InvalidSchema
 from broker.topology import check_queue_name
 
-ANNOUNCEMENT_TYPE = "cargo.catalog"
-ANNOUNCEMENT_VERSION = 1
 CONTENT_TYPE = "application/json"
 # Far larger than any real catalog (a few KiB per task); bigger is refused unread.
 MAX_ANNOUNCEMENT_BYTES = 4 * 1024 * 1024

@@ -159,12 +159,3 @@ def decode_body(body: bytes, compression: Any = None,
     except Exception as exc:  # a check must never take its caller down
         raise ProtocolError(f"could not read the body: {type(exc).__name__}") from None
     return args, kwargs
-
-
-def decode_task(body: bytes, headers: dict[str, Any] | None,
-                content_type: str | None = CONTENT_TYPE) -> DecodedTask:
-    """Parse a protocol v2 JSON message; raises :class:`ProtocolError` on anything else.
-
-    A missing content type is read as JSON (a dead letter listed for a person).
-    """
-    return check_task(body, headers or {}, {"content_type": content_type or CONTENT_TYPE})

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aio_pika
 import aiormq
@@ -31,7 +32,7 @@ from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.failures import Failure, describe, refusal_reason, refused_open
 from broker.liveness import broker_stopped_answering
-from broker.settings import Settings
+from broker.settings import BrokerSettings
 from broker.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -40,9 +41,10 @@ OnConnect = Callable[[AbstractConnection], Awaitable[None]]
 
 
 class BrokerConnection:
-    """Owns one AMQP connection and one publisher-confirm channel, and keeps them up."""
+    """Owns one AMQP connection and one publisher-confirm channel, and keeps them up
+    from ``async with`` to its end (hooks registered before entering)."""
 
-    def __init__(self, settings: Settings, topology: Topology, *, name: str = "cargo",
+    def __init__(self, settings: BrokerSettings, topology: Topology, *, name: str = "cargo",
                  heard_from: Callable[[], float] | None = None) -> None:
         """``heard_from``: the ``time.monotonic()`` of the latest delivery on this
         connection, for the liveness check (:mod:`broker.liveness`)."""
@@ -99,14 +101,18 @@ class BrokerConnection:
             await asyncio.wait_for(self._ready.wait(), timeout)
         return self.ready
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Self:
+        """Start supervising: connects in the background, ``wait_ready`` to wait for it."""
         self._task = asyncio.create_task(self._supervise(), name=f"{self._name}-broker")
+        return self
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self._close()
 
     async def _close(self) -> None:

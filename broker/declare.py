@@ -15,20 +15,21 @@ and a warning says how to upgrade it (``cargoctl topology declare
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import aiormq
 import amqp.exceptions
 import kombu
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
 from broker.topology import CELERY_DELAYED_QUEUE_TYPE, QueueSpec, Topology
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
-OUTDATED_WATCH_QUEUE = (
-    "%s was declared by an older Cargo with other arguments (no x-delivery-limit); it is "
+# What the operator reads with the ``topology.watch_queue_outdated`` warning.
+OUTDATED_WATCH_QUEUE_HINT = (
+    "declared by an older Cargo with other arguments (no x-delivery-limit); it is "
     "used as it is. Run `cargoctl topology declare --replace-outdated-watch-queues` "
     "to recreate it (it holds only notices; the dead letters stay in their .XQ queue)")
 
@@ -69,7 +70,8 @@ async def declare_watch_queue(channel: AbstractChannel, spec: QueueSpec) -> bool
                                     arguments=dict(spec.arguments))
         except aiormq.exceptions.ChannelPreconditionFailed:
             current = False
-            log.warning(OUTDATED_WATCH_QUEUE, spec.name)
+            log.warning("topology.watch_queue_outdated", queue=spec.name,
+                        hint=OUTDATED_WATCH_QUEUE_HINT)
             own = await connection.channel()
             await own.queue_declare(spec.name, passive=True)
         for binding in spec.bindings:
@@ -153,7 +155,8 @@ def declare_watch_queue_with_kombu(connection: kombu.Connection, spec: QueueSpec
             queue(own).declare()
         return True
     except amqp.exceptions.PreconditionFailed:
-        log.warning(OUTDATED_WATCH_QUEUE, spec.name)
+        log.warning("topology.watch_queue_outdated", queue=spec.name,
+                    hint=OUTDATED_WATCH_QUEUE_HINT)
     with connection.channel() as own:
         bound = queue(own)
         bound.queue_declare(passive=True)

@@ -13,6 +13,15 @@ them for every property and value type used) with three shortcuts:
 * the content header is packed directly for the properties Cargo sets.
 
 Values are still encoded by pamqp's own functions; only the assembly is ours.
+This module is the one place that relies on pamqp's wire layout, written against
+pamqp 4.0.1 (pinned in ``pyproject.toml``): ``encode.short_string``,
+``encode.encode_table_value`` and ``frame.marshal``, the frame constants, and
+that pamqp encodes a table's entries sorted by key. What it buys: with the
+batched publish (``broker.aiormq_adapter``), a submission went from 1,288,552 to
+818,801 instructions (bench/RESULTS.md, "What changed, and what each change
+bought", item 2). ``tests/unit/test_adapters_pamqp.py`` and
+``tests/unit/test_frames.py`` fail, naming pamqp and its version, when an
+upgrade changes those bytes: re-measure, then update this module.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from typing import Any
 
 from pamqp import commands, constants, encode
 from pamqp import frame as pamqp_frame
+
+PINNED = {"pamqp": "4.0.1"}
 
 _FRAME_HEADER = struct.Struct(">BHI")
 _FRAME_END = bytes([constants.FRAME_END])
@@ -51,6 +62,7 @@ def _frame(frame_type: int, channel: int, payload: bytes) -> bytes:
     return _FRAME_HEADER.pack(frame_type, channel, len(payload)) + payload + _FRAME_END
 
 
+# Cached per key: RESULTS.md "What changed, and what each change bought", item 2.
 @functools.lru_cache(maxsize=1024)
 def publish_frame(channel: int, exchange: str, routing_key: str) -> bytes:
     """The ``Basic.Publish`` method frame (mandatory) for a channel, exchange and key."""

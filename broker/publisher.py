@@ -15,29 +15,27 @@ publisher waits for the broker's answer or the channel's end, up to
 for a written message would be a lie the broker can contradict by running the
 task.
 
-Why not ``aiormq.Channel.basic_publish``: it writes every message to the socket
-on its own (a ``send`` per message, and a RabbitMQ wake-up per message) and
-marshals Celery's headers generically. The publisher instead gathers the
-publishes of one event-loop iteration and hands them to aiormq's writer as one
-write, with frames built by :mod:`broker.frames`. Confirms stay aiormq's: each
-message gets its delivery tag and a future in the channel's ``confirmations``,
-which aiormq resolves on ``Basic.Ack``/``Nack``/``Return`` and fails when the
-channel closes. Delivery tags are assigned only when a batch is written, in
-one synchronous step, so they stay in the order RabbitMQ sees the messages.
+The publisher gathers the publishes of one event-loop iteration and hands them
+to aiormq's writer as one write, with frames built by :mod:`broker.frames`
+(bench/RESULTS.md, "What changed, and what each change bought": 1,288,552 →
+818,801 instructions per submission). Everything that touches aiormq's channel
+internals for it is in :mod:`broker.aiormq_adapter`. Confirms stay aiormq's:
+each message gets its delivery tag and a future aiormq resolves on
+``Basic.Ack``/``Nack``/``Return``. Delivery tags are assigned only when a batch
+is written, so they stay in the order RabbitMQ sees the messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import time
 from typing import Any
 
 import aiormq
-from aiormq.abc import ChannelFrame
 from kombu.transport.native_delayed_delivery import calculate_routing_key
 
+from broker.aiormq_adapter import fail_unsettled, max_body_frame, write_confirmed, writer_busy
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE, TaskMessage
 from broker.connection import BrokerConnection
 from broker.events import CONTENT_TYPE as EVENT_CONTENT_TYPE
@@ -47,7 +45,8 @@ from broker.topology import CELERY_DELAYED_EXCHANGE, EVENTS_EXCHANGE, TASKS_EXCH
 from broker.topology import event_routing_key as _event_routing_key
 
 PERSISTENT = 2  # AMQP delivery mode
-# Celery headers that differ in every message: not worth caching.
+# Celery headers that differ in every message: not worth caching (the header cache
+# is part of bench/RESULTS.md "What changed, and what each change bought", item 2).
 _UNIQUE_HEADERS = ("id", "root_id", "argsrepr", "kwargsrepr", "eta", "expires")
 # A writer queue that is full means the socket is behind: retry the batch soon.
 _WRITER_BUSY_RETRY = 0.001
@@ -110,7 +109,7 @@ class Publisher:
                 content_encoding=CONTENT_ENCODING, headers=self._headers.encode(message.headers),
                 delivery_mode=PERSISTENT, priority=message.priority,
                 correlation_id=message.task_id, message_id=message.task_id),
-            body_frames(number, message.body, channel.max_content_size),
+            body_frames(number, message.body, max_body_frame(channel)),
         ))
         return await self._publish(channel, frames, message.task_id, routing_key)
 
@@ -127,7 +126,7 @@ class Publisher:
             publish_frame(number, EVENTS_EXCHANGE, routing_key),
             content_header_frame(number, len(body), content_type=EVENT_CONTENT_TYPE,
                                  delivery_mode=PERSISTENT, message_id=message_id),
-            body_frames(number, body, channel.max_content_size),
+            body_frames(number, body, max_body_frame(channel)),
         ))
         return await self._publish(channel, frames, message_id, routing_key)
 
@@ -144,22 +143,17 @@ class Publisher:
 
     @staticmethod
     def _fail_unconfirmed(channel: aiormq.Channel) -> None:
-        """The channel closed: no confirm will come for what it still waits on.
-
-        The confirmation futures are plain loop futures rather than aiormq's
-        ``channel.create_future()`` (whose bookkeeping is a measurable share of
-        a publish), so failing them when the channel goes is done here.
-        """
-        for confirmation in channel.confirmations.values():
-            if not confirmation.done():
-                confirmation.set_exception(OutcomeUnknown(
-                    "the broker connection closed after the message was sent and before "
-                    "the broker confirmed it"))
+        """The channel closed: no confirm will come for what it still waits on."""
+        fail_unsettled(channel, lambda: OutcomeUnknown(
+            "the broker connection closed after the message was sent and before "
+            "the broker confirmed it"))
 
     async def _publish(self, channel: aiormq.Channel, frames: bytes, message_id: str,
                        routing_key: str) -> float:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
+        # A plain loop future, not aiormq's create_future(): RESULTS.md "What changed, and
+        # what each change bought", item 3 (failed on close by aiormq_adapter.fail_unsettled).
         confirmation: asyncio.Future[Any] = loop.create_future()
         self._pending.append((channel, frames, message_id, confirmation,
                               loop.time() + self._timeout))
@@ -198,7 +192,7 @@ class Publisher:
         batch = [item for item in live if item[0] is channel]
         if not batch or channel is None:
             return
-        if channel.write_queue.full():
+        if writer_busy(channel):
             # No delivery tag is assigned yet, so trying again later keeps the order;
             # what waited longer than the timeout is not sent at all (a sure 503).
             now = asyncio.get_running_loop().time()
@@ -211,18 +205,8 @@ class Publisher:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(_WRITER_BUSY_RETRY, self._flush)
             return
-        # One synchronous step: tags in the order the frames are written.
-        confirmations = channel.confirmations
-        tags_by_message_id = channel.message_id_delivery_tag
-        for _, _, message_id, confirmation, _ in batch:
-            channel.delivery_tag += 1
-            tag = channel.delivery_tag
-            confirmations[tag] = confirmation
-            tags_by_message_id[message_id] = tag
-            confirmation.add_done_callback(
-                functools.partial(_forget_message_id, tags_by_message_id, message_id, tag))
-        channel.write_queue.put_nowait(
-            ChannelFrame(payload=b"".join(item[1] for item in batch), should_close=False))
+        write_confirmed(channel, [(item[2], item[3]) for item in batch],
+                        b"".join(item[1] for item in batch))
         asyncio.get_running_loop().call_later(
             self._outcome_timeout, self._give_up, [item[3] for item in batch])
 
@@ -235,9 +219,3 @@ class Publisher:
                     f"the broker did not answer within {self._outcome_timeout:g}s "
                     "after the message was sent"))
 
-
-def _forget_message_id(tags_by_message_id: dict[str, int], message_id: str, tag: int,
-                       _: asyncio.Future[Any]) -> None:
-    """A settled publish's message id is no longer needed to match a ``basic.return``."""
-    if tags_by_message_id.get(message_id) == tag:
-        del tags_by_message_id[message_id]

@@ -25,7 +25,7 @@ from typing import Any
 
 from kombu.transport import native_delayed_delivery as kombu_delayed
 
-from broker.settings import Settings
+from broker.settings import BrokerSettings
 
 TASKS_EXCHANGE = "cargo.tasks"
 DEAD_LETTER_EXCHANGE = "cargo.dlx"
@@ -217,7 +217,7 @@ class Topology:
         raise KeyError(name)
 
 
-def task_queue_arguments(queue: str, settings: Settings) -> dict[str, Any]:
+def task_queue_arguments(queue: str, settings: BrokerSettings) -> dict[str, Any]:
     """Arguments of a task queue, exactly as both the gateway and Celery declare them."""
     return {
         "x-queue-type": "quorum",
@@ -232,7 +232,7 @@ def task_queue_arguments(queue: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def task_queue(queue: str, settings: Settings) -> QueueSpec:
+def task_queue(queue: str, settings: BrokerSettings) -> QueueSpec:
     return QueueSpec(
         name=queue,
         arguments=task_queue_arguments(queue, settings),
@@ -261,7 +261,7 @@ def dead_letter_watch_queue(queue: str) -> QueueSpec:
     )
 
 
-def events_stream(settings: Settings) -> QueueSpec:
+def events_stream(settings: BrokerSettings) -> QueueSpec:
     return QueueSpec(
         name=EVENTS_STREAM,
         arguments={
@@ -325,7 +325,7 @@ def celery_delayed_exchange_bindings(
     return (*skips, last, *back)
 
 
-def build_topology(settings: Settings, task_queues: Iterable[str] = ()) -> Topology:
+def build_topology(settings: BrokerSettings, task_queues: Iterable[str] = ()) -> Topology:
     """Cargo's topology with the default task queue and ``task_queues`` (a worker's
     tasks' queues), each with its dead-letter, watch and delayed-delivery parts."""
     queues = tuple(dict.fromkeys((settings.task_queue, *task_queues)))

@@ -18,9 +18,10 @@ def bridge(ctx: click.Context) -> None:
         return
     from bridge.runner import run_bridge
     from broker.logs import configure_logging
+    from broker.settings import BridgeSettings
     from cargoctl.main import settings_or_exit
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(BridgeSettings)
     configure_logging(settings)
     try:
         run_bridge(settings)
@@ -41,9 +42,10 @@ def bridge(ctx: click.Context) -> None:
 def health(mode: str, path: str | None, max_age: float | None) -> None:
     """Check this pod's bridge: exit 0 if healthy, 1 (with the reason) if not."""
     from bridge.health import heartbeat_problem
+    from broker.settings import BridgeHealthSettings
     from cargoctl.main import settings_or_exit
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(BridgeHealthSettings)
     path = path or settings.bridge_heartbeat_file
     if not path:
         click.echo("unhealthy: CARGO_BRIDGE_HEARTBEAT_FILE is empty (no heartbeat kept)",

@@ -28,11 +28,16 @@ def canary(gateway_url: str | None, timeout: float, pushgateway: str | None,
            restart_unhealthy: bool, max_restarts: int | None, namespace: str | None,
            kube_api: str | None) -> None:
     """Submit calculate_distance through the gateway and wait for its result over the WebSocket."""
+    from broker.logs import configure_logging
+    from broker.settings import CanarySettings
     from cargoctl.canary import run_canary
     from cargoctl.gateway_url import checked_gateway_url
     from cargoctl.main import settings_or_exit
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(CanarySettings)
+    # The libraries' lines (aiohttp, kubernetes) in Cargo's dialect; the verdict below
+    # is the command's answer, not a log line.
+    configure_logging(settings)
     gateway = checked_gateway_url(gateway_url or settings.gateway_url)  # else one line, exit 2
     outcome = asyncio.run(run_canary(gateway, timeout, settings.auth_token))
     verdict = "ok" if outcome.ok else "FAILED"

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from broker.settings import Settings
+    from broker.settings import CargoSettings
+
+S = TypeVar("S", bound="CargoSettings")
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(kind: type[S]) -> S:
+    """The settings ``kind`` of this command's process; a bad variable: one line, exit 2."""
     # Imported here: pydantic costs a probe (`cargoctl worker health`) a fifth of a second.
     from broker.settings import ConfigError, load_settings
 
     try:
-        return load_settings()
+        return load_settings(kind=kind)
     except ConfigError as exc:
         click.echo(f"cargoctl: {exc}", err=True)
         sys.exit(2)
@@ -40,7 +43,9 @@ def gateway(host: str, port: int) -> None:
     problem = listen_problem(host, port)
     if problem is not None:
         raise CliError(problem)
-    settings = settings_or_exit()
+    from broker.settings import GatewaySettings
+
+    settings = settings_or_exit(GatewaySettings)
     from gateway.app import run
 
     try:
@@ -71,11 +76,11 @@ def worker(concurrency: int, hostname: str | None, queues: str | None,
 
         health.main(list(celery_args[1:]), prog_name="cargoctl worker health")
         return
-    from broker.settings import ConfigError
+    from broker.settings import ConfigError, WorkerSettings
     from workers.runner import run_worker, with_worker_queues
 
     try:
-        settings = with_worker_queues(settings_or_exit(), queues)
+        settings = with_worker_queues(settings_or_exit(WorkerSettings), queues)
     except ConfigError as exc:
         click.echo(f"cargoctl: {exc}", err=True)
         sys.exit(2)

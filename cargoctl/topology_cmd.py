@@ -23,7 +23,8 @@ import click
 from broker.addresses import AddressRotation
 from broker.declare import declare_topology
 from broker.definitions import export_definitions
-from broker.settings import Settings
+from broker.logs import configure_logging
+from broker.settings import BrokerSettings
 from broker.topology import QueueSpec, Topology, build_topology
 from cargoctl.main import settings_or_exit
 
@@ -48,7 +49,7 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractConnection:
+async def _connect(settings: BrokerSettings, timeout: float) -> aio_pika.abc.AbstractConnection:
     """Connect, retrying refused or dropped connections until ``timeout`` has passed."""
     addresses = AddressRotation(settings.rabbitmq_urls)  # several: one cluster's nodes
     deadline = time.monotonic() + timeout
@@ -85,7 +86,7 @@ async def _connect(settings: Settings, timeout: float) -> aio_pika.abc.AbstractC
         await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-async def _declare(settings: Settings, topology: Topology, timeout: float,
+async def _declare(settings: BrokerSettings, topology: Topology, timeout: float,
                    replace_outdated: bool = False) -> list[str]:
     """Declare; returns the outdated watch queues left as they are (none once replaced)."""
     connection = await _connect(settings, timeout)
@@ -132,8 +133,9 @@ def topology() -> None:
                    "declared with other arguments (it holds only notices)")
 def declare(timeout: float, replace_outdated: bool) -> None:
     """Declare every exchange, queue and binding on RABBITMQ_URL (idempotent)."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(BrokerSettings)
     spec = build_topology(settings)
+    configure_logging(settings)  # before the levels below: they apply to its loggers
     # aiormq logs each failed connection attempt; the one message below says it all.
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -168,7 +170,7 @@ def export(vhost: str | None, output: str) -> None:
     """Write the topology as RabbitMQ definitions JSON (no broker needed)."""
     if vhost is not None and not vhost:
         raise click.BadParameter("must not be empty", param_hint="--vhost")
-    document = export_definitions(build_topology(settings_or_exit()), vhost=vhost)
+    document = export_definitions(build_topology(settings_or_exit(BrokerSettings)), vhost=vhost)
     with click.open_file(output, "w") as out:
         out.write(json.dumps(document, indent=2) + "\n")
     if output != "-":

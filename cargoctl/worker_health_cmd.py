@@ -28,9 +28,10 @@ def health(mode: str, path: str | None, max_age: float | None) -> None:
     if path is None or max_age is None:
         # Both given (the chart's probes pass them): no configuration to load, which
         # keeps the probe at a few tens of milliseconds of CPU.
+        from broker.settings import WorkerHealthSettings
         from cargoctl.main import settings_or_exit
 
-        settings = settings_or_exit()
+        settings = settings_or_exit(WorkerHealthSettings)
         path = settings.worker_heartbeat_file if path is None else path
         max_age = settings.worker_heartbeat_max_age if max_age is None else max_age
     if not path:

@@ -1,26 +1,29 @@
 """The gateway's app factory and entry point.
 
-Resources are ``cleanup_ctx`` generators, one per resource, under typed keys:
-the broker connection (with its publisher, the catalog reader and the
-events-stream reader hooked onto it), then the announcer of ``queued`` events,
-which must drain before the connection closes.
+Resources are ``cleanup_ctx`` generators, one per resource, each holding its
+resource in ``async with`` across its ``yield``, under typed keys: the broker
+connection (with its publisher and the catalog reader hooked onto it), the
+events-stream reader's connection, then the announcer of ``queued`` events,
+which must drain before the connections close (cleanup runs in reverse).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogMetrics, CatalogReader
 from broker.celery_protocol import task_origin
 from broker.connection import BrokerConnection
 from broker.logs import configure_logging
 from broker.publisher import Publisher
-from broker.settings import Settings
+from broker.settings import GatewaySettings
 from broker.topology import build_topology
 from gateway import (
     catalog_api,
@@ -33,7 +36,6 @@ from gateway import (
     workers_api,
     ws,
 )
-from gateway.announcer import Announcer
 from gateway.auth import auth_middleware, warn_if_open
 from gateway.console_routes import ConsoleAssets, console_routes
 from gateway.errors import error_middleware
@@ -69,6 +71,7 @@ DRAIN_SECONDS = 5.0
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The publisher's connection, with the catalog reader hooked onto it."""
     settings = app[SETTINGS_KEY]
     connection = BrokerConnection(settings, app[TOPOLOGY_KEY], name="cargo-gateway")
     # The catalog first: what may be submitted is known before the gateway is ready.
@@ -77,6 +80,21 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     connection.on_connect(catalog_reader.on_connect)
     connection.on_vhost_lost(catalog_reader.forget_position)
     app[CATALOG_READER_KEY] = catalog_reader
+    app[BROKER_KEY] = connection
+    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout,
+                                   settings.publish_outcome_timeout)
+    hub = app[HUB_KEY]
+    app[METRICS_KEY].bind(connections=lambda: hub.connections,
+                          subscriptions=lambda: hub.subscriptions,
+                          tasks=lambda: len(hub.store), broker_ready=lambda: connection.ready)
+    async with connection:
+        yield
+
+
+async def events_link_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The events-stream reader, on a connection of its own (closed before the
+    publisher's: cleanup runs in reverse)."""
+    settings = app[SETTINGS_KEY]
     reader = EventsReader(app[HUB_KEY], settings.events_replay_seconds, app[METRICS_KEY])
     # The events stream on a connection of its own. On the publisher's, its
     # deliveries (up to the prefetch window in flight, read a few frames per
@@ -89,51 +107,39 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
                                    heard_from=lambda: reader.last_heard)
     events_link.on_connect(reader.on_connect)
     events_link.on_vhost_lost(reader.forget_position)
-    app[BROKER_KEY] = connection
     app[EVENTS_LINK_KEY] = events_link
     app[EVENTS_KEY] = reader
-    app[PUBLISHER_KEY] = Publisher(connection, settings.publish_timeout,
-                                   settings.publish_outcome_timeout)
-    hub = app[HUB_KEY]
-    app[METRICS_KEY].bind(connections=lambda: hub.connections,
-                          subscriptions=lambda: hub.subscriptions,
-                          tasks=lambda: len(hub.store), broker_ready=lambda: connection.ready)
-    await connection.start()
-    await events_link.start()
-    yield
-    await events_link.stop()
-    await connection.stop()
+    async with events_link:
+        yield
 
 
 async def announcer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ``queued`` announcer, drained (up to DRAIN_SECONDS) before the connections close."""
     announcer = Announcer(app[PUBLISHER_KEY])
     app[ANNOUNCER_KEY] = announcer
-    yield
-    await announcer.close(DRAIN_SECONDS)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(announcer.close, DRAIN_SECONDS)
+        yield
 
 
 async def revoker_ctx(app: web.Application) -> AsyncIterator[None]:
-    revoker = Revoker(app[BROKER_KEY], app[SETTINGS_KEY].publish_timeout)
-    app[REVOKER_KEY] = revoker
-    app[HUB_KEY].listeners.append(revoker.on_event)
-    yield
-    app[HUB_KEY].listeners.remove(revoker.on_event)
-    await revoker.close()
+    async with Revoker(app[BROKER_KEY], app[SETTINGS_KEY].publish_timeout) as revoker:
+        app[REVOKER_KEY] = revoker
+        app[HUB_KEY].listeners.append(revoker.on_event)
+        yield
+        app[HUB_KEY].listeners.remove(revoker.on_event)
 
 
 async def memory_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB_KEY]
-    releaser = MemoryReleaser(lambda: hub.connections)
-    releaser.start()
-    yield
-    await releaser.stop()
+    async with MemoryReleaser(lambda: hub.connections):
+        yield
 
 
-def create_app(settings: Settings) -> web.Application:
-    middlewares = [error_middleware]
-    if settings.auth_token is not None:  # one middleware less on the hot path otherwise
-        middlewares.append(auth_middleware)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+def create_app(settings: GatewaySettings) -> web.Application:
+    # auth_middleware lets every request through while no token is set (gateway.auth).
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[error_middleware, auth_middleware])
     app[SETTINGS_KEY] = settings
     app[TOPOLOGY_KEY] = build_topology(settings)
     app[METRICS_KEY] = GatewayMetrics()
@@ -144,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
     app[IDEMPOTENCY_KEY] = IdempotencyKeys(settings.task_store_size)
     app[HUB_KEY].observers.append(app[IDEMPOTENCY_KEY].learn)
     app.cleanup_ctx.append(broker_ctx)
+    app.cleanup_ctx.append(events_link_ctx)
     app.cleanup_ctx.append(announcer_ctx)
     app.cleanup_ctx.append(revoker_ctx)
     app.cleanup_ctx.append(deadletters_api.deadletters_ctx)
@@ -159,7 +166,8 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (about 15 % more submissions per core), else asyncio's."""
+    """uvloop where it is installed, else asyncio's."""
+    # bench.submit C=32: uvloop +15 % (RESULTS.md 'What the gateway could gain', item 2).
     try:
         import uvloop
     except ImportError:
@@ -167,7 +175,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(settings: Settings, host: str, port: int) -> None:
+def run(settings: GatewaySettings, host: str, port: int) -> None:
     configure_logging(settings)
     loop = new_event_loop()
     log.info("gateway.starting", host=host, port=port, vhost=settings.vhost,

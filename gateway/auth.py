@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from broker.settings import Settings
+from broker.settings import TokenSettings
 from gateway.errors import ApiError
 from gateway.keys import SETTINGS_KEY
 
@@ -43,7 +43,7 @@ def check_token(request: web.Request, *, allow_query: bool = False) -> None:
                        headers={"WWW-Authenticate": 'Bearer realm="cargo"'})
 
 
-def warn_if_open(settings: Settings) -> None:
+def warn_if_open(settings: TokenSettings) -> None:
     """Say so at start when the API runs without auth: nobody should find out by accident."""
     if settings.auth_token is None:
         log.warning("gateway.auth_disabled",

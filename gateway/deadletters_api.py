@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import urlencode
 
 import aiormq
@@ -43,6 +42,7 @@ from gateway.keys import (
     SETTINGS_KEY,
     TOPOLOGY_KEY,
 )
+from gateway.responses import DeadLetterPage, Purged, ReplayAccepted
 
 log = structlog.get_logger(__name__)
 
@@ -118,7 +118,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     except ManagementError as exc:
         raise ApiError(503, "broker_unavailable", f"cannot read the dead-letter queue: {exc}",
                        headers=_retry_after(request)) from None
-    body: dict[str, Any] = {"items": page.items}
+    body = DeadLetterPage(items=page.items)
     if page.next is not None:
         query = {k: v for k, v in request.query.items() if k != "after"}
         query["after"] = page.next.encode()
@@ -151,7 +151,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
                       queue=replayed.queue, retries=0)
     request.app[HUB_KEY].store.apply(event)
     request.app[ANNOUNCER_KEY].announce(event)
-    return web.json_response({"task_id": task_id}, status=202,
+    return web.json_response(ReplayAccepted(task_id=task_id), status=202,
                              headers={"Location": f"/tasks/{task_id}"})
 
 
@@ -165,4 +165,4 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
         raise ApiError(503, "broker_unavailable", f"purge failed: {exc}",
                        headers=_retry_after(request)) from None
     log.info("deadletters.purged", queue=queue, purged=purged)
-    return web.json_response({"purged": purged})
+    return web.json_response(Purged(purged=purged))

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.keys import METRICS_KEY, SETTINGS_KEY
+from gateway.responses import Error, ErrorInfo
 
 log = structlog.get_logger(__name__)
 
@@ -32,11 +33,11 @@ class ApiError(Exception):
         return error_response(self.status, self.code, self.message, self.details, self.headers)
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+def error_body(code: str, message: str, details: Any = None) -> Error:
+    error = ErrorInfo(code=code, message=message)
     if details is not None:
         error["details"] = details
-    return {"error": error}
+    return Error(error=error)
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,

@@ -10,7 +10,8 @@ Stream messages are acknowledged in batches (:class:`BatchedAcks`): on a stream
 an ack only gives the consumer credit for more deliveries, so one
 ``ack(multiple=True)`` per quarter of the prefetch window keeps the window
 flowing at a fraction of the cost (each ack is a frame the connection's writer
-queue carries in front of the task publishes, and was awaited per message).
+queue carries in front of the task publishes, and was awaited per message;
+part of bench.fanout's 14.4 → 7.0 us a frame, bench/RESULTS.md).
 The position to resume from is ``last_offset``, kept per message as before.
 
 "Caught up" is decided with a marker: once consuming, the reader publishes a

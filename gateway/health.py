@@ -15,6 +15,7 @@ from gateway.keys import (
     METRICS_KEY,
     SETTINGS_KEY,
 )
+from gateway.responses import Health, Readiness, ReadinessChecks
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -25,7 +26,7 @@ DEPTH_TIMEOUT = 2.0
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process serves requests."""
-    return web.json_response({"status": "ok"})
+    return web.json_response(Health(status="ok"))
 
 
 @routes.get("/readyz")
@@ -35,15 +36,15 @@ async def readyz(request: web.Request) -> web.Response:
     broker = request.app[BROKER_KEY]
     events = request.app[EVENTS_KEY]
     catalog = request.app[CATALOG_READER_KEY]
-    checks = {
-        "broker": "ok" if broker.ready else (broker.last_error or "not connected"),
-        "catalog": "ok" if catalog.caught_up.is_set() else "replaying the catalog stream",
-        "events": _events_check(events.caught_up.is_set(), request.app[EVENTS_LINK_KEY]),
-    }
+    checks = ReadinessChecks(
+        broker="ok" if broker.ready else (broker.last_error or "not connected"),
+        catalog="ok" if catalog.caught_up.is_set() else "replaying the catalog stream",
+        events=_events_check(events.caught_up.is_set(), request.app[EVENTS_LINK_KEY]),
+    )
     ready = all(v == "ok" for v in checks.values())
     headers = {} if ready else {
         "Retry-After": str(request.app[SETTINGS_KEY].retry_after_seconds)}
-    return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks},
+    return web.json_response(Readiness(status="ready" if ready else "not_ready", checks=checks),
                              status=200 if ready else 503, headers=headers)
 
 

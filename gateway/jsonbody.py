@@ -19,7 +19,9 @@ from typing import Any
 # Deeper documents are refused before anything walks them (pydantic, jsonschema,
 # the task message encoder, a worker): a task's arguments never need more.
 MAX_DEPTH = 64
-# A JSON string, as an unrolled loop (about twice as fast as an alternation per character).
+# A JSON string, as an unrolled loop. No benchmark posts a body; kept as a bound on the
+# event loop's stall under hostile input: timeit, a 1 MB string among 65+ brackets,
+# 4.6 ms against 71 ms for the alternation '"(?:[^"\\]|\\.)*"'.
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _INNERMOST = re.compile(rb"\[\]|\{\}")

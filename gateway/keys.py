@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.announcer import Announcer
 from broker.catalog import Catalog
 from broker.catalog_reader import CatalogReader
 from broker.connection import BrokerConnection
 from broker.publisher import Publisher
-from broker.settings import Settings
+from broker.settings import GatewaySettings
 from broker.topology import Topology
-from gateway.announcer import Announcer
 from gateway.deadletters import DeadLetters
 from gateway.events_reader import EventsReader
 from gateway.hub import Hub
@@ -20,7 +20,7 @@ from gateway.queue_stats import QueueStats
 from gateway.revoker import Revoker
 from gateway.task_ids import TaskIds
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
+SETTINGS_KEY = web.AppKey("settings", GatewaySettings)
 TOPOLOGY_KEY = web.AppKey("topology", Topology)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 HUB_KEY = web.AppKey("hub", Hub)

@@ -15,8 +15,8 @@ only. (What stays in CPython's arenas needs ``PYTHONMALLOC=malloc``, measured in
 by ``min_drop`` from its peak since the last release: first a full garbage
 collection (a closed connection's objects refer to each other, so only the cycle
 collector frees them, and its oldest generation runs rarely), then
-``malloc_trim`` off the event loop. On a C library without ``malloc_trim``
-(musl, macOS) only the collection is done.
+``malloc_trim`` off the event loop; it watches from ``async with`` to its end.
+On a C library without ``malloc_trim`` (musl, macOS) only the collection is done.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import ctypes
 import functools
 import gc
 from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
 import structlog
 
@@ -84,11 +86,14 @@ class MemoryReleaser:
                 log.info("gateway.memory_released", collected=collected, released=released,
                          connections=self._connections())
 
-    def start(self) -> None:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name="memory-releaser")
+        return self
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task

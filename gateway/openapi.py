@@ -1,5 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document for every route of the contract.
 
+The answers' schemas are generated from the shapes the handlers send
+(``gateway.responses``), the submission body's from ``SubmitBody``.
+
 Built per request from the live catalog (``broker.catalog``; for a client
 with the token, when auth is on): besides the
 generic ``POST /tasks/{name}`` (whose ``name`` lists the announced tasks), each
@@ -25,25 +28,44 @@ from gateway import recent_api
 from gateway.auth import check_token
 from gateway.errors import ApiError
 from gateway.keys import CATALOG_KEY
-from gateway.tasks_api import SubmitBody
+from gateway.responses import (
+    REF_TEMPLATE,
+    Accepted,
+    Catalog,
+    DeadLetterPage,
+    Error,
+    Health,
+    Purged,
+    Queues,
+    Readiness,
+    ReplayAccepted,
+    RevokeAccepted,
+    Task,
+    TaskList,
+    Workers,
+    component_schemas,
+    ref,
+)
+from gateway.tasks_api import SubmitBody, SubmitOptions
 
 routes = web.RouteTableDef()
 
 JSON = "application/json"
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _json(description: str, shape: type) -> dict[str, Any]:
+    """A response whose body is ``shape`` (``gateway.responses``)."""
+    return {"description": description, "content": {JSON: {"schema": ref(shape)}}}
 
 
 def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {JSON: {"schema": _ref("Error")}},
+        "content": {JSON: {"schema": ref(Error)}},
     }
     if retry_after:
-        response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                               "description": "seconds to wait"}}
+        response["headers"] = RETRY_AFTER
     return response
 
 
@@ -55,7 +77,7 @@ ACCEPTED = {
                 "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
                                         "description": "present when this answers a repeated "
                                                        "idempotency key"}},
-    "content": {JSON: {"schema": _ref("Accepted")}},
+    "content": {JSON: {"schema": ref(Accepted)}},
 }
 IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -124,7 +146,7 @@ def task_path(entry: CatalogEntry) -> dict[str, Any]:
     body = {"type": "object", "additionalProperties": False, "properties": {
         "args": args[0] if len(args) == 1 else {"allOf": args},
         "kwargs": kwargs[0] if len(kwargs) == 1 else {"allOf": kwargs},
-        "options": _ref("SubmitOptions")}}
+        "options": ref(SubmitOptions)}}
     limits = entry.task.limits
     summary = entry.task.doc or f"Submit {entry.name}"
     return {"x-cargo-task": entry.name, "post": {
@@ -147,7 +169,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
     if names:
         name_schema["enum"] = names
     state = {"type": "string", "enum": [s.value for s in TaskState]}
-    submit_schema = SubmitBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    submit_schema = SubmitBody.model_json_schema(ref_template=REF_TEMPLATE)
     defs = submit_schema.pop("$defs", {})
     number = {"type": "number"}
     reason = {"type": "string", "enum": [r.value for r in Reason]}
@@ -159,7 +181,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                             "description": "a task some live worker announced (GET /catalog)"},
                            IDEMPOTENCY_HEADER],
             "requestBody": {"required": False,
-                            "content": {JSON: {"schema": _ref("SubmitBody")}}},
+                            "content": {JSON: {"schema": ref(SubmitBody)}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
         }},
         "/distance/": {"post": {
@@ -174,13 +196,12 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                        "reason memory_limit",
             "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": {"required": False,
-                            "content": {JSON: {"schema": _ref("SubmitBody")}}},
+                            "content": {JSON: {"schema": ref(SubmitBody)}}},
             "responses": {"202": ACCEPTED, **SUBMIT_ERRORS},
         }},
         "/catalog": {"get": {
             "summary": "The tasks live workers announced, sorted by name",
-            "responses": {"200": {"description": "the live catalog",
-                                  "content": {JSON: {"schema": _ref("Catalog")}}},
+            "responses": {"200": _json("the live catalog", Catalog),
                           "401": SUBMIT_ERRORS["401"]},
         }},
         "/dead-letters": {
@@ -196,8 +217,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                     {"name": "after", "in": "query", "required": False,
                      "schema": {"type": "string"},
                      "description": "cursor; follow the response's next URL"}],
-                "responses": {"200": {"description": "a page of dead letters",
-                                      "content": {JSON: {"schema": _ref("DeadLetterPage")}}},
+                "responses": {"200": _json("a page of dead letters", DeadLetterPage),
                               "401": SUBMIT_ERRORS["401"],
                               "404": _error("unknown queue (queue_not_found)"),
                               "422": _error("bad reason, limit or cursor"),
@@ -207,10 +227,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                 "summary": "Purge one task queue's dead letters",
                 "parameters": [{"name": "queue", "in": "query", "required": True,
                                 "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "how many were deleted",
-                                      "content": {JSON: {"schema": {
-                                          "type": "object", "required": ["purged"],
-                                          "properties": {"purged": {"type": "integer"}}}}}},
+                "responses": {"200": _json("how many were deleted", Purged),
                               "401": SUBMIT_ERRORS["401"],
                               "404": _error("unknown queue (queue_not_found)"),
                               "422": _error("queue missing (invalid_arguments)"),
@@ -224,10 +241,8 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                             "schema": {"type": "string"}},
                            {"name": "queue", "in": "query", "required": False,
                             "schema": {"type": "string"}}],
-            "responses": {"202": {"description": "republished, confirmed by the broker",
-                                  "content": {JSON: {"schema": {
-                                      "type": "object", "required": ["task_id"],
-                                      "properties": {"task_id": {"type": "string"}}}}}},
+            "responses": {"202": _json("republished, confirmed by the broker",
+                                       ReplayAccepted),
                           "401": SUBMIT_ERRORS["401"],
                           "404": _error("no dead letter with that task id "
                                         "(dead_letter_not_found)"),
@@ -246,8 +261,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                            "shows zeros. Figures are the RabbitMQ management API's "
                            "statistics (refreshed by RabbitMQ every few seconds), read at "
                            "most once a second per gateway.",
-            "responses": {"200": {"description": "the task queues",
-                                  "content": {JSON: {"schema": _ref("Queues")}}},
+            "responses": {"200": _json("the task queues", Queues),
                           "401": SUBMIT_ERRORS["401"],
                           "503": _error("the RabbitMQ management API is unreachable or "
                                         "failing (management_unavailable; the message and "
@@ -259,8 +273,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
             "description": "A worker is live while its latest announcement holds (three "
                            "CARGO_CATALOG_INTERVALs) and until it withdraws it by stopping "
                            "gracefully. Sorted by hostname.",
-            "responses": {"200": {"description": "the live workers",
-                                  "content": {JSON: {"schema": _ref("Workers")}}},
+            "responses": {"200": _json("the live workers", Workers),
                           "401": SUBMIT_ERRORS["401"]},
         }},
         "/tasks": {"get": {
@@ -280,8 +293,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                 {"name": "state", "in": "query", "required": False, "schema": state},
                 {"name": "name", "in": "query", "required": False,
                  "schema": {"type": "string"}, "description": "task name"}],
-            "responses": {"200": {"description": "the tasks, most recently updated first",
-                                  "content": {JSON: {"schema": _ref("TaskList")}}},
+            "responses": {"200": _json("the tasks, most recently updated first", TaskList),
                           "401": SUBMIT_ERRORS["401"],
                           "422": _error("a limit that is no integer from 1 to "
                                         f"{recent_api.MAX_LIMIT}, an unknown state, or a "
@@ -292,20 +304,15 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
             "summary": "Latest known state of a task",
             "parameters": [{"name": "task_id", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the task",
-                                  "content": {JSON: {"schema": _ref("Task")}}},
+            "responses": {"200": _json("the task", Task),
                           "401": SUBMIT_ERRORS["401"],
                           "404": _error("unknown or expired task id")},
         }, "delete": {
             "summary": "Revoke a queued or running task; it ends revoked",
             "parameters": [{"name": "task_id", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
-            "responses": {"202": {"description": "revoke broadcast to the workers, confirmed "
-                                                 "by the broker; the revoked event follows",
-                                  "content": {JSON: {"schema": {
-                                      "type": "object", "required": ["task_id", "state"],
-                                      "properties": {"task_id": {"type": "string"},
-                                                     "state": {"type": "string"}}}}}},
+            "responses": {"202": _json("revoke broadcast to the workers, confirmed by the "
+                                       "broker; the revoked event follows", RevokeAccepted),
                           "401": SUBMIT_ERRORS["401"],
                           "404": _error("unknown or expired task id (task_not_found)"),
                           "409": _error("the task already ended (task_finished)"),
@@ -323,11 +330,12 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                           "401": SUBMIT_ERRORS["401"]},
         }},
         "/healthz": {"get": {"summary": "Liveness",
-                             "responses": {"200": {"description": "the process serves"}}}},
+                             "responses": {"200": _json("the process serves", Health)}}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {
-            "200": {"description": "connected, topology declared, catalog and events "
-                                   "replayed"},
-            "503": {"description": "not ready"}}}},
+            "200": _json("connected, topology declared, catalog and events replayed",
+                         Readiness),
+            "503": {**_json("not ready: the checks say what each waits for", Readiness),
+                    "headers": RETRY_AFTER}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
             "200": {"description": "text format",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -347,105 +355,7 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                           "304": {"description": "unchanged (If-None-Match)"},
                           "404": _error("no such file")}}},
     }
-    error_obj = {"type": "object", "required": ["type", "message"],
-                 "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}
-    time = {"type": "string", "format": "date-time"}
-    count = {"type": "integer", "minimum": 0}
-    nullable_count = {"type": ["integer", "null"], "minimum": 0}
-    schemas: dict[str, Any] = {
-        **defs,
-        "SubmitBody": submit_schema,
-        "Accepted": {"type": "object",
-                     "required": ["task_id", "name", "state", "status_url", "stream_url"],
-                     "properties": {"task_id": {"type": "string"}, "name": {"type": "string"},
-                                    "state": {"const": "queued"},
-                                    "status_url": {"type": "string"},
-                                    "stream_url": {"type": "string"}}},
-        "Task": {"type": "object",
-                 "required": ["task_id", "name", "state", "retries", "submitted_at"],
-                 "properties": {"task_id": {"type": "string"}, "name": {"type": "string"},
-                                "state": state, "result": {}, "error": error_obj,
-                                "reason": {"type": "string"}, "progress": {},
-                                "retries": {"type": "integer"}, "submitted_at": time,
-                                "started_at": time, "finished_at": time}},
-        "TaskList": {"type": "object", "required": ["items"], "properties": {"items": {
-            "type": "array", "items": {"allOf": [_ref("Task"), {
-                "type": "object", "required": ["updated_at"],
-                "properties": {
-                    "cursor": {"type": "string",
-                               "description": "stream cursor of the latest event applied "
-                                              "to the task (absent while the replica has "
-                                              "only its own queued)"},
-                    "updated_at": {**time, "description": "when the task last changed"}}}]}}}},
-        "DeadLetter": {"type": "object",
-                       "required": ["task_id", "name", "queue", "reason", "dead_lettered_at",
-                                    "args", "kwargs"],
-                       "properties": {"task_id": {"type": ["string", "null"]},
-                                      "name": {"type": ["string", "null"]},
-                                      "queue": {"type": "string"},
-                                      "reason": {"type": ["string", "null"]},
-                                      "error": error_obj,
-                                      "dead_lettered_at": {"type": ["string", "null"],
-                                                           "format": "date-time"},
-                                      "args": {"type": ["array", "null"]},
-                                      "kwargs": {"type": ["object", "null"]},
-                                      "undecodable": {
-                                          "type": "string",
-                                          "description": "why args and kwargs are null: "
-                                                         "the body could not be read"}}},
-        "DeadLetterPage": {"type": "object", "required": ["items"],
-                           "properties": {"items": {"type": "array",
-                                                    "items": _ref("DeadLetter")},
-                                          "next": {"type": "string"}}},
-        "Catalog": {"type": "object", "required": ["items"], "properties": {"items": {
-            "type": "array", "items": {
-                "type": "object", "required": ["name", "queue", "schema", "limits", "workers"],
-                "properties": {
-                    "name": {"type": "string"}, "queue": {"type": "string"},
-                    "schema": {"type": "object", "description": "JSON Schema of the "
-                               "arguments (allOf the live schemas during a rolling deploy)"},
-                    "doc": {"type": "string"},
-                    "limits": {"type": "object", "properties": {
-                        "time_limit": {"type": "number"},
-                        "soft_time_limit": {"type": "number"},
-                        "memory_limit_mb": {"type": "integer"},
-                        "max_retries": {"type": "integer"}}},
-                    "workers": {"type": "integer",
-                                "description": "live workers offering it"}}}}}},
-        "Queues": {"type": "object", "required": ["queues"], "properties": {"queues": {
-            "type": "array", "items": {
-                "type": "object",
-                "required": ["name", "ready", "unacked", "consumers", "dead_letter"],
-                "properties": {
-                    "name": {"type": "string"}, "ready": count, "unacked": count,
-                    "consumers": count,
-                    "dead_letter": {"type": "object", "required": ["name", "ready"],
-                                    "properties": {"name": {"type": "string"},
-                                                   "ready": count}}}}}}},
-        "Workers": {"type": "object", "required": ["workers"], "properties": {"workers": {
-            "type": "array", "items": {
-                "type": "object",
-                "required": ["hostname", "queues", "concurrency", "rss_bytes", "processes",
-                             "last_seen"],
-                "properties": {
-                    "hostname": {"type": "string", "description": "Celery node name"},
-                    "queues": {"type": "array", "items": {"type": "string"},
-                               "description": "the queues it consumes"},
-                    "concurrency": {**nullable_count,
-                                    "description": "pool processes (null: an older worker)"},
-                    "rss_bytes": {**nullable_count,
-                                  "description": "resident memory of its whole process tree "
-                                                 "(main process, pool children and what "
-                                                 "they started); null: an older worker"},
-                    "processes": {**nullable_count,
-                                  "description": "processes in that tree (null: an older "
-                                                 "worker)"},
-                    "last_seen": {**time, "description": "when it last announced itself"}}}}}},
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "details": {}}}}},
-    }
+    schemas: dict[str, Any] = {**defs, "SubmitBody": submit_schema, **component_schemas()}
     for entry in sorted(entries, key=lambda e: e.name):
         paths.setdefault(f"/tasks/{entry.name}", task_path(entry))
     return {

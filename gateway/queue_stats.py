@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aiohttp
 
@@ -25,6 +26,7 @@ from broker.catalog import is_task_queue_name
 from broker.management import ManagementClient, ManagementError
 from broker.settings import mask_passwords
 from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
+from gateway.responses import DeadLetterDepth, QueueItem
 from gateway.short_lived import ShortLived
 
 # How long one answer of the management API serves every caller.
@@ -92,22 +94,24 @@ def task_queue_names(topology: Sequence[str], announced: Iterable[str],
 
 
 def queue_items(names: Iterable[str], on_broker: Mapping[str, QueueFigures]
-                ) -> list[dict[str, Any]]:
+                ) -> list[QueueItem]:
     """``GET /queues``'s items: each queue's figures and its dead-letter queue's depth."""
     missing = QueueFigures()
     items = []
     for name in names:
         queue = on_broker.get(name, missing)
         dead_letters = dead_letter_queue_name(name)
-        items.append({"name": name, "ready": queue.ready, "unacked": queue.unacked,
-                      "consumers": queue.consumers,
-                      "dead_letter": {"name": dead_letters,
-                                      "ready": on_broker.get(dead_letters, missing).ready}})
+        items.append(QueueItem(name=name, ready=queue.ready, unacked=queue.unacked,
+                               consumers=queue.consumers,
+                               dead_letter=DeadLetterDepth(
+                                   name=dead_letters,
+                                   ready=on_broker.get(dead_letters, missing).ready)))
     return items
 
 
 class QueueStats:
-    """Every queue of one vhost with its figures, from the management API (cached)."""
+    """Every queue of one vhost with its figures, from the management API (cached);
+    used inside ``async with``, which ends a read under way."""
 
     def __init__(self, management: ManagementClient, management_url: str, vhost: str,
                  max_age: float = MAX_AGE_SECONDS) -> None:
@@ -132,5 +136,10 @@ class QueueStats:
         except (ValueError, aiohttp.ClientError) as exc:  # JSON that is no queue listing
             raise ManagementUnavailable(self.url, f"unexpected answer: {exc}") from None
 
-    async def close(self) -> None:
-        await self._cache.close()
+    async def __aenter__(self) -> Self:
+        await self._cache.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._cache.__aexit__(exc_type, exc, tb)

@@ -22,6 +22,7 @@ from gateway.queue_stats import (
     queue_items,
     task_queue_names,
 )
+from gateway.responses import Queues
 
 routes = web.RouteTableDef()
 
@@ -30,10 +31,9 @@ async def queue_stats_ctx(app: web.Application) -> AsyncIterator[None]:
     """The queues' figures, with a management API session of their own."""
     settings = app[SETTINGS_KEY]
     async with ManagementClient(settings.management_api, MANAGEMENT_TIMEOUT) as management:
-        stats = QueueStats(management, settings.management_api, settings.vhost)
-        app[QUEUE_STATS_KEY] = stats
-        yield
-        await stats.close()
+        async with QueueStats(management, settings.management_api, settings.vhost) as stats:
+            app[QUEUE_STATS_KEY] = stats
+            yield
 
 
 @routes.get("/queues")
@@ -49,4 +49,4 @@ async def list_queues(request: web.Request) -> web.Response:
                        ) from None
     names = task_queue_names([spec.name for spec in app[TOPOLOGY_KEY].task_queues],
                              app[CATALOG_KEY].queues(), on_broker)
-    return web.json_response({"queues": queue_items(names, on_broker)})
+    return web.json_response(Queues(queues=queue_items(names, on_broker)))

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -28,6 +28,7 @@ from multidict import MultiMapping
 from broker.events import TaskState, rfc3339
 from gateway.errors import ApiError
 from gateway.keys import HUB_KEY
+from gateway.responses import TaskList, TaskListItem
 from gateway.store import TaskRecord
 
 routes = web.RouteTableDef()
@@ -90,9 +91,10 @@ def recent(records: Iterator[TaskRecord], query: RecentQuery) -> list[TaskRecord
     return list(islice((r for r in records if query.matches(r)), query.limit))
 
 
-def item(record: TaskRecord) -> dict[str, Any]:
+def item(record: TaskRecord) -> TaskListItem:
     """One task of the list: ``GET /tasks/{id}``'s document with ``cursor`` and ``updated_at``."""
-    doc = record.to_json()
+    # The task document (a new dict per call) becomes the item by gaining two keys.
+    doc = cast(TaskListItem, record.to_json())
     times = [t for t in (record.submitted_at, record.started_at, record.finished_at) if t]
     if record.last_event is not None:
         assert record.last_event.cursor is not None  # the store keeps stream events only
@@ -101,10 +103,9 @@ def item(record: TaskRecord) -> dict[str, Any]:
     doc["updated_at"] = rfc3339(max(times))
     return doc
 
-
 @routes.get("/tasks")
 async def list_recent_tasks(request: web.Request) -> web.Response:
     query = RecentQuery.parse(request.query)
     # Read in one go, without awaiting: the store is a live view (TaskStore.most_recent_first).
     records = recent(request.app[HUB_KEY].store.most_recent_first(), query)
-    return web.json_response({"items": [item(record) for record in records]})
+    return web.json_response(TaskList(items=[item(record) for record in records]))

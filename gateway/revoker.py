@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from types import TracebackType
+from typing import Self
 
 import aio_pika
 import structlog
@@ -28,7 +30,7 @@ from broker.control import (
 )
 from broker.events import TERMINAL_STATES, TaskEvent, TaskState
 from broker.publisher import BrokerUnavailable
-from gateway.side_channels import close_channel, open_channel
+from gateway.side_channels import side_channel
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +38,8 @@ REMEMBERED = 10_000  # revocations kept for a repeat; the oldest are dropped fir
 
 
 class Revoker:
+    """Revokes tasks; on leaving ``async with``, the repeats under way are cancelled."""
+
     def __init__(self, broker: BrokerConnection, timeout: float) -> None:
         self._broker = broker
         self._timeout = timeout
@@ -61,7 +65,11 @@ class Revoker:
             self._repeats.add(repeat)
             repeat.add_done_callback(self._repeats.discard)
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         for repeat in list(self._repeats):
             repeat.cancel()
         await asyncio.gather(*self._repeats, return_exceptions=True)
@@ -81,9 +89,8 @@ class Revoker:
             # A channel of its own: the shared confirm channel's delivery tags belong to
             # the task publisher. Revokes are rare; a channel per revoke is cheap enough.
             # (gateway.side_channels: a timed-out open must not leave it half-open.)
-            channel = await asyncio.wait_for(open_channel(connection, publisher_confirms=True),
-                                             self._timeout)
-            try:
+            async with side_channel(connection, open_timeout=self._timeout,
+                                    publisher_confirms=True) as channel:
                 exchange = await channel.declare_exchange(
                     CONTROL_EXCHANGE, CONTROL_EXCHANGE_TYPE, durable=False, auto_delete=False,
                     timeout=self._timeout)
@@ -92,8 +99,6 @@ class Revoker:
                                      content_type=CONTROL_CONTENT_TYPE,
                                      content_encoding="utf-8", headers=revoke_headers()),
                     routing_key="", timeout=self._timeout)
-            finally:
-                await close_channel(channel)
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
             raise BrokerUnavailable(
                 f"the revoke was not confirmed: {type(exc).__name__}: {exc}") from None

@@ -6,7 +6,8 @@ to the RabbitMQ management API, whose queue listing is among its most costly.
 With it, one replica asks at most once per ``max_age``: callers within that
 time get the last outcome, and callers that arrive while a fetch is under way
 wait for that same fetch. A failure is an outcome too (kept as long), so an
-unreachable management API is not asked again by every tab either.
+unreachable management API is not asked again by every tab either. Leaving
+``async with`` cancels a fetch under way (the resource it uses is about to close).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar, cast
+from types import TracebackType
+from typing import Generic, Self, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -60,8 +62,11 @@ class ShortLived(Generic[T]):
             if self._fetching is asyncio.current_task():
                 self._fetching = None
 
-    async def close(self) -> None:
-        """Cancel a fetch under way (the resource it uses is about to close)."""
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         fetching, self._fetching = self._fetching, None
         if fetching is not None:
             fetching.cancel()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -64,9 +65,11 @@ async def _close(channel: AbstractChannel) -> None:
 
 
 @contextlib.asynccontextmanager
-async def side_channel(connection: AbstractConnection, **kwargs: Any) -> Any:
-    """``async with side_channel(connection) as channel:`` — opened and closed safely."""
-    channel = await open_channel(connection, **kwargs)
+async def side_channel(connection: AbstractConnection, *, open_timeout: float | None = None,
+                       **kwargs: Any) -> AsyncIterator[AbstractChannel]:
+    """``async with side_channel(connection) as channel:`` — opened (within
+    ``open_timeout`` seconds: ``TimeoutError``) and closed safely."""
+    channel = await asyncio.wait_for(open_channel(connection, **kwargs), open_timeout)
     try:
         yield channel
     finally:

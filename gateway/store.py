@@ -15,9 +15,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from broker.events import TaskEvent, TaskState, rfc3339
+from gateway.responses import Task, TaskError
 
 
 @dataclass(slots=True)
@@ -36,25 +37,23 @@ class TaskRecord:
     # The latest event read from the stream (with its cursor), for subscribers.
     last_event: TaskEvent | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "task_id": self.task_id,
-            "name": self.name,
-            "state": self.state.value,
-            "retries": self.retries,
-            "submitted_at": rfc3339(self.submitted_at),
-        }
-        optional: dict[str, Any] = {
-            "result": self.result,
-            "error": self.error,
-            "reason": self.reason,
-            "progress": self.progress,
-            "started_at": rfc3339(self.started_at) if self.started_at else None,
-            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
-        }
-        doc.update({k: v for k, v in optional.items() if v is not None})
-        if self.state is TaskState.SUCCEEDED:
-            doc["result"] = self.result  # a task may legitimately return null
+    def to_json(self) -> Task:
+        """``GET /tasks/{task_id}``'s document: the optional fields only when not null,
+        but ``result`` always once succeeded (a task may legitimately return null)."""
+        doc = Task(task_id=self.task_id, name=self.name, state=self.state.value,
+                   retries=self.retries, submitted_at=rfc3339(self.submitted_at))
+        if self.result is not None or self.state is TaskState.SUCCEEDED:
+            doc["result"] = self.result
+        if self.error is not None:
+            doc["error"] = cast(TaskError, self.error)  # passed on as the event carried it
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        if self.progress is not None:
+            doc["progress"] = self.progress
+        if self.started_at:
+            doc["started_at"] = rfc3339(self.started_at)
+        if self.finished_at:
+            doc["finished_at"] = rfc3339(self.finished_at)
         return doc
 
 

@@ -47,6 +47,7 @@ from gateway.keys import (
     SETTINGS_KEY,
     TASK_IDS_KEY,
 )
+from gateway.responses import RevokeAccepted
 from gateway.store import TaskRecord
 
 log = structlog.get_logger(__name__)
@@ -309,11 +310,13 @@ def _json_string(text: str) -> str:
 
 
 def accepted_body(task_id: str, name: str) -> bytes:
-    """The 202 document, formatted directly: it is on every submission's path.
-
-    Task ids are UUIDs (nothing to escape); the task name is JSON-escaped once
-    per name.
+    """The 202 document, :class:`gateway.responses.Accepted`, formatted directly: it is
+    on every submission's path. Task ids are UUIDs (nothing to escape); the task name
+    is JSON-escaped once per name. A unit test holds it to ``Accepted`` and its schema.
     """
+    # bench.submit: part of 818,801 -> 770,633 instructions per submission (RESULTS.md
+    # "What changed, and what each change bought"); timeit: 0.17 us against 2.4 us for
+    # json.dumps(Accepted(...)).encode().
     return (f'{{"task_id":"{task_id}","name":{_json_string(name)},"state":"queued",'
             f'"status_url":"/tasks/{task_id}","stream_url":"/ws?task_id={task_id}"}}').encode()
 
@@ -389,5 +392,5 @@ async def revoke_task(request: web.Request) -> web.Response:
         raise ApiError(503, "broker_unavailable", str(exc),
                        headers=_retry_after(request)) from None
     log.info("task.revoke_requested", task_id=record.task_id, state=record.state.value)
-    return web.json_response({"task_id": record.task_id, "state": record.state.value},
+    return web.json_response(RevokeAccepted(task_id=record.task_id, state=record.state.value),
                              status=202)

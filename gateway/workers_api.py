@@ -11,25 +11,24 @@ release that did not announce them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from broker.catalog import Announcement
 from gateway.keys import CATALOG_KEY
+from gateway.responses import Worker, Workers
 
 routes = web.RouteTableDef()
 
 
-def worker_item(announcement: Announcement) -> dict[str, Any]:
-    return {"hostname": announcement.worker, "queues": list(announcement.queues),
-            "concurrency": announcement.concurrency, "rss_bytes": announcement.rss_bytes,
-            "processes": announcement.processes,
-            "last_seen": announcement.announced_at.isoformat()}
+def worker_item(announcement: Announcement) -> Worker:
+    return Worker(hostname=announcement.worker, queues=list(announcement.queues),
+                  concurrency=announcement.concurrency, rss_bytes=announcement.rss_bytes,
+                  processes=announcement.processes,
+                  last_seen=announcement.announced_at.isoformat())
 
 
 @routes.get("/workers")
 async def list_workers(request: web.Request) -> web.Response:
     """Sorted by hostname."""
     live = sorted(request.app[CATALOG_KEY].live_workers(), key=lambda a: a.worker)
-    return web.json_response({"workers": [worker_item(a) for a in live]})
+    return web.json_response(Workers(workers=[worker_item(a) for a in live]))

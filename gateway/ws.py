@@ -22,6 +22,7 @@ from gateway.hub import Hub, Subscriber, event_frame
 from gateway.jsonbody import JsonInputError, decode_json
 from gateway.keys import BROKER_KEY, HUB_KEY, SETTINGS_KEY
 from gateway.ws_frames import json_frame
+from gateway.ws_transport import RawFrameWriter
 
 log = structlog.get_logger(__name__)
 
@@ -156,19 +157,19 @@ class Session:
 
     async def send_loop(self) -> None:
         """Write what is queued, all of it in one write per wake-up (the frames are
-        complete WebSocket frames: ``gateway.ws_frames``)."""
+        complete WebSocket frames: ``gateway.ws_frames``; the write is
+        ``gateway.ws_transport``'s, see there for what it buys)."""
         subscriber, ws = self.subscriber, self.ws
         frames = subscriber.frames
-        transport, writer = self.request.transport, self.request.writer
+        connection = RawFrameWriter(self.request)
         while True:
             await subscriber.wait()
             if frames:
-                if ws.closed or transport is None or transport.is_closing():
+                if ws.closed or connection.closing():
                     return  # closing: aiohttp's close frame must be the last one
                 batch = b"".join(frames)
                 frames.clear()
-                transport.write(batch)
-                await writer.drain()  # waits only while the socket's buffer is full
+                await connection.write(batch)
             if subscriber.overflowed:
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
                                message=b"too far behind; reconnect with since")

@@ -8,6 +8,8 @@ a text frame is a header and the UTF-8 payload, the same bytes for every
 connection. So an event's frame is built once for all its subscribers, and the
 frames queued for one connection are joined into one write. The bytes on the
 wire are exactly those ``send_json`` wrote (a unit test compares them).
+Bought, with the one write per wake-up (``gateway.ws_transport``): 14.4 → 7.0 us
+of gateway CPU a frame for 1,000 clients and 500 tasks (bench/RESULTS.md, fan-out).
 """
 
 from __future__ import annotations

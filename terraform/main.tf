@@ -11,7 +11,7 @@
 # conditional writes make the lock file (Terraform >= 1.10).
 #
 # What it does not do: it builds no network or cluster. Those are
-# environments/<env>, each composing modules/vpc, modules/eks and modules/rabbitmq.
+# environments/<env>, each one call of modules/platform (modules/vpc, modules/eks, modules/rabbitmq).
 #
 # Use (local state, once):
 #   terraform -chdir=terraform init && terraform -chdir=terraform apply

@@ -6,9 +6,10 @@ queue, argument schema, doc and limits from these announcements, published to
 
 - when the consumer connects, and again at every reconnect (:class:`AnnounceStep`);
 - every ``CARGO_CATALOG_INTERVAL`` seconds after, from a thread of the main
-  process (an announcement holds for three intervals: a worker that died
-  drops out of the gateways' catalog on its own);
-- a withdrawal (``withdrawn: true``) when the worker stops gracefully.
+  process that runs inside ``with announcer:`` (an announcement holds for three
+  intervals: a worker that died drops out of the gateways' catalog on its own);
+- a withdrawal (``withdrawn: true``) when the worker stops gracefully (leaving
+  that ``with``).
 
 A worker announces only the tasks whose queue it consumes (a ``--queues cargo``
 worker does not offer a task routed to ``reports``). Each announcement also
@@ -23,27 +24,29 @@ raised into the worker.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import celery
 import kombu
 import psutil
+import structlog
 from celery import bootsteps
 
 from broker.catalog import CONTENT_TYPE, AnnouncedTask, Announcement, TaskLimits
 from broker.declare import kombu_queue
-from broker.settings import Settings
+from broker.settings import WorkerSettings
 from broker.topology import Topology
 from workers.base import LoadedTask
-from workers.deadletter import rss_of
+from workers.rss import rss_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 PERSISTENT = 2
 # Each announcement's ttl, in catalog intervals: two missed announcements are tolerated.
@@ -101,7 +104,7 @@ def announced_task(task: LoadedTask) -> AnnouncedTask:
                           max_retries=policy.max_retries))
 
 
-def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
+def build_announcement(*, worker: str, settings: WorkerSettings, started_at: datetime,
                        tasks: Mapping[str, LoadedTask], consumed: Iterable[str],
                        withdrawn: bool = False, now: datetime | None = None,
                        concurrency: int | None = None,
@@ -123,7 +126,7 @@ def build_announcement(*, worker: str, settings: Settings, started_at: datetime,
 class Announcer:
     """Publishes one worker's announcements (see the module docstring)."""
 
-    def __init__(self, app: celery.Celery, settings: Settings, topology: Topology,
+    def __init__(self, app: celery.Celery, settings: WorkerSettings, topology: Topology,
                  tasks: Mapping[str, LoadedTask],
                  connect: Callable[[], kombu.Connection] | None = None) -> None:
         self._app = app
@@ -153,24 +156,23 @@ class Announcer:
             self._concurrency = concurrency
         self._fresh = True
         self._wake.set()
-        if self._thread is None:
-            self.start()
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
+    def __enter__(self) -> Self:
+        """Start the announcing thread (it announces once ``connected`` was called)."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="cargo-catalog", daemon=True)
         self._thread.start()
+        return self
 
-    def stop(self, withdraw: bool = True) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         """Stop the thread; then withdraw this worker's catalog (graceful stop)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        if withdraw and self.worker is not None:
+        if self.worker is not None:
             self.publish(withdrawn=True)
         self._close()
 
@@ -190,7 +192,7 @@ class Announcer:
         try:
             return self._concurrency(), process_tree()
         except Exception:
-            log.warning("could not measure the worker's processes", exc_info=True)
+            log.warning("catalog.figures_unreadable", exc_info=True)
             return None, None
 
     def publish(self, withdrawn: bool = False) -> bool:
@@ -210,17 +212,16 @@ class Announcer:
                 except Exception as exc:
                     self._close()
                     if attempt == 2:
-                        log.warning("could not announce the catalog of %s (%s: %s); trying "
-                                    "again in %ss", self.worker, type(exc).__name__, exc,
-                                    self._settings.catalog_interval)
+                        log.warning("catalog.announce_failed", worker=self.worker,
+                                    error=f"{type(exc).__name__}: {exc}",
+                                    retry_in=self._settings.catalog_interval)
                         return False
         # Info once per connection (and for a withdrawal); the periodic ones at debug.
-        level = logging.INFO if withdrawn or self._fresh else logging.DEBUG
+        say = log.info if withdrawn or self._fresh else log.debug
         self._fresh = False
-        log.log(level, "%s the catalog of %s (%d tasks on %s)",
-                 "withdrew" if withdrawn else "announced", self.worker,
-                 0 if withdrawn else sum(t.queue in self.consumed for t in self._tasks.values()),
-                 ",".join(self.consumed))
+        say("catalog.withdrawn" if withdrawn else "catalog.announced", worker=self.worker,
+            tasks=0 if withdrawn else sum(t.queue in self.consumed for t in self._tasks.values()),
+            queues=list(self.consumed))
         return True
 
     def _send(self, body: bytes, headers: dict[str, int]) -> None:
@@ -254,7 +255,7 @@ class Announcer:
             try:
                 self._connection.release()
             except Exception:  # a broken connection: nothing more to do with it
-                log.debug("closing the catalog connection failed", exc_info=True)
+                log.debug("catalog.connection_close_failed", exc_info=True)
             self._connection = None
 
     def _run(self) -> None:
@@ -288,17 +289,23 @@ class AnnounceStep(bootsteps.StartStopStep):
 
 def announcer_step(announcer: Announcer) -> type[bootsteps.StartStopStep]:
     class CatalogAnnouncements(bootsteps.StartStopStep):
-        """Withdraws the worker's catalog when it stops gracefully (main process)."""
+        """Announces from the main process (after the pool forked: no child inherits
+        the thread) and withdraws the worker's catalog when it stops gracefully."""
 
         requires = ("celery.worker.components:Pool",)
 
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self._stack = contextlib.ExitStack()
+
         def start(self, parent: Any) -> None:
-            pass  # AnnounceStep starts announcing once the consumer is connected
+            # Started before the consumer (Celery starts it last): the thread
+            # announces once AnnounceStep says the consumer is connected.
+            self._stack.enter_context(announcer)
 
         def stop(self, parent: Any) -> None:
-            announcer.stop(withdraw=True)
+            self._stack.close()
 
-        def terminate(self, parent: Any) -> None:
-            announcer.stop(withdraw=True)
+        terminate = stop
 
     return CatalogAnnouncements

@@ -9,35 +9,38 @@ variable.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import logging
 import sys
 from typing import Any
 
 import celery
+import structlog
 from celery import bootsteps
 
 from broker.addresses import kombu_failover_url
 from broker.deadletter import Reason
 from broker.declare import celery_routing, declare_with_kombu
-from broker.settings import ConfigError, Settings, load_settings
+from broker.settings import ConfigError, WorkerSettings, load_settings
 from broker.topology import Topology, build_topology
 from workers.announce import Announcer, AnnounceStep, announcer_step
 from workers.base import CargoBaseTask
-from workers.deadletter import CargoRuntime, DeadLetterer
+from workers.deadletterer import DeadLetterer
 from workers.duplicates import guard_duplicates
 from workers.event_relay import EventRelay, relay_step
 from workers.guard import MemoryGuardStep
 from workers.heartbeat import Heartbeat, HeartbeatStep
 from workers.lifecycle import LifecycleEvents
+from workers.logs import log_through_cargo
 from workers.metrics import WorkerMetrics
 from workers.modules import load_tasks, share_app_attributes, task_queues
+from workers.runtime import CargoRuntime
 from workers.watcher import DeadLetterWatcher
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings) -> celery.Celery:
+def create_app(settings: WorkerSettings) -> celery.Celery:
     """The worker's Celery app, with the tasks of ``CARGO_TASK_MODULES``.
 
     Raises ConfigError (naming the variable) for a module that does not import
@@ -144,6 +147,7 @@ def create_app(settings: Settings) -> celery.Celery:
     app.steps["consumer"].add(relay_step(relay))
     app.steps["worker"].add(_metrics_step(metrics, settings.worker_metrics_port, heartbeat))
     app.steps["worker"].add(announcer_step(announcer))
+    log_through_cargo(app, settings)  # Celery's lines in Cargo's dialect (workers.logs)
     return app
 
 
@@ -155,13 +159,17 @@ def _metrics_step(metrics: WorkerMetrics, port: int,
 
         requires = ("celery.worker.components:Pool",)
 
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self._stack = contextlib.ExitStack()
+
         def start(self, parent: Any) -> None:
-            metrics.serve(port)
-            heartbeat.start()
+            # Left in reverse: the heartbeat file goes before the metrics server.
+            self._stack.enter_context(metrics.serving(port))
+            self._stack.enter_context(heartbeat.writing())
 
         def stop(self, parent: Any) -> None:
-            heartbeat.stop()
-            metrics.stop()
+            self._stack.close()
 
     return MetricsServer
 
@@ -180,9 +188,9 @@ def _declare_topology_step(topology: Topology) -> type[bootsteps.StartStopStep]:
             try:
                 declare_with_kombu(parent.connection, topology)
             except Exception:
-                log.critical("could not declare the Cargo topology", exc_info=True)
+                log.critical("worker.topology_not_declared", exc_info=True)
                 raise
-            log.info("declared the Cargo topology (%d queues)", len(topology.queues))
+            log.info("worker.topology_declared", queues=len(topology.queues))
 
     return DeclareTopology
 
@@ -190,7 +198,7 @@ def _declare_topology_step(topology: Topology) -> type[bootsteps.StartStopStep]:
 @functools.cache
 def _default_app() -> celery.Celery:
     try:
-        settings = load_settings()
+        settings = load_settings(kind=WorkerSettings)
     except ConfigError as exc:
         print(f"cargo worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

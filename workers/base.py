@@ -31,25 +31,25 @@ Without ``autoretry_for`` every other exception is retried with Cargo's backoff
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import kombu
+import structlog
 from celery import states
 from celery.app.task import Task
 from celery.exceptions import Ignore, Reject, Retry
 
 from broker.arguments import ArgumentsSchema, InvalidArguments
 from broker.topology import MAX_RETRIES_HEADER
-from workers.deadletter import CargoTask, runtime_of
 from workers.lifecycle import routing_key_queue
 from workers.policy import TaskPolicy
 from workers.progress import reporting_to
+from workers.runtime import CargoRuntime, runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # The state Celery's docs use for progress; its meta is the progress as it is.
 PROGRESS_STATE = "PROGRESS"
@@ -89,8 +89,12 @@ def progress_of_state(state: object, meta: object) -> dict[str, Any] | None:
     return {"state": state} if meta is None else {"state": state, "meta": meta}
 
 
-class CargoBaseTask(CargoTask):
+class CargoBaseTask(Task):  # type: ignore[type-arg]  # generic in celery-types only
     """The base class of every task on a Cargo worker (see the module docstring)."""
+
+    # Cargo's per-message Request (workers.request) and the app's runtime (workers.app sets it).
+    Request = "workers.request:CargoRequest"
+    cargo_runtime: ClassVar[CargoRuntime | None] = None
 
     def cargo_loaded(self) -> LoadedTask | None:
         runtime = runtime_of(self)
@@ -125,7 +129,7 @@ class CargoBaseTask(CargoTask):
         retries = self.request.retries or 0
         # A message may carry its own budget (a bridged Dramatiq max_retries).
         budget = policy.retry_budget(getattr(self.request, MAX_RETRIES_HEADER, None))
-        if not (policy.retryable(exc) and retries < budget):
+        if not policy.should_retry(exc, retries, budget):
             return exc
         # Exponential backoff with jitter; Celery publishes the retry through
         # RabbitMQ's native delayed delivery (whole seconds, at least one) and
@@ -148,13 +152,14 @@ class CargoBaseTask(CargoTask):
             own = task_id is None or task_id == self.request.id
             progress = progress_of_state(state, meta) if own else None
             if runtime is None or progress is None or self.request.id is None:
-                log.debug("update_state(%r, %r) of %s ignored: only the running task's own "
-                          "custom states become progress events", task_id, state, self.name)
+                # Only the running task's own custom states become progress events.
+                log.debug("task.update_state_ignored", task_id=task_id, state=state,
+                          task_name=self.name)
                 return
             runtime.events.progress(self, progress)
         except Exception:
-            log.warning("update_state of %s[%s] could not be published", self.name,
-                        self.request.id, exc_info=True)
+            log.warning("task.update_state_unpublished", task_name=self.name,
+                        task_id=self.request.id, exc_info=True)
 
     def _same_route(self, queue: str) -> dict[str, Any]:
         """A retry goes back the way the message came: a bridged Dramatiq message

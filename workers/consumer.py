@@ -8,7 +8,7 @@ not a valid Celery protocol v2 JSON message with a known task name — garbage,
 the wrong shape, a header, property or body part of the wrong type
 (``broker.celery_validation``), another framework's message — is published
 unchanged to ``<queue>.XQ`` with reason ``poison`` and only then acknowledged
-(``workers.deadletter``). Some of these used to raise inside Celery's consumer,
+(``workers.request``). Some of these used to raise inside Celery's consumer,
 which stops the whole worker ("Unrecoverable error"). Celery's own handlers for
 such messages, and any exception Celery still raises taking a message, do the
 same, as a backstop.
@@ -16,19 +16,20 @@ same, as a backstop.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Container
 from typing import Any
 
 import kombu
+import structlog
 from celery.worker.consumer import Consumer
 from kombu.utils import json as kombu_json
 from vine import promise
 
 from broker.deadletter import Reason, poison_problem
-from workers.deadletter import body_of, runtime_of
+from workers.deadletterer import body_of
+from workers.runtime import runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def task_message_problem(message: kombu.Message, known_tasks: Container[str]) -> str | None:
@@ -72,7 +73,8 @@ class CargoConsumer(Consumer):
                 # worker ("Unrecoverable error") and then the next one.
                 if message.acknowledged:
                     raise
-                log.exception("Celery could not take a message; dead-lettering it as poison")
+                log.exception("consumer.message_refused_by_celery",
+                              action="dead-lettered as poison")
                 return self._cargo_poison(
                     message, f"Celery could not take the message: {type(exc).__name__}")
 

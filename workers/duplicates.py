@@ -20,21 +20,24 @@ that was dead-lettered or revoked may be replayed on purpose
   quorum queue's ``x-delivery-count``) and unknown to the LRU: a bounded read of
   the events stream (:mod:`workers.stream_lookup`) for that id's terminal event,
   because the process that knew may be the one that died.
+
+Celery's own bookkeeping is read only through :mod:`workers.celery_state_adapter`.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections import OrderedDict
 from typing import Any
 
-from celery.worker.state import reserved_requests, successful_requests, task_ready
+import structlog
 
-from workers.deadletter import CargoRequest, CargoTask
+from workers.base import CargoBaseTask
+from workers.celery_state_adapter import forget_request, held_elsewhere, succeeded_here
+from workers.request import CargoRequest
 from workers.stream_lookup import succeeded_on_stream
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 REMEMBERED = 100_000  # task ids; about 10 MB of main-process memory when full
 
@@ -75,10 +78,9 @@ class GuardedRequest(CargoRequest):
         # hook), and drops the request quietly when it is true. Celery's own
         # revoked() would also emit ``revoked``: a duplicate emits nothing.
         if not getattr(self, "_already_revoked", False) and self.cargo_already_ended():
-            log.warning("not running %s[%s] again: it already ended (duplicate message)",
-                        self.name, self.id)
+            log.warning("tasks.duplicate_not_run", task=self.name, task_id=self.id)
             self._already_revoked = True
-            task_ready(self)
+            forget_request(self)
             self.acknowledge()
             return True
         return bool(super().revoked())
@@ -93,7 +95,7 @@ class GuardedRequest(CargoRequest):
         # process yet (the child publishes the terminal event first). Skipping
         # is safe: that message is unacknowledged until it ends, and is
         # redelivered if it does not.
-        if any(other.id == self.id and other is not self for other in reserved_requests):
+        if held_elsewhere(self):
             return True
         lookup = getattr(self.task, "cargo_stream_lookup", None)
         if lookup is None or not redelivered(self.delivery_info, self.message.headers):
@@ -108,7 +110,7 @@ class GuardedRequest(CargoRequest):
         # Celery's per-task Request replaces on_success; what it still does on
         # success is mark the request successful, then acknowledge it.
         finished = finished_of(self.task)
-        if finished is not None and self.id and self.id in successful_requests:
+        if finished is not None and self.id and succeeded_here(self.id):
             finished.add(self.id)
 
 
@@ -117,7 +119,7 @@ def finished_of(task: Any) -> FinishedTasks | None:
     return finished if isinstance(finished, FinishedTasks) else None
 
 
-def guard_duplicates(task_cls: type[CargoTask], broker_url: str) -> None:
+def guard_duplicates(task_cls: type[CargoBaseTask], broker_url: str) -> None:
     """Give the app's task class the guarded Request, its own memory of outcomes
     and the stream lookup for redelivered messages."""
     task_cls.Request = f"{__name__}:GuardedRequest"

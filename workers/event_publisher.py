@@ -10,7 +10,9 @@ task's message is acknowledged only after its outcome was reported, so an
 acknowledged task's events are all in the stream, as with a wait per event,
 for one broker round trip per task instead of two: measured
 (``bench/drain.py``), that round trip under load was most
-of a trivial task's cost.
+of a trivial task's cost (274-397 → 486-504 tasks/s, bench/RESULTS.md "What was
+changed for it"). The publish that does not wait is py-amqp's private one, used
+only through :mod:`workers.pyamqp_adapter`.
 
 Unconfirmed events are kept until confirmed. When the connection fails they
 are published again on a new one, in order (at least once: the events'
@@ -20,7 +22,6 @@ One connection per process: a prefork child opens its own after the fork.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -31,8 +32,11 @@ from typing import Any
 
 import amqp
 import kombu
+import structlog
 
-log = logging.getLogger(__name__)
+from workers.pyamqp_adapter import open_confirm_channel, publish_unconfirmed, socket_fileno
+
+log = structlog.get_logger(__name__)
 
 PERSISTENT = 2
 
@@ -93,8 +97,8 @@ class EventPublisher:
                     return
                 except (OSError, amqp.exceptions.AMQPError, kombu.exceptions.KombuError) as exc:
                     problem = exc
-                    log.warning("event publish failed (%s: %s); reconnecting",
-                                type(exc).__name__, exc)
+                    log.warning("events.publish_failed_reconnecting",
+                                error_type=type(exc).__name__, error=str(exc))
                     self._forget_connection(close=True)
                 except ConfirmFailed as exc:
                     problem = exc
@@ -116,17 +120,15 @@ class EventPublisher:
             try:
                 self._take_confirms()
             except (OSError, amqp.exceptions.AMQPError, kombu.exceptions.KombuError) as exc:
-                log.warning("event confirms unreadable (%s: %s); reconnecting on the next "
-                            "publish", type(exc).__name__, exc)
+                # The next publish reconnects.
+                log.warning("events.confirms_unreadable",
+                            error_type=type(exc).__name__, error=str(exc))
                 self._forget_connection(close=True)
 
     def fileno(self) -> int | None:
         """The connection's socket, for an event loop to watch for confirms."""
         connection = self._connection
-        if connection is None:
-            return None
-        sock = getattr(connection.connection, "sock", None)
-        return sock.fileno() if sock is not None else None
+        return None if connection is None else socket_fileno(connection)
 
     def close(self) -> None:
         with self._lock:
@@ -137,10 +139,7 @@ class EventPublisher:
     def _connect(self) -> None:
         connection = kombu.Connection(self._url, connect_timeout=self._timeout)
         connection.ensure_connection(max_retries=1)
-        channel: Any = connection.default_channel  # pyamqp: an amqp.Channel
-        channel.confirm_select()
-        channel.events["basic_ack"].add(self._on_ack)
-        channel.events["basic_nack"].add(self._on_nack)
+        channel = open_confirm_channel(connection, self._on_ack, self._on_nack)
         self._connection, self._channel = connection, channel
         self._nacked = False
         pending = list(self._unconfirmed.values())
@@ -150,12 +149,11 @@ class EventPublisher:
             self._send(self._next_tag, event)
 
     def _send(self, tag: int, event: PendingEvent) -> None:
-        message = amqp.Message(event.body, content_type=event.content_type,
-                               content_encoding="utf-8", delivery_mode=PERSISTENT)
         self._unconfirmed[tag] = event
         self._next_tag = tag + 1
-        self._channel._basic_publish(message, exchange=event.exchange,
-                                     routing_key=event.routing_key)
+        publish_unconfirmed(self._channel, event.body, exchange=event.exchange,
+                            routing_key=event.routing_key, content_type=event.content_type,
+                            delivery_mode=PERSISTENT)
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple)
@@ -210,4 +208,4 @@ class EventPublisher:
             try:
                 connection.collect()
             except Exception:
-                log.debug("dropping an event connection", exc_info=True)
+                log.debug("events.connection_drop_failed", exc_info=True)

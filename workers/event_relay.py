@@ -14,7 +14,9 @@ All of it runs on the consumer's event loop (kombu's hub), as Celery's own
 consumer does: the children's socket and the events connection are readers of
 the hub, one batch is published per loop iteration (``on_tick``), and an ack
 runs as soon as the confirm is read. No thread, no lock: a relay thread measured
-costlier than the publishes it saved.
+costlier than the publishes it saved. The hub is reached only through
+:mod:`workers.kombu_hub_adapter`, Celery's count of held tasks only through
+:mod:`workers.celery_state_adapter`.
 
 The guarantee is unchanged: a task's message is acknowledged only after its
 outcome is confirmed. The main process defers the acknowledgement
@@ -42,7 +44,6 @@ confirm itself before.)
 from __future__ import annotations
 
 import functools
-import logging
 import multiprocessing
 import os
 import socket
@@ -51,14 +52,22 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from celery import bootsteps
-from celery.worker.state import reserved_requests
 
 from broker.events import BATCH_TYPE, CONTENT_TYPE, MAX_BATCH
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
+from workers.celery_state_adapter import held_count
 from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
+from workers.kombu_hub_adapter import (
+    call_every_tick,
+    call_repeatedly,
+    stop_calling_every_tick,
+    unwatch,
+    watch_readable,
+)
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Largest socket message a child hands over; larger events are published by the child.
 MAX_HANDOVER_BYTES = 64 * 1024
@@ -122,9 +131,9 @@ class EventRelay:
 
     def start(self, hub: Any) -> None:
         self._hub = hub
-        hub.add_reader(self._parent_end.fileno(), self._read_children)
-        hub.on_tick.add(self._publish_queued)
-        self._timer = hub.call_repeatedly(self._timeout, self._give_up_on_stale)
+        watch_readable(hub, self._parent_end.fileno(), self._read_children)
+        call_every_tick(hub, self._publish_queued)
+        self._timer = call_repeatedly(hub, self._timeout, self._give_up_on_stale)
         self._active.value = _ON
 
     def stop(self) -> None:
@@ -133,10 +142,10 @@ class EventRelay:
         self._active.value = _OFF
         hub, self._hub = self._hub, None
         if hub is not None:
-            hub.remove_reader(self._parent_end.fileno())
-            hub.on_tick.discard(self._publish_queued)
+            unwatch(hub, self._parent_end.fileno())
+            stop_calling_every_tick(hub, self._publish_queued)
             if self._watched_fd is not None:
-                hub.remove_reader(self._watched_fd)
+                unwatch(hub, self._watched_fd)
                 self._watched_fd = None
         if self._timer is not None:
             self._timer.cancel()
@@ -180,7 +189,7 @@ class EventRelay:
         """Publish what was handed over as few messages as MAX_BATCH allows (once
         per loop iteration: the hub's ``on_tick``)."""
         if self._hub is not None:
-            self._active.value = _BUSY if len(reserved_requests) >= self._min_running else _ON
+            self._active.value = _BUSY if held_count() >= self._min_running else _ON
         if not self._queue:
             return
         batch, self._queue = self._queue, []
@@ -202,8 +211,7 @@ class EventRelay:
             try:
                 self._publisher.publish(event, wait=wait and i == len(messages) - 1)
             except ConfirmFailed as exc:  # kept unconfirmed: published again on reconnect
-                log.warning("could not publish the events of %d finished tasks yet: %s",
-                            len(task_ids), exc)
+                log.warning("events.relay_publish_failed", tasks=len(task_ids), error=str(exc))
         self._watch_confirms()
 
     def _watch_confirms(self) -> None:
@@ -215,10 +223,10 @@ class EventRelay:
         if fd == self._watched_fd:
             return
         if self._watched_fd is not None:
-            self._hub.remove_reader(self._watched_fd)
+            unwatch(self._hub, self._watched_fd)
         self._watched_fd = fd
         if fd is not None:
-            self._hub.add_reader(fd, self._read_confirms)
+            watch_readable(self._hub, fd, self._read_confirms)
 
     def _read_confirms(self) -> None:
         self._publisher.poll()
@@ -229,7 +237,7 @@ class EventRelay:
         if entry is None:
             return  # given up on already
         if not confirmed:
-            log.warning("the broker refused the events of %d finished tasks", len(entry[1]))
+            log.warning("events.relay_refused", tasks=len(entry[1]))
         self._release(entry[1])
 
     def _release(self, task_ids: list[str]) -> None:
@@ -246,8 +254,8 @@ class EventRelay:
                 return
             del self._outstanding[serial]
             # As when a child's own publish fails: logged, and the tasks acknowledged.
-            log.warning("no confirm for the events of %d finished tasks within %gs; "
-                        "acknowledging them", len(task_ids), self._timeout * ATTEMPTS)
+            log.warning("events.relay_unconfirmed_acknowledged", tasks=len(task_ids),
+                        waited_seconds=self._timeout * ATTEMPTS)
             self._release(task_ids)
             self._publisher.close()  # the next publish reconnects and publishes it again
 

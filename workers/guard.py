@@ -14,7 +14,7 @@ accepted the task passes the task's memory limit
 
 Celery's pool forks a replacement child and the worker goes on serving; the
 killed child's ``WorkerLostError`` that Celery reports later only marks the
-request done (see ``workers.deadletter``). If the dead-letter publish fails, the
+request done (see ``workers.request``). If the dead-letter publish fails, the
 message is not acknowledged: RabbitMQ redelivers it, and past the delivery
 limit dead-letters it itself.
 
@@ -34,22 +34,24 @@ acknowledge finishing tasks. The killed child's message is requeued
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import threading
 import time
 from typing import Any
 
+import structlog
 from celery import bootsteps
 from celery.worker import state
 from celery.worker.state import active_requests
 
 from broker.deadletter import Reason
 from broker.events import TaskState
-from workers.deadletter import CargoRequest, CargoRuntime, rss_of, runtime_of
+from workers.request import CargoRequest
+from workers.rss import rss_of
+from workers.runtime import CargoRuntime, runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 MIB = 1024 * 1024
 
@@ -106,12 +108,12 @@ class MemoryGuard:
                         f"past its memory limit of {limit / MIB:.1f} MiB"),
         }
         if not self._dead_letter:
-            log.error("memory guard (shutting down): %s[%s] in process %d %s; stopped, "
-                      "its message goes back to the queue", request.name, request.id, pid,
-                      error["message"])
+            # Shutting down: the message goes back to the queue, not to the dead letters.
+            log.error("memory_guard.stopped_while_shutting_down", task_name=request.name,
+                      task_id=request.id, pid=pid, error=error["message"])
             return
-        log.error("memory guard: %s[%s] in process %d %s; stopped", request.name,
-                  request.id, pid, error["message"])
+        log.error("memory_guard.stopped", task_name=request.name, task_id=request.id,
+                  pid=pid, error=error["message"])
         if request.cargo_dead_letter(Reason.MEMORY_LIMIT, error):
             # Celery never reports this run as failed (the child was killed): count it.
             request.cargo_count("failed", error["type"])
@@ -162,7 +164,7 @@ class DrainGuard(threading.Thread):
         self._interval = interval
 
     def run(self) -> None:
-        log.info("memory guard: watching the running tasks until the warm shutdown is done")
+        log.info("memory_guard.watching_until_shutdown")
         while active_requests:
             self._guard.check()
             time.sleep(self._interval)

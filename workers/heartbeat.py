@@ -13,7 +13,8 @@ once when the broker does. Cargo's worker instead proves itself locally:
   says whether the worker can take tasks;
 - a small **writer thread** of the main process writes both, with its own time,
   to ``CARGO_WORKER_HEARTBEAT_FILE`` every ``CARGO_WORKER_HEARTBEAT_INTERVAL``
-  seconds (atomically: a temporary file renamed over it).
+  seconds (atomically: a temporary file renamed over it), inside
+  ``with heartbeat.writing():``; leaving it removes the file.
 
 ``cargoctl worker health --liveness|--readiness`` reads that file
 (:mod:`workers.health`); the Kubernetes probes run it. The same state is on the
@@ -25,20 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import structlog
 from celery import bootsteps
-from celery.worker.state import active_requests
 
-from workers.deadletter import runtime_of
+from workers.celery_state_adapter import running_count
 from workers.metrics import WorkerMetrics
+from workers.runtime import runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Heartbeat:
@@ -53,8 +55,6 @@ class Heartbeat:
         self.hostname = "unknown"
         self.connected = False
         self.loop_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self) -> None:
         """The consumer loop ran (called on its timer)."""
@@ -87,28 +87,29 @@ class Heartbeat:
             tmp.write_text(json.dumps(self.document()))
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("could not write the heartbeat file %s: %s", self.path, exc)
+            log.warning("worker.heartbeat_unwritable", path=str(self.path), error=str(exc))
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cargo-heartbeat", daemon=True)
-        self._thread.start()
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Write the file from a thread of this process until the block ends; then
+        stop the thread and remove the file (a stopped worker is not live)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._run, args=(stop,), name="cargo-heartbeat",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            if self.path is not None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self.path is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             self.write()
-            self._stop.wait(self.interval)
+            stop.wait(self.interval)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -130,7 +131,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         heartbeat.set_connected(True, parent.hostname)
         if heartbeat.metrics is not None:
             heartbeat.metrics.bind_worker(heartbeat.hostname, heartbeat.up,
-                                          lambda: len(active_requests))
+                                          running_count)
         self._entry = parent.timer.call_repeatedly(heartbeat.interval, heartbeat.tick)
 
     def stop(self, parent: Any) -> None:

@@ -12,12 +12,12 @@ logged and dropped, never raised into the task.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import celery
+import structlog
 from celery import signals
 from celery.app.task import Context, Task
 
@@ -27,7 +27,7 @@ from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
 from workers.event_relay import EventRelay
 from workers.event_window import EventWindow
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Events a process does not wait for: held for the merge window (workers.event_window),
 # then they travel with the task's next event, which is confirmed.
@@ -106,8 +106,8 @@ class LifecycleEvents:
             # (the child's ``succeeded`` was confirmed, the main process could not
             # ack), so a ``retrying`` here would follow ``succeeded``. The next
             # delivery says ``started`` if it runs again.
-            log.info("task %s[%s] cancelled after a lost broker connection; the broker "
-                     "redelivers it", sender.name, request.id)
+            log.info("task.cancelled_on_connection_loss", task_name=sender.name,
+                     task_id=request.id)
             return
         # The contract's path for a failed attempt that will run again is
         # failed -> retrying; Celery signals only the retry, so say both.
@@ -142,7 +142,7 @@ class LifecycleEvents:
               **fields: Any) -> None:
         event_id = task_id or request.id
         if event_id is None:
-            log.warning("no task id for a %s event of %s; not published", state, task.name)
+            log.warning("events.no_task_id", state=state.value, task_name=task.name)
             return
         event = TaskEvent(
             task_id=event_id, name=task.name, state=state, ts=utc_now(),
@@ -172,8 +172,8 @@ class LifecycleEvents:
         try:
             self._publisher.publish(pending, wait=wait)
         except ConfirmFailed as exc:
-            log.warning("could not publish the %s event of task %s[%s] (%d events in its "
-                        "message): %s", last.state, last.name, last.task_id, len(events), exc)
+            log.warning("events.publish_failed", state=last.state.value, task_name=last.name,
+                        task_id=last.task_id, events=len(events), error=str(exc))
             return False
         return True
 

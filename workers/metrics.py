@@ -2,7 +2,7 @@
 
 Counted where the thing happens, once, and always in the worker's main
 process, so the prefork pool needs no multiprocess mode: Celery reports every
-task's progress back to the main process (``workers.deadletter.CargoRequest``
+task's progress back to the main process (``workers.request.CargoRequest``
 counts received, started, succeeded, failed, retried, rejected and revoked
 there, with the runtime Celery measured in the child). The main process also
 dead-letters every message (a task's failure, the memory guard, poison) and
@@ -16,18 +16,21 @@ the celery-mixin alerts read them unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 
-from broker.metrics_endpoint import MetricsEndpoint
+log = structlog.get_logger(__name__)
 
 TASK_LABELS = ["name", "hostname", "queue_name"]
 RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -98,7 +101,6 @@ class WorkerMetrics:
         self.tasks_active = Gauge(
             "celery_worker_tasks_active", "Tasks the worker's pool is running",
             ["hostname"], registry=r)
-        self._endpoint = MetricsEndpoint(self.registry, "worker")
 
     def declare_dead_letters(self, queues: Iterable[str], reasons: Iterable[str]) -> None:
         """Export every (queue, reason) at 0 from the start: a counter that appears
@@ -145,11 +147,31 @@ class WorkerMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # scraped in-cluster
-        self._endpoint.serve(port, addr)
+    @contextlib.contextmanager
+    def serving(self, port: int,
+                addr: str = "0.0.0.0") -> Iterator[None]:  # scraped in-cluster
+        """Serve ``/metrics`` on ``port`` (0: not at all) until the block ends.
 
-    def stop(self) -> None:
-        self._endpoint.stop()
+        prometheus-client's threaded server, not prometheus-async's: the worker's
+        main process runs Celery's threads and no asyncio loop to serve from. A
+        busy port is logged, not fatal: a worker that cannot be scraped still
+        runs its tasks, and the missing scrape target raises its own alert.
+        """
+        if port == 0:
+            yield
+            return
+        try:
+            server, _thread = start_http_server(port, addr, registry=self.registry)
+        except OSError as exc:
+            log.error("worker.metrics_not_served", port=port, error=str(exc))
+            yield
+            return
+        log.info("worker.metrics_served", url=f"http://{addr}:{port}/metrics")
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
 
 
 def exception_type(text: object) -> str:

@@ -33,7 +33,7 @@ import celery
 from celery.app.task import Task
 
 from broker.arguments import ArgumentsSchema, InvalidSchema
-from broker.settings import ConfigError, Settings
+from broker.settings import ConfigError, WorkerSettings
 from broker.topology import check_queue_name
 from workers.base import CargoBaseTask, LoadedTask
 from workers.policy import InvalidTaskOption, policy_from_options
@@ -97,7 +97,7 @@ def first_doc_line(doc: str | None) -> str | None:
     return lines[0].strip()[:1000] if lines else None
 
 
-def derive(task: Task[Any, Any], settings: Settings) -> LoadedTask:
+def derive(task: Task[Any, Any], settings: WorkerSettings) -> LoadedTask:
     """Check one task and derive its queue, policy and schema; raise ConfigError."""
     name = task.name
     if not isinstance(task, CargoBaseTask):
@@ -148,7 +148,7 @@ def share_app_attributes(app: celery.Celery, names: Iterable[str], task_cls: typ
                     setattr(cls, attr, getattr(task_cls, attr))
 
 
-def load_tasks(app: celery.Celery, settings: Settings) -> dict[str, LoadedTask]:
+def load_tasks(app: celery.Celery, settings: WorkerSettings) -> dict[str, LoadedTask]:
     """Import the modules, pick the app's tasks from them, derive and apply each one."""
     modules = import_task_modules(settings.task_module_names)
     offered = offered_tasks(app, modules)

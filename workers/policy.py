@@ -2,7 +2,8 @@
 
 Pure (no Celery), so the rules are unit-tested on their own:
 
-- A task that raises is retried up to ``max_retries`` times, each after an
+- A task that raises is retried up to ``max_retries`` times (a message may carry
+  its own budget: :meth:`TaskPolicy.retry_budget`), each after an
   exponentially growing delay with jitter (:func:`backoff_delay`), then
   dead-lettered with reason ``failed``. An error that retrying cannot fix
   (:class:`PermanentError`, or ``TypeError`` — bad arguments, a programming
@@ -25,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.settings import Settings, TaskLimits
+from broker.settings import TaskLimits, WorkerSettings
 from broker.topology import MAX_RETRY_BUDGET
 
 MIB = 1024 * 1024
@@ -60,9 +61,10 @@ class TaskPolicy:
     def retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, Exception) and not isinstance(exc, self.non_retryable)
 
-    def should_retry(self, exc: BaseException, retries: int) -> bool:
-        """Whether the attempt that just failed (``retries`` before it) runs again."""
-        return self.retryable(exc) and retries < self.max_retries
+    def should_retry(self, exc: BaseException, retries: int, budget: int | None = None) -> bool:
+        """Whether the attempt that just failed (``retries`` before it) runs again, within
+        ``budget`` retries in all (default: the task's; a message's own: :meth:`retry_budget`)."""
+        return self.retryable(exc) and retries < (self.max_retries if budget is None else budget)
 
     def retry_budget(self, requested: object) -> int:
         """The retries a message may use: its own ``x-cargo-max-retries`` (a bridged
@@ -89,7 +91,7 @@ def backoff_delay(retries: int, base: float, maximum: float,
     return ceiling / 2 + rand() * ceiling / 2
 
 
-def resolve_policy(name: str, settings: Settings, *, max_retries: int | None = None,
+def resolve_policy(name: str, settings: WorkerSettings, *, max_retries: int | None = None,
                    retry_backoff: float | None = None, retry_backoff_max: float | None = None,
                    time_limit: float | None = None, memory_mb: int | None = None,
                    non_retryable: tuple[type[BaseException], ...] = (),
@@ -155,7 +157,8 @@ def _exception_types(name: str, option: str, value: Any) -> tuple[type[BaseExcep
     return types
 
 
-def policy_from_options(name: str, options: Mapping[str, Any], settings: Settings) -> TaskPolicy:
+def policy_from_options(name: str, options: Mapping[str, Any],
+                        settings: WorkerSettings) -> TaskPolicy:
     """A task's policy from the options its decorator set explicitly (Celery keeps them
     in the task class's own ``__dict__``) and the environment.
 

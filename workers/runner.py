@@ -8,13 +8,13 @@ from typing import cast
 
 import click
 
-from broker.settings import ConfigError, Settings
+from broker.settings import ConfigError, WorkerSettings
 from workers.app import create_app
-from workers.deadletter import runtime_of
 from workers.modules import task_queues
+from workers.runtime import runtime_of
 
 
-def worker_argv(settings: Settings, concurrency: int, hostname: str | None,
+def worker_argv(settings: WorkerSettings, concurrency: int, hostname: str | None,
                 extra_args: list[str], queues: Iterable[str] | None = None) -> list[str]:
     """The ``celery worker`` command line ``run_worker`` runs.
 
@@ -42,7 +42,7 @@ def worker_argv(settings: Settings, concurrency: int, hostname: str | None,
     return [*argv, *extra_args]
 
 
-def with_worker_queues(settings: Settings, queues: str | None) -> Settings:
+def with_worker_queues(settings: WorkerSettings, queues: str | None) -> WorkerSettings:
     """``settings`` with ``cargoctl worker --queues a,b`` in place of CARGO_WORKER_QUEUES;
     raises ConfigError for a bad queue name."""
     if not queues:
@@ -60,7 +60,7 @@ def with_worker_queues(settings: Settings, queues: str | None) -> Settings:
     return settings.model_copy(update={"worker_queues": ",".join(dict.fromkeys(names))})
 
 
-def run_worker(settings: Settings, concurrency: int, hostname: str | None,
+def run_worker(settings: WorkerSettings, concurrency: int, hostname: str | None,
                extra_args: list[str]) -> int:
     """Run the worker until it shuts down; return its exit code (2: bad configuration,
     e.g. a module of ``CARGO_TASK_MODULES`` that does not import)."""

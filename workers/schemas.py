@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import typing
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from pydantic import ConfigDict, Field, TypeAdapter, create_model
 from pydantic.errors import PydanticUserError
 
 from broker.arguments import POSITIONAL, POSITIONAL_ONLY, VARARGS
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 _P = inspect.Parameter
 _POSITIONAL_KINDS = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
@@ -39,8 +39,9 @@ def _usable_hint(name: str, hint: Any) -> Any:
     try:
         TypeAdapter(hint).json_schema()
     except (PydanticUserError, TypeError, ValueError) as exc:
-        log.warning("task parameter %r: its type %r has no JSON Schema (%s); "
-                    "any JSON value is accepted", name, hint, type(exc).__name__)
+        # Any JSON value is accepted for that parameter.
+        log.warning("task.parameter_without_schema", parameter=name, type=repr(hint),
+                    error=type(exc).__name__)
         return Any
     return hint
 

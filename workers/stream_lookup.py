@@ -16,18 +16,18 @@ seconds (its end).
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kombu
+import structlog
 
 from broker.events import EventDecodeError, TaskState, decode_stream_message
 from broker.topology import EVENTS_STREAM
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 LOOKBACK_SECONDS = 3600.0
 MAX_MESSAGES = 200_000
@@ -74,17 +74,18 @@ def succeeded_on_stream(url: str, task_id: str, *, lookback: float = LOOKBACK_SE
                                   arguments={"x-stream-offset": since})
             while not found and read < max_messages:
                 if time.monotonic() - started > deadline:
-                    log.warning("events stream lookup for %s stopped after %.1fs (%d messages)",
-                                task_id, deadline, read)
+                    log.warning("events_stream.lookup_stopped", task_id=task_id,
+                                seconds=round(deadline, 1), messages=read)
                     break
                 try:
                     connection.drain_events(timeout=idle)
                 except TimeoutError:
                     break  # nothing more: the end of the stream
     except Exception as exc:  # a broker problem here must not stop the worker
-        log.warning("events stream lookup for %s failed: %s: %s", task_id,
-                    type(exc).__name__, exc)
+        log.warning("events_stream.lookup_failed", task_id=task_id,
+                    error=f"{type(exc).__name__}: {exc}")
         return False
-    log.info("events stream lookup for %s: %s after %d messages in %.3fs", task_id,
-             "succeeded" if found else "not found", read, time.monotonic() - started)
+    log.info("events_stream.lookup", task_id=task_id,
+             outcome="succeeded" if found else "not found", messages=read,
+             seconds=round(time.monotonic() - started, 3))
     return found

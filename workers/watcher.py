@@ -14,11 +14,11 @@ among workers (competing consumers), so each dead-lettering is announced once
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kombu
+import structlog
 from celery import bootsteps
 
 from broker.deadletter import dead_lettered_by_cargo, identify, parse_dead_letter
@@ -26,9 +26,10 @@ from broker.declare import declare_watch_queue_with_kombu, kombu_queue
 from broker.events import TaskState
 from broker.topology import QueueSpec, dead_letter_watch_queue_name
 from workers.announce import consumed_queues
-from workers.deadletter import CargoRuntime, body_of, runtime_of
+from workers.deadletterer import body_of
+from workers.runtime import CargoRuntime, runtime_of
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 PREFETCH = 50
 
@@ -92,8 +93,7 @@ class DeadLetterWatcher(bootsteps.ConsumerStep):
         then the next one that receives it.
         """
         runtime.metrics.watch_dropped(type(exc).__name__)
-        log.error("dropped a dead-letter notice the watcher could not read (%s: %.200s)",
-                  type(exc).__name__, exc)
+        log.error("watcher.notice_dropped", error=f"{type(exc).__name__}: {str(exc)[:200]}")
         message.ack()
 
     @staticmethod
@@ -108,7 +108,7 @@ class DeadLetterWatcher(bootsteps.ConsumerStep):
         reason = letter.reason or "unknown"
         task_id, name = identify(headers, body, message.properties)
         runtime.metrics.dead_lettered(letter.queue, reason)
-        log.warning("RabbitMQ dead-lettered %s[%s] from %s: %s", name, task_id,
-                    letter.queue, reason)
+        log.warning("watcher.dead_lettered_by_rabbitmq", task_name=name, task_id=task_id,
+                    queue=letter.queue, reason=reason)
         runtime.emit(task_id, name, TaskState.DEAD_LETTERED, queue=letter.queue,
                      reason=reason, hostname=hostname)

@@ -22,23 +22,24 @@ from typing import Any
 
 import aiohttp
 
-from broker.events import TaskState
+from bench.bridge import log_dir, wait_consuming
+from bench.inprocess_gateway import serving_gateway
+from bench.procs import start_worker, wait_ready
+from bench.stream_tally import StreamTally
+from bench.vhost import private_vhost, process_env
 from broker.settings import Settings
 from gateway.keys import BROKER_KEY
-from tests.support.events import StreamEvents
-from tests.support.gateway import Gateway, WsClient, running_gateway
-from tests.support.processes import start_worker
-from tests.support.rabbit import private_vhost
 
 MAX_TRIES = 50
 
 
-async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter[str],
+async def submit_until_accepted(http: aiohttp.ClientSession, url: str, n: int,
+                                firsts: collections.Counter[str],
                                 retries: collections.Counter[str]) -> str:
     key = f"burst-{uuid.uuid4()}"
     for attempt in range(MAX_TRIES):
         # The key both ways (a gateway without the header still reads the option).
-        async with gw.http.post(f"{gw.url}/tasks/calculate_distance",
+        async with http.post(f"{url}/tasks/calculate_distance",
                                 json={"args": [n, 0], "options": {"idempotency_key": key}},
                                 headers={"Idempotency-Key": key}) as resp:
             doc: Any = await resp.json()
@@ -56,50 +57,50 @@ async def submit_until_accepted(gw: Gateway, n: int, firsts: collections.Counter
 
 
 async def run(settings: Settings, clients: int, burst: int) -> None:
-    # A session of their own without aiohttp's 100-connection limit.
-    async with running_gateway(settings) as gw, StreamEvents(settings) as stream, \
+    # The WebSocket clients get a session of their own without aiohttp's
+    # 100-connection limit.
+    async with serving_gateway(settings) as (app, url), \
+            StreamTally([settings.rabbitmq_url]) as stream, \
+            aiohttp.ClientSession() as http, \
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as ws_http:
-        link = gw.app[BROKER_KEY].connection
-        ws_url = gw.url.replace("http", "ws", 1) + "/ws"
-        sockets = [WsClient(ws_http, ws_url) for _ in range(clients)]
+        await wait_ready(http, url, None)
+        link = app[BROKER_KEY].connection
+        ws_url = url.replace("http", "ws", 1) + "/ws"
+        sockets = [await ws_http.ws_connect(ws_url) for _ in range(clients)]
         for ws in sockets:
-            await ws.__aenter__()
-            await ws.send({"op": "subscribe", "all": True})
+            await ws.send_json({"op": "subscribe", "all": True})
 
-        async def drain(ws: Any) -> None:
+        async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
             while True:
-                await ws.conn.receive()
+                await ws.receive()
 
         drains = [asyncio.create_task(drain(ws)) for ws in sockets]
         firsts: collections.Counter[str] = collections.Counter()
         retries: collections.Counter[str] = collections.Counter()
         started = time.monotonic()
-        ids = await asyncio.gather(*(submit_until_accepted(gw, n, firsts, retries)
+        ids = await asyncio.gather(*(submit_until_accepted(http, url, n, firsts, retries)
                                      for n in range(burst)))
         answered = time.monotonic() - started
         wanted = set(ids)
-
-        def all_done(_: Any) -> bool:
-            done = {e.task_id for e in stream.events if e.state is TaskState.SUCCEEDED}
-            return wanted <= done
-
-        await stream.wait(all_done, timeout=600, what="every task succeeded")
+        missing = await stream.wait_finished(wanted, timeout=600)
+        if missing:
+            raise TimeoutError(f"{len(missing)} tasks never finished")
         # Duplicates would have run by now if any were queued.
         await asyncio.sleep(2)
-        runs = collections.Counter(e.task_id for e in stream.events
-                                   if e.state is TaskState.STARTED
-                                   and e.task_id in wanted)
-        reopened = gw.app[BROKER_KEY].connection is not link
+        runs = collections.Counter({task_id: stream.count(task_id, "started")
+                                    for task_id in wanted if stream.count(task_id, "started")})
+        failed = sum(1 for task_id in wanted if not stream.count(task_id, "succeeded"))
+        reopened = app[BROKER_KEY].connection is not link
         for task in drains:
             task.cancel()
         for ws in sockets:
-            await ws.__aexit__(None, None, None)
+            await ws.close()
     print(f"clients={clients} burst={burst} answered_in={answered:.1f}s")
     print(f"first answers: {dict(sorted(firsts.items()))}; "
           f"retries: {dict(sorted(retries.items()))}")
     print(f"tasks accepted: {len(wanted)}; executions: {sum(runs.values())}; "
           f"ran more than once: {sum(1 for c in runs.values() if c > 1)}; "
-          f"never started: {len(wanted - set(runs))}")
+          f"never started: {len(wanted - set(runs))}; finished without succeeding: {failed}")
     print(f"broker connection reopened: {reopened}")
 
 
@@ -109,8 +110,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     args = parser.parse_args()
     with private_vhost("cargo-bench-burst") as settings:
-        worker = start_worker(settings, "bench-burst-worker")
+        worker = start_worker("bench-burst-worker", process_env(settings), log_dir())
         try:
+            # Its announcement is the gateway's catalog: calculate_distance is accepted.
+            asyncio.run(wait_consuming(settings, worker))
             asyncio.run(run(settings, args.clients, args.burst))
         finally:
             worker.stop()

@@ -27,8 +27,8 @@ from typing import Any
 
 def main() -> None:
     import gateway.app as gateway_app
+    from broker.announcer import Announcer
     from broker.settings import load_settings
-    from gateway.announcer import Announcer
 
     if os.environ.get("VARIANT_NO_ANNOUNCE") == "1":
         def no_announce(self: Any, event: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
@@ -87,7 +88,8 @@ async def aio_pika_path(settings: Settings, queue: str) -> tuple[PublishOnce, Cl
 
 async def publisher_path(settings: Settings, queue: str) -> tuple[PublishOnce, Close]:
     connection = BrokerConnection(settings, build_topology(settings), name="bench-publish-cost")
-    await connection.start()
+    stack = contextlib.AsyncExitStack()  # closed by the caller, through the returned Close
+    await stack.enter_async_context(connection)
     await connection.wait_ready(10)
     publisher = Publisher(connection, 10.0)
 
@@ -95,7 +97,7 @@ async def publisher_path(settings: Settings, queue: str) -> tuple[PublishOnce, C
         message = encode_task(str(uuid.uuid4()), "calculate_distance", [3.0, 4.0], {})
         return await publisher.publish_task(message, queue)
 
-    return publish, connection.stop
+    return publish, stack.aclose
 
 
 PATHS = {"aio-pika": aio_pika_path, "publisher": publisher_path}

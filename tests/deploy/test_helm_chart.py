@@ -267,6 +267,33 @@ def test_the_scenarios_render_every_custom_resource_kind() -> None:
     assert "Secret" not in kinds, "the chart must reference Secrets, never make them"
 
 
+# Short names a template's file may use for the kind it holds, as kubectl does.
+KIND_FILE_NAMES = {"PodDisruptionBudget": "pdb", "HorizontalPodAutoscaler": "hpa"}
+
+
+def test_every_template_holds_one_kind_and_is_named_for_it() -> None:
+    """templates/[<component>-]<kind>.yaml: an object is found by its kind, and a file says
+    what it holds (several objects of one kind may share a file)."""
+    kinds_by_file: dict[str, set[str]] = {}
+    for scenario in SCENARIOS:
+        for doc in re.split(r"^---\s*$", render_text(scenario=scenario), flags=re.M):
+            source = re.search(r"^# Source: cargo/(templates/\S+)$", doc, re.M)
+            obj = yaml.safe_load(doc)
+            if source and obj:
+                kinds_by_file.setdefault(source[1], set()).add(obj["kind"])
+    mixed = {f: sorted(k) for f, k in kinds_by_file.items() if len(k) > 1}
+    assert not mixed, f"templates holding more than one kind: {mixed}"
+    misnamed = [
+        f"{f} holds {kind}" for f, (kind,) in kinds_by_file.items()
+        if not Path(f).stem.replace("-", "").endswith(KIND_FILE_NAMES.get(kind, kind.lower()))
+    ]
+    assert not misnamed, f"templates not named for the kind they hold: {misnamed}"
+    on_disk = {str(p.relative_to(CHART)) for p in (CHART / "templates").rglob("*.yaml")}
+    assert on_disk == set(kinds_by_file), (
+        f"templates no scenario renders: {sorted(on_disk - set(kinds_by_file))}"
+    )
+
+
 # --- checkov -------------------------------------------------------------------------------
 
 

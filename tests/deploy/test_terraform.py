@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
-MODULES = ["vpc", "eks", "rabbitmq"]
+MODULES = ["vpc", "eks", "rabbitmq", "platform"]
 ENVIRONMENTS = ["dev", "prod"]
 # Every configuration: the modules, the environments and the root (state bootstrap).
 CONFIGS = [f"modules/{m}" for m in MODULES] + [f"environments/{e}" for e in ENVIRONMENTS] + ["."]
@@ -116,7 +116,7 @@ def test_every_module_has_main_variables_outputs_versions(config: str) -> None:
     assert not missing, f"terraform/{config} lacks {missing}"
 
 
-def test_the_layout_has_the_vpc_and_eks_modules_both_environments_and_a_root() -> None:
+def test_the_layout_has_the_modules_both_environments_and_a_root() -> None:
     assert sorted(p.name for p in (TERRAFORM / "modules").iterdir() if p.is_dir()) == sorted(
         MODULES
     )
@@ -169,6 +169,33 @@ def test_the_aws_provider_is_constrained_to_allow_5x(config: str) -> None:
     constraint = match[1]
     # 5.x from 5.81 on (optional OIDC thumbprints, EKS access entries and upgrade policy), not 6.x.
     assert constraint in {">= 5.81, < 6.0", "~> 5.81"}, f"terraform/{config}: aws {constraint!r}"
+
+
+def test_each_environment_is_one_call_of_the_platform_module() -> None:
+    """dev and prod say only what differs; the shape they share lives in modules/platform."""
+    for env in ENVIRONMENTS:
+        main = tf_files(f"environments/{env}", "main.tf").read_text()
+        assert top_level_blocks(tf_files(f"environments/{env}", "main.tf"), "module").keys() == {
+            "platform"
+        }, f"{env}: main.tf must call modules/platform and nothing else"
+        assert 'source = "../../modules/platform"' in main, f"{env}: platform from elsewhere"
+        assert not re.search(r"^(resource|data) ", main, re.M), (
+            f"{env}: resources and data sources belong in the modules"
+        )
+
+
+def test_no_configuration_takes_its_zones_from_the_aws_api() -> None:
+    """Zones are pinned (checkov CKV_AWS_394, newer than the checkov scripts/tools.sh pins).
+
+    A data.aws_availability_zones list changes when AWS adds or retires a zone, and with it
+    which subnet goes where; modules/platform takes an explicit, validated azs list instead.
+    """
+    readers = [
+        str(path.relative_to(REPO))
+        for path in sorted(TERRAFORM.rglob("*.tf"))
+        if 'data "aws_availability_zones"' in path.read_text()
+    ]
+    assert not readers, f"zones read from the AWS API instead of pinned: {readers}"
 
 
 def test_environments_have_an_s3_backend_with_locking() -> None:

@@ -23,6 +23,7 @@ import dramatiq
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+from bench.proxy import BrokerProxy
 from broker.events import TaskEvent
 from broker.management import ManagementClient
 from broker.settings import Settings, load_settings
@@ -33,7 +34,6 @@ from tests.support.events import StreamEvents
 from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env, start_worker
-from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost, url_with_vhost
 
 pytestmark = pytest.mark.integration

@@ -86,12 +86,9 @@ def settings_for(vhost: cluster.ClusterVhost, first: str, management: str) -> Se
 
 
 async def declare(settings: Settings) -> None:
-    connection = BrokerConnection(settings, build_topology(settings), name="test-declare")
-    await connection.start()
-    try:
+    async with BrokerConnection(settings, build_topology(settings),
+                                name="test-declare") as connection:
         assert await connection.wait_ready(60), connection.last_error
-    finally:
-        await connection.stop()
 
 
 @dataclass

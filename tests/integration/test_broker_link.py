@@ -18,6 +18,7 @@ import aio_pika
 import pytest
 
 import gateway.health
+from bench.proxy import BrokerProxy
 from broker.events import CONTENT_TYPE, TaskEvent, TaskState, encode_batch, utc_now
 from broker.settings import Settings
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
@@ -25,7 +26,6 @@ from gateway.keys import BROKER_KEY
 from tests.support.events import StreamEvents
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import Proc
-from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
+from bench.proxy import BrokerProxy
 from broker.declare import declare_topology
 from broker.settings import Settings
 from broker.topology import build_topology
@@ -38,7 +39,6 @@ from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.metrics import free_port, parse, total
 from tests.support.processes import Proc, process_env
-from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration

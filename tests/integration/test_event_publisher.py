@@ -12,12 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bench.proxy import BrokerProxy
 from broker.declare import declare_topology
 from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
 from broker.settings import Settings
 from broker.topology import EVENTS_EXCHANGE, build_topology, event_routing_key
 from tests.support.events import StreamEvents
-from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 from workers.event_publisher import ConfirmFailed, EventPublisher, PendingEvent
 

@@ -2,7 +2,7 @@
 the reason, and a thawed one makes it ready again by itself.
 
 The shared RabbitMQ must not be stopped, so the gateway talks to it through
-``tests.support.proxy``, whose ``freeze`` is what a SIGSTOPped broker looks like
+``bench.proxy``, whose ``freeze`` is what a SIGSTOPped broker looks like
 from the client: the connection stays open and nothing comes back.
 """
 
@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import pytest_asyncio
 
+from bench.proxy import BrokerProxy
 from broker.settings import Settings
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
-from tests.support.proxy import BrokerProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import pytest_asyncio
 
+from bench.proxy import BrokerProxy
 from broker.settings import Settings
 from gateway.keys import HUB_KEY
 from tests.support.events import publish_marker
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, events_of, running_gateway, terminal
 from tests.support.processes import Proc
-from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ import aio_pika
 import aiohttp
 import pytest
 
+from bench.proxy import BrokerProxy
 from broker.events import CONTENT_TYPE, TaskEvent, TaskState, utc_now
 from broker.settings import Settings
 from broker.topology import EVENTS_EXCHANGE, event_routing_key
@@ -23,7 +24,6 @@ from tests.support.events import publish_marker
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import Proc
-from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,7 @@ from broker.settings import Settings
 from tests.support.events import publish_marker
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, WsClient, events_of, running_gateway, terminal
+from tests.support.logs import logged
 from tests.support.processes import ROOT, Proc, start_worker
 from tests.support.rabbit import private_vhost
 
@@ -169,7 +170,7 @@ async def test_a_task_leaking_past_its_limit_while_the_worker_drains_is_stopped_
                 timeout=90)
             os.kill(worker.pid, signal.SIGTERM)
             assert await asyncio.to_thread(exit_code, worker, 90) == 0, worker.output()[-3000:]
-            assert "memory guard (shutting down)" in worker.output()
+            assert logged(worker.output(), "memory_guard.stopped_while_shutting_down")
             frames += await until_marker(vhost, ws)
             assert "succeeded" not in [f["state"] for f in events_of(frames, task_id)]
             await wait_queue_holds(vhost, ready=1)  # back in the queue, not lost

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bench.proxy import BrokerProxy
 from broker.settings import Settings
 from broker.topology import dead_letter_queue_name
 from gateway.queue_stats import MANAGEMENT_TIMEOUT
@@ -32,7 +33,6 @@ from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, start_worker
 from tests.support.processes import wait_for_consumer as wait_consuming
-from tests.support.proxy import BrokerProxy
 from tests.support.rabbit import private_vhost
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,7 @@ from broker.celery_protocol import encode_task
 from broker.events import TaskState
 from broker.settings import Settings
 from tests.support.events import StreamEvents
+from tests.support.logs import logged
 from tests.support.processes import Proc, start_worker
 from tests.support.workers import gateway_publisher, submit, wait_queue_empty
 
@@ -68,4 +69,4 @@ async def test_a_redelivered_task_that_already_succeeded_elsewhere_is_not_run_ag
             await asyncio.to_thread(second.stop)
     states = [e.state for e in stream.of(task_id)]
     assert states.count(TaskState.STARTED) == 1, states
-    assert f"events stream lookup for {task_id}: succeeded" in log
+    assert logged(log, "events_stream.lookup", task_id=task_id, outcome="succeeded")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import pytest_asyncio
 
+from bench.proxy import BrokerProxy
 from broker.settings import Settings
 from tests.support.eventually import eventually
 from tests.support.processes import (
@@ -23,7 +24,6 @@ from tests.support.processes import (
     start_chaos_worker,
     start_worker,
 )
-from tests.support.proxy import BrokerProxy
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from broker.settings import Settings
 from tests.support.events import StreamEvents
 from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
+from tests.support.logs import logged
 from tests.support.processes import Proc, start_chaos_worker
 from tests.support.workers import gateway_publisher, submit, wait_queue_empty
 from workers.event_relay import ROUTING_KEY as RELAYED
@@ -102,7 +103,7 @@ async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neith
     [outcome] = [e for e in stream.of(task_id) if e.state is TaskState.SUCCEEDED]
     assert stream.routing_keys[cursor_offset(outcome.cursor or 0)] == routing_key
     assert states.count(TaskState.SUCCEEDED) == 1, states
-    assert f"events stream lookup for {task_id}: succeeded" in log
+    assert logged(log, "events_stream.lookup", task_id=task_id, outcome="succeeded")
     ws_states = [f["state"] for f in events_of(frames, task_id)]
     assert ws_states.count("succeeded") == 1, ws_states
     assert ws_states[-1] == "succeeded", ws_states

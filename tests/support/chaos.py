@@ -19,7 +19,7 @@ import time
 import click
 
 from broker.settings import load_settings
-from workers.deadletter import CargoRequest
+from workers.request import CargoRequest
 from workers.runner import run_worker
 
 

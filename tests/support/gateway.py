@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.inprocess_gateway import serving_gateway
 from broker.settings import Settings
-from gateway.app import create_app
 from tests.support.catalog import announce_builtin_tasks
 from tests.support.eventually import eventually
 
@@ -68,20 +68,11 @@ async def running_gateway(settings: Settings, *, ready: bool = True,
     of the same tasks agrees with it."""
     if builtin_catalog if builtin_catalog is not None else ready:
         await announce_builtin_tasks(settings)
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as http:
-        gateway = Gateway(app, f"http://127.0.0.1:{port}", http)
-        try:
-            if ready:
-                await gateway.wait_ready()
-            yield gateway
-        finally:
-            await runner.cleanup()
+    async with aiohttp.ClientSession() as http, serving_gateway(settings) as (app, url):
+        gateway = Gateway(app, url, http)
+        if ready:
+            await gateway.wait_ready()
+        yield gateway
 
 
 class WsClient:

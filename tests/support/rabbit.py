@@ -1,28 +1,28 @@
-"""Test-session RabbitMQ helpers: a private vhost per session, removed afterwards."""
+"""Test-session RabbitMQ helpers: where the broker is, whether it answers, a private vhost.
+
+The private vhost is ``bench.vhost``'s (one copy for benchmarks and tests).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
+from bench.vhost import private_vhost as bench_private_vhost
+from bench.vhost import url_with_vhost
 from broker.management import ManagementClient, ManagementError
-from broker.settings import Settings, load_settings
+from broker.settings import Settings
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+__all__ = ["base_url", "broker_problem", "private_vhost", "run", "url_with_vhost"]
 
 
 def base_url() -> str:
     return os.environ.get("RABBITMQ_URL", DEFAULT_URL)
-
-
-def url_with_vhost(url: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
 
 
 def run(coro: Any) -> Any:
@@ -50,25 +50,6 @@ def broker_problem(settings: Settings) -> str | None:
 
 @contextmanager
 def private_vhost(prefix: str = "cargo-test") -> Iterator[Settings]:
-    """Create a vhost, yield settings pointing at it, delete it afterwards."""
-    root = load_settings({"RABBITMQ_URL": base_url(), **{
-        k: v for k, v in os.environ.items() if k == "CARGO_MANAGEMENT_URL"}})
-    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    user = urlsplit(root.rabbitmq_url).username or "guest"
-
-    async def create() -> None:
-        async with ManagementClient(root.management_api) as api:
-            await api.create_vhost(vhost, user)
-
-    async def delete() -> None:
-        async with ManagementClient(root.management_api) as api:
-            await api.delete_vhost(vhost)
-
-    run(create())
-    try:
-        env = {"RABBITMQ_URL": url_with_vhost(root.rabbitmq_url, vhost)}
-        if root.management_url:
-            env["CARGO_MANAGEMENT_URL"] = root.management_url
-        yield load_settings(env)
-    finally:
-        run(delete())
+    """Settings on a fresh vhost of the broker in RABBITMQ_URL, deleted afterwards."""
+    with bench_private_vhost(prefix) as settings:
+        yield settings

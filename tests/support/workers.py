@@ -29,14 +29,11 @@ def start_celery_cli_worker(settings: Settings, nodename: str) -> Proc:
 async def gateway_publisher(settings: Settings) -> AsyncIterator[Publisher]:
     """The gateway's own publishing path: a BrokerConnection (which declares the
     topology with aio-pika on connect) and a confirm Publisher over it."""
-    connection = BrokerConnection(settings, build_topology(settings), name="test-publisher")
-    await connection.start()
-    try:
+    async with BrokerConnection(settings, build_topology(settings),
+                                name="test-publisher") as connection:
         if not await connection.wait_ready(30):
             raise TimeoutError(f"publisher not connected: {connection.last_error}")
         yield Publisher(connection, timeout=10)
-    finally:
-        await connection.stop()
 
 
 async def submit(publisher: Publisher, settings: Settings, name: str, args: list[Any],

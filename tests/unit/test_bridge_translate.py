@@ -20,7 +20,7 @@ from bridge.translate import (
     parse_message,
     translate,
 )
-from broker.celery_protocol import decode_task
+from broker.celery_protocol import CONTENT_TYPE, check_task
 from broker.topology import MAX_RETRIES_HEADER
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -47,7 +47,7 @@ def test_a_dramatiq_message_becomes_a_celery_task_of_the_same_name_under_its_mes
     body = wire(kwargs={"unit": "m"})
     sent = json.loads(body)
     result = bridged(body)
-    task = decode_task(result.task.body, result.task.headers)
+    task = check_task(result.task.body, result.task.headers, {"content_type": CONTENT_TYPE})
     assert (task.task_id, task.name) == (sent["message_id"], "calculate_distance")
     assert (task.args, task.kwargs) == ([3, 4], {"unit": "m"})
     assert result.queue == "default"

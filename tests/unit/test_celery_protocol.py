@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import celery
 import pytest
 
-from broker.celery_protocol import ProtocolError, decode_task, encode_task
+from broker.celery_protocol import CONTENT_TYPE, ProtocolError, check_task, encode_task
 
 
 def test_the_encoder_writes_the_headers_and_body_celery_itself_writes() -> None:
@@ -27,7 +27,7 @@ def test_the_encoder_writes_the_headers_and_body_celery_itself_writes() -> None:
 def test_an_encoded_task_decodes_back_with_its_arguments() -> None:
     eta = datetime(2030, 1, 1, tzinfo=UTC)
     message = encode_task("id-2", "sleep", [1.5], {"steps": 3}, eta=eta, retries=2)
-    decoded = decode_task(message.body, message.headers)
+    decoded = check_task(message.body, message.headers, {"content_type": CONTENT_TYPE})
     assert (decoded.task_id, decoded.name, decoded.args, decoded.kwargs, decoded.retries) == (
         "id-2", "sleep", [1.5], {"steps": 3}, 2)
     assert decoded.headers["eta"] == eta.isoformat()
@@ -43,7 +43,7 @@ def test_anything_but_a_json_protocol_v2_message_is_a_protocol_error(
     body: bytes, headers: dict[str, str], content_type: str
 ) -> None:
     with pytest.raises(ProtocolError):
-        decode_task(body, headers, content_type)
+        check_task(body, headers, {"content_type": content_type})
 
 
 def test_naive_datetimes_and_non_list_args_are_refused() -> None:

@@ -171,6 +171,14 @@ def test_permanent_errors_and_type_errors_are_never_retried_others_until_the_bud
         True, True, False, False]
 
 
+def test_a_message_with_its_own_retry_budget_is_retried_until_that_budget_is_spent() -> None:
+    policy = resolve_policy("t", load_settings({"CARGO_MAX_RETRIES": "2"}))
+    budget = policy.retry_budget(3)  # a bridged Dramatiq message's max_retries
+    assert [policy.should_retry(RuntimeError("x"), n, budget) for n in range(5)] == [
+        True, True, True, False, False]
+    assert not policy.should_retry(PermanentError("no"), 0, budget)
+
+
 @pytest.mark.parametrize("cursor", [Cursor(0, None), Cursor(3, ("2026-11-25T09:00:00+00:00",
                                                                 "t-1"))])
 def test_a_listing_cursor_round_trips_and_garbage_is_refused(cursor: Cursor) -> None:

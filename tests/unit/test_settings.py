@@ -1,18 +1,33 @@
-"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the docs table."""
+"""Configuration: defaults, RABBITMQ_URL, the management URL, loud failures, the docs table,
+and each process validating only the settings it reads."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from broker.settings import ConfigError, Settings, _env_name, load_settings
+from broker.settings import (
+    PROCESSES,
+    BrokerSettings,
+    CanarySettings,
+    CargoSettings,
+    ConfigError,
+    GatewaySettings,
+    Settings,
+    WorkerSettings,
+    env_name,
+    known_variables,
+    load_settings,
+)
 
 CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
-# One malformed value per variable; every Settings field must have one.
+# One malformed value per variable; every field of every process's settings must have one.
 MALFORMED = {
     "RABBITMQ_URL": "http://127.0.0.1:5672/",
     "CARGO_MANAGEMENT_URL": "ftp://127.0.0.1:15672",
@@ -77,19 +92,20 @@ def no_cargo_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def env_names() -> set[str]:
-    return {_env_name(name) for name in Settings.model_fields}
+def env_names(kind: type[CargoSettings] = Settings) -> set[str]:
+    return {env_name(kind, name) for name in kind.model_fields}
 
 
-def documented_configuration_rows() -> dict[str, tuple[str, str]]:
-    """``{variable: (default cell, meaning cell)}`` from the table of docs/configuration.md."""
+def documented_configuration_rows() -> dict[str, tuple[str, str, str]]:
+    """``{variable: (read-by cell, default cell, meaning cell)}`` from the table of
+    docs/configuration.md."""
     text = CONFIGURATION_DOC.read_text(encoding="utf-8")
     section = text.split("# Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows: dict[str, tuple[str, str]] = {}
+    rows: dict[str, tuple[str, str, str]] = {}
     for line in section.splitlines():
-        match = re.match(r"^\|\s*`([A-Z_]+)`\s*\|(.*)\|(.*)\|\s*$", line)
+        match = re.match(r"^\|\s*`([A-Z_]+)`\s*\|([^|]*)\|(.*)\|(.*)\|\s*$", line)
         if match:
-            rows[match[1]] = (match[2].strip(), match[3].strip())
+            rows[match[1]] = (match[2].strip(), match[3].strip(), match[4].strip())
     return rows
 
 
@@ -220,13 +236,25 @@ def test_the_configuration_doc_documents_every_variable_and_no_other() -> None:
 def test_the_configuration_doc_states_each_default_as_the_code_has_it() -> None:
     rows = documented_configuration_rows()
     for name, field in Settings.model_fields.items():
-        default_cell, meaning = rows[_env_name(name)]
+        variable = env_name(Settings, name)
+        _readers, default_cell, meaning = rows[variable]
         if field.default is None:
             # No literal default: the cell says what happens instead ("unset: ...", "derived: ...").
-            assert not default_cell.startswith("`"), f"{_env_name(name)} has no default value"
+            assert not default_cell.startswith("`"), f"{variable} has no default value"
         else:
-            assert default_cell == f"`{field.default}`", _env_name(name)
-        assert meaning, f"{_env_name(name)} needs a meaning in docs/configuration.md"
+            assert default_cell == f"`{field.default}`", variable
+        assert meaning, f"{variable} needs a meaning in docs/configuration.md"
+
+
+def test_the_configuration_doc_says_which_processes_read_each_variable() -> None:
+    rows = documented_configuration_rows()
+    for name in Settings.model_fields:
+        variable = env_name(Settings, name)
+        readers = {process for process, kind in PROCESSES.items() if name in kind.model_fields}
+        cell = rows[variable][0]
+        documented = set(PROCESSES) if cell == "every process" else set(cell.split(", "))
+        assert documented == readers, \
+            f"docs/configuration.md: {variable} is read by {', '.join(sorted(readers))}"
 
 
 def test_the_bridge_reads_a_comma_separated_list_of_dramatiq_queues() -> None:
@@ -301,3 +329,88 @@ def test_an_error_about_a_url_names_its_variable_and_shows_it_with_the_password_
     assert ":***@" in message  # the rest of the URL stays, to find the typo by
     assert failure.value.__cause__ is None
     assert failure.value.__suppress_context__
+
+
+# --- Each process validates the settings it reads ----------------------------------------
+
+
+@pytest.mark.parametrize("process", sorted(PROCESSES))
+@pytest.mark.parametrize(("variable", "value"), sorted(MALFORMED.items()))
+def test_a_malformed_value_stops_exactly_the_processes_that_read_it(
+    process: str, variable: str, value: str,
+) -> None:
+    kind = PROCESSES[process]
+    if variable in env_names(kind):
+        with pytest.raises(ConfigError, match=re.escape(variable)):
+            load_settings({variable: value}, kind=kind)
+    else:
+        assert load_settings({variable: value}, kind=kind) == load_settings({}, kind=kind)
+
+
+def test_a_malformed_worker_variable_does_not_stop_the_gateway_nor_a_gateway_one_the_worker(
+) -> None:
+    environ = {"CARGO_TASK_LIMITS": "memory_leak_task=64", "CARGO_WS_SEND_QUEUE": "many",
+               "CARGO_TASK_QUEUE": "jobs"}
+    gateway = load_settings({k: v for k, v in environ.items() if k != "CARGO_WS_SEND_QUEUE"},
+                            kind=GatewaySettings)
+    worker = load_settings({k: v for k, v in environ.items() if k != "CARGO_TASK_LIMITS"},
+                           kind=WorkerSettings)
+    assert (gateway.task_queue, worker.task_queue) == ("jobs", "jobs")
+    with pytest.raises(ConfigError, match="CARGO_WS_SEND_QUEUE") as failure:
+        load_settings(environ, kind=GatewaySettings)
+    assert "CARGO_TASK_LIMITS" not in str(failure.value)
+
+
+def test_each_process_loads_only_its_own_class() -> None:
+    assert type(load_settings({}, kind=GatewaySettings)) is GatewaySettings
+    assert not hasattr(load_settings({}, kind=GatewaySettings), "task_limits")
+    assert not hasattr(load_settings({}, kind=CanarySettings), "rabbitmq_url")
+
+
+def test_a_variable_another_process_reads_is_no_unknown_variable() -> None:
+    settings = load_settings({"CARGO_BRIDGE_QUEUES": "emails", "CARGO_CANARY_MAX_RESTARTS": "2"},
+                             kind=GatewaySettings)
+    assert settings == load_settings({}, kind=GatewaySettings)
+
+
+@pytest.mark.parametrize("process", sorted(PROCESSES))
+def test_an_unknown_cargo_variable_stops_every_process_by_name(process: str) -> None:
+    with pytest.raises(ConfigError, match=r"unknown configuration variable.*CARGO_TASK_QUEU"):
+        load_settings({"CARGO_TASK_QUEU": "typo"}, kind=PROCESSES[process])
+
+
+def test_the_known_variables_are_those_of_every_process_and_no_other() -> None:
+    assert known_variables() == env_names(Settings)
+    assert set(Settings.model_fields) == {
+        name for kind in PROCESSES.values() for name in kind.model_fields}
+
+
+def test_every_process_talking_to_rabbitmq_reads_the_broker_settings() -> None:
+    broker = set(BrokerSettings.model_fields)
+    for process in ("gateway", "worker", "bridge", "topology"):
+        assert broker <= set(PROCESSES[process].model_fields), process
+    assert "log_level" in set.intersection(*(set(k.model_fields) for k in PROCESSES.values()))
+
+
+def test_variable_names_are_matched_without_regard_to_case() -> None:
+    settings = load_settings({"cargo_task_queue": "jobs", "Rabbitmq_Url": "amqp://rabbit/"})
+    assert (settings.task_queue, settings.rabbitmq_url) == ("jobs", "amqp://rabbit/")
+    with pytest.raises(ConfigError, match="cargo_task_queu"):
+        load_settings({"cargo_task_queu": "typo"})
+
+
+def test_a_class_constructed_directly_reads_no_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARGO_TASK_QUEUE", "from-the-environment")
+    assert GatewaySettings().task_queue == "cargo"
+    assert load_settings(kind=GatewaySettings).task_queue == "from-the-environment"
+
+
+def test_importing_every_process_reads_no_environment() -> None:
+    # A malformed and an unknown variable: an import that read them would fail.
+    env = {**os.environ, "CARGO_TASK_QUEU": "typo", "CARGO_DELIVERY_LIMIT": "0"}
+    modules = "broker.settings, gateway.app, workers.app, bridge.runner, cargoctl.main"
+    done = subprocess.run([sys.executable, "-c", f"import {modules}"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]

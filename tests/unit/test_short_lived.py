@@ -93,13 +93,13 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_fetch_others_wait_for
     assert source.fetches == 1
 
 
-async def test_close_cancels_a_fetch_under_way_and_the_next_caller_fetches_anew() -> None:
+async def test_leaving_the_cache_cancels_a_fetch_under_way_and_the_next_caller_fetches_anew(
+) -> None:
     source = Source()
     source.gate = asyncio.Event()
-    cache = ShortLived(source.fetch, max_age=1.0, clock=Clock())
-    waiting = asyncio.create_task(cache.get())
-    await source.started.wait()  # the fetch waits on the gate now
-    await cache.close()
+    async with ShortLived(source.fetch, max_age=1.0, clock=Clock()) as cache:
+        waiting = asyncio.create_task(cache.get())
+        await source.started.wait()  # the fetch waits on the gate now
     with pytest.raises(asyncio.CancelledError):
         await waiting
     source.gate.set()

@@ -13,6 +13,7 @@ from typing import Any
 
 import celery
 import pytest
+import structlog.testing
 
 from broker.arguments import InvalidArguments
 from broker.catalog import decode_announcement
@@ -20,8 +21,8 @@ from broker.settings import ConfigError, load_settings
 from workers.announce import build_announcement
 from workers.app import create_app
 from workers.base import LoadedTask, progress_of_state
-from workers.deadletter import runtime_of
 from workers.policy import InvalidTaskOption, PermanentError, policy_from_options
+from workers.runtime import runtime_of
 
 _numbers = itertools.count()
 
@@ -373,9 +374,7 @@ def test_a_worker_consumes_its_tasks_queues_unless_told_which_queues_to_consume(
     assert "extra" in {q.name for q in told.conf.task_queues}
 
 
-def test_an_announcement_that_cannot_be_published_is_logged_and_never_raised(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_an_announcement_that_cannot_be_published_is_logged_and_never_raised() -> None:
     from broker.topology import build_topology
     from workers.announce import Announcer
 
@@ -388,8 +387,8 @@ def test_an_announcement_that_cannot_be_published_is_logged_and_never_raised(
     announcer = Announcer(app, settings, build_topology(settings), loaded(app),
                           connect=unreachable)
     announcer.worker, announcer.consumed = "w1@host", ("cargo",)
-    with caplog.at_level("WARNING", logger="workers.announce"):
+    with structlog.testing.capture_logs() as logs:
         assert announcer.publish() is False
         assert announcer.publish(withdrawn=True) is False
-    assert any("could not announce the catalog of w1@host" in r.getMessage()
-               and "broker down" in r.getMessage() for r in caplog.records)
+    assert any(entry["event"] == "catalog.announce_failed" and entry["worker"] == "w1@host"
+               and "broker down" in entry["error"] for entry in logs)

@@ -1,46 +1,6 @@
-variable "region" {
-  description = "AWS region of the environment."
-  type        = string
-  default     = "eu-west-1"
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
-    error_message = "region must be an AWS region name such as eu-west-1."
-  }
-}
-
-variable "azs" {
-  description = "Three availability zones to use; null takes the region's first three zones that need no opt-in."
-  type        = list(string)
-  default     = null
-
-  validation {
-    condition     = var.azs == null || try(length(var.azs) == 3, false)
-    error_message = "azs must list exactly three availability zones (or be null)."
-  }
-}
-
-variable "vpc_cidr" {
-  description = "CIDR block of the environment's VPC; must not overlap networks it will be peered or VPN-connected with."
-  type        = string
-  default     = "10.40.0.0/16"
-
-  validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && endswith(var.vpc_cidr, "/16")
-    error_message = "vpc_cidr must be a /16 IPv4 CIDR block."
-  }
-}
-
-variable "kubernetes_version" {
-  description = "Kubernetes minor version of the cluster."
-  type        = string
-  default     = "1.33"
-
-  validation {
-    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must be a minor version such as 1.33."
-  }
-}
+# What may be set at apply time: who administers the cluster and who may reach its API.
+# Region, zones, sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed
+# (prod alone takes region and azs as variables, to be rebuilt in another region).
 
 variable "admin_principal_arns" {
   description = "IAM roles (or users) that get cluster-admin on the dev cluster: the developers' and the CI deploy role."

@@ -15,9 +15,13 @@ terraform {
 }
 
 provider "aws" {
-  region = var.region
+  region = local.region
 
   default_tags {
-    tags = local.tags
+    tags = {
+      project     = "cargo"
+      environment = "dev"
+      managed-by  = "terraform"
+    }
   }
 }

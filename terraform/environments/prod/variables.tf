@@ -1,5 +1,9 @@
+# What may be set at apply time: where prod runs (pinned by default; another region only to
+# rebuild it there, ops/disaster-recovery.md), who administers the cluster and who may reach
+# its API. Sizes and the VPC CIDR are literals in main.tf, so a change to them is reviewed.
+
 variable "region" {
-  description = "AWS region of the environment."
+  description = "AWS region of the environment; azs must name zones of it."
   type        = string
   default     = "eu-west-1"
 
@@ -10,35 +14,13 @@ variable "region" {
 }
 
 variable "azs" {
-  description = "Three availability zones to use; null takes the region's first three zones that need no opt-in."
+  description = "The three availability zones, named: pinned so the subnet layout cannot move when AWS adds a zone (checkov CKV_AWS_394). modules/platform checks they are three distinct zones of region."
   type        = list(string)
-  default     = null
+  default     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
   validation {
-    condition     = var.azs == null || try(length(var.azs) == 3, false)
-    error_message = "azs must list exactly three availability zones (or be null)."
-  }
-}
-
-variable "vpc_cidr" {
-  description = "CIDR block of the environment's VPC; must not overlap networks it will be peered or VPN-connected with."
-  type        = string
-  default     = "10.50.0.0/16"
-
-  validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && endswith(var.vpc_cidr, "/16")
-    error_message = "vpc_cidr must be a /16 IPv4 CIDR block."
-  }
-}
-
-variable "kubernetes_version" {
-  description = "Kubernetes minor version of the cluster (upgrade dev first)."
-  type        = string
-  default     = "1.33"
-
-  validation {
-    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must be a minor version such as 1.33."
+    condition     = length(var.azs) == 3
+    error_message = "azs must list exactly three availability zones."
   }
 }
 

@@ -18,6 +18,10 @@ provider "aws" {
   region = var.region
 
   default_tags {
-    tags = local.tags
+    tags = {
+      project     = "cargo"
+      environment = "prod"
+      managed-by  = "terraform"
+    }
   }
 }

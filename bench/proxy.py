@@ -1,4 +1,7 @@
-"""A TCP proxy in front of RabbitMQ that tests can cut, blackhole and restore.
+"""A TCP proxy in front of RabbitMQ that tests and benchmarks can cut, blackhole and restore.
+
+It lives in ``bench/`` because ``bench.recovery`` drives it and ``bench`` does not
+import ``tests``; the tests import it from here (as they import ``bench.procs``).
 
 ``down`` closes every connection and refuses new ones (the broker is gone);
 ``blackhole`` keeps connections open but drops everything the broker sends

@@ -1,7 +1,8 @@
-"""Announces accepted tasks on the events stream, in batches.
+"""Announces accepted tasks on the events stream, in batches (the gateway's and the bridge's).
 
 Every replica must learn of a task the moment it is accepted (a client may ask
-another replica for it), so the gateway publishes a ``queued`` event. One
+another replica for it), so whatever accepts a task (the gateway, the Dramatiq
+bridge) publishes a ``queued`` event. One
 message per submission doubled the broker work of a submission and, since every
 replica reads the stream, grew with the number of replicas; so accepted tasks
 are gathered for a few milliseconds and announced as one message per task
@@ -25,6 +26,8 @@ FLUSH_SECONDS = 0.005
 
 
 class Announcer:
+    """Gathers ``queued`` events for ``flush_seconds``, then publishes one batch per task name."""
+
     def __init__(self, publisher: Publisher, flush_seconds: float = FLUSH_SECONDS) -> None:
         self._publisher = publisher
         self._flush_seconds = flush_seconds
@@ -49,7 +52,7 @@ class Announcer:
                     try:
                         await self._publisher.publish_event_batch(batch)
                     except Exception as exc:
-                        log.warning("gateway.announce_failed", tasks=len(batch), error=str(exc))
+                        log.warning("events.announce_failed", tasks=len(batch), error=str(exc))
 
     async def close(self, timeout: float) -> None:
         """Announce what is still pending (bounded), then stop."""
