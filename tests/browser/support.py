@@ -3,14 +3,12 @@ as a client uses it, the browser's launch settings, and the screenshots for the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import aiohttp
 from playwright.async_api import ViewportSize
 
 from broker.settings import Settings
+from tests.support.eventually import eventually, eventually_sync
 from tests.support.processes import BIN, ROOT, Proc, process_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,22 +64,21 @@ class GatewayProcess:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if not self.proc.alive():
-                raise RuntimeError(f"gateway exited:\n{self.proc.output()[-3000:]}")
+        proc = self.proc
+
+        def readyz() -> str:
+            if not proc.alive():
+                raise RuntimeError(f"gateway exited:\n{proc.output()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as resp:
-                    if resp.status == 200:
-                        return
+                    return str(resp.status)
             except urllib.error.HTTPError as exc:
-                last = f"{exc.code}: {exc.read()[:500]!r}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise TimeoutError(f"gateway not ready after {timeout}s ({last}):\n"
-                           f"{self.proc.output()[-3000:]}")
+                return f"{exc.code}: {exc.read()[:500]!r}"
+
+        # OSError: not listening yet.
+        eventually_sync(readyz, timeout,
+                        lambda: f"the gateway ready:\n{proc.output()[-3000:]}",
+                        until=lambda answer: answer == "200", ignoring=(OSError,))
 
     def stop(self) -> None:
         """SIGTERM (then SIGKILL): the process closes its WebSockets and exits."""
@@ -113,14 +111,9 @@ class Rest:
 
     async def wait_state(self, task_id: str, states: Collection[str] = TERMINAL,
                          timeout: float = 90) -> dict[str, Any]:
-        doc: Any = None
-
-        async def reached() -> bool:
-            nonlocal doc
-            status, doc = await self.task(task_id)
-            return status == 200 and doc["state"] in states
-
-        await wait_for(reached, timeout, lambda: f"task {task_id} not in {states}: {doc}")
+        _, doc = await eventually(
+            lambda: self.task(task_id), timeout, f"task {task_id} in {states}",
+            until=lambda seen: seen[0] == 200 and seen[1]["state"] in states)
         assert isinstance(doc, dict)
         return doc
 
@@ -128,16 +121,6 @@ class Rest:
         status, doc = await self.call("GET", "/dead-letters", params={"limit": "1000"})
         assert status == 200, doc
         return {item["task_id"] for item in doc["items"]}
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
-                   describe: Callable[[], str] = lambda: "condition") -> None:
-    """Poll ``condition`` until it holds (bounded); a TimeoutError says what was awaited."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout}s: {describe()}")
-        await asyncio.sleep(0.1)
 
 
 def screenshot_path(page_name: str) -> Path:

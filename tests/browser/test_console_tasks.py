@@ -13,7 +13,8 @@ import pytest
 from playwright.async_api import Locator, Page, WebSocket, expect
 
 from tests.browser.conftest import Stack
-from tests.browser.support import GatewayProcess, Rest, screenshot_path, wait_for
+from tests.browser.support import GatewayProcess, Rest, screenshot_path
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -135,19 +136,21 @@ async def test_a_websocket_dropped_by_the_server_reconnects_and_the_table_stays_
             await open_tasks(page)
             submitter = asyncio.create_task(keep_submitting())
             try:
-                await wait_for(lambda: _count_at_least(submitted, 5), 60)
+                await eventually(lambda: _count_at_least(submitted, 5), 60, "5 submissions")
                 await expect(row(page, submitted[0])).to_be_visible()
 
                 # The server side goes away for real: the process exits.
                 await asyncio.to_thread(console_stack.gateway.stop)
                 await expect(status).to_have_attribute("data-live", "reconnecting")
                 down_from = len(submitted)
-                await wait_for(lambda: _count_at_least(submitted, down_from + 10), 60)
+                await eventually(lambda: _count_at_least(submitted, down_from + 10), 60,
+                                 "10 submissions while the gateway is down")
 
                 await asyncio.to_thread(console_stack.gateway.start)
                 await expect(status).to_have_attribute("data-live", "live")
                 back_at = len(submitted)
-                await wait_for(lambda: _count_at_least(submitted, back_at + 5), 60)
+                await eventually(lambda: _count_at_least(submitted, back_at + 5), 60,
+                                 "5 submissions after the gateway is back")
             finally:
                 enough.set()
                 await submitter

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from broker.settings import Settings
+from tests.support.eventually import eventually
 from tests.support.gateway import running_gateway
 from tests.support.metrics import free_port
 from tests.support.processes import LOGS, start_chaos_worker
@@ -90,20 +91,12 @@ class Prometheus:
             return await resp.json()
 
     async def wait(self, what: str, check: Any, timeout: float = 120) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
+        async def checked() -> Any:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"prometheus exited; its log: {self.log.name}")
-            try:
-                last = await check()
-            except aiohttp.ClientError as exc:
-                last = exc
-            else:
-                if last:
-                    return last
-            await asyncio.sleep(0.5)
-        raise TimeoutError(f"{what} not within {timeout}s; last: {last}")
+            return await check()
+
+        return await eventually(checked, timeout, what, ignoring=(aiohttp.ClientError,))
 
     async def targets_up(self) -> dict[str, str]:
         doc = await self.get("/api/v1/targets")

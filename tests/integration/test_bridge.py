@@ -13,7 +13,7 @@ import contextlib
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,7 @@ from broker.topology import REASON_HEADER, dead_letter_queue_name
 from tests.support.bridge import bridge_heartbeat_path, start_bridge
 from tests.support.deadletters import chaos_vhost, free_port, limited_env, metric_value, scrape
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.processes import BIN, Proc, process_env, start_worker
 from tests.support.rabbit import private_vhost, url_with_vhost
@@ -104,30 +105,24 @@ def states(events: list[TaskEvent]) -> list[str]:
 
 async def dead_letter(settings: Settings, task_id: str, timeout: float = 60) -> dict[str, Any]:
     """The message of ``task_id`` in ``default.XQ`` (left there), by Celery id or body."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def message_of_task() -> dict[str, Any] | None:
         async with ManagementClient(settings.management_api) as api:
             messages = await api.get_messages(settings.vhost, dead_letter_queue_name(QUEUE), 500)
         for message in messages:
             headers = message["properties"].get("headers") or {}
             if headers.get("id") == task_id or task_id in str(message.get("payload")):
-                return message
-        await asyncio.sleep(0.3)
-    raise TimeoutError(f"{task_id} not in {dead_letter_queue_name(QUEUE)} after {timeout}s")
+                return dict(message)
+        return None
+
+    message = await eventually(message_of_task, timeout,
+                               f"{task_id} in {dead_letter_queue_name(QUEUE)}")
+    return message
 
 
 async def queue_depth(settings: Settings, queue: str) -> int:
     async with ManagementClient(settings.management_api) as api:
         info = await api.get_queue(settings.vhost, queue)
     return int(info.get("messages_ready") or 0) + int(info.get("messages_unacknowledged") or 0)
-
-
-async def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        await asyncio.sleep(0.3)
 
 
 async def bridge_health(settings: Settings, heartbeat: str, *args: str) -> int:
@@ -237,15 +232,14 @@ async def test_bytes_that_are_no_dramatiq_message_are_dead_lettered_as_poison(
         channel = await connection.channel(publisher_confirms=True)
         await channel.default_exchange.publish(
             aio_pika.Message(body, message_id=marker), routing_key=QUEUE)
-    deadline = time.monotonic() + 60
-    letter = None
-    while letter is None and time.monotonic() < deadline:
+
+    async def letter_of_marker() -> dict[str, Any] | None:
         async with ManagementClient(stack.settings.management_api) as api:
-            letter = next((m for m in await api.get_messages(
+            return next((m for m in await api.get_messages(
                 stack.settings.vhost, dead_letter_queue_name(QUEUE), 500)
                 if m["properties"].get("message_id") == marker), None)
-        await asyncio.sleep(0.3)
-    assert letter is not None, "the garbage message is not in default.XQ"
+
+    letter = await eventually(letter_of_marker, 60, "the garbage message in default.XQ")
     assert letter["properties"]["headers"][REASON_HEADER] == "poison"
     assert "not JSON" in letter["properties"]["headers"]["x-cargo-error-message"]
 
@@ -266,10 +260,10 @@ async def test_a_bridge_killed_while_bridging_loses_nothing(stack: Stack) -> Non
         stack.bridge.popen.wait(10)
         sent = await sending
         sent += [actor.send(i, 1).message_id for i in range(50)]  # surely after the kill
-        await asyncio.sleep(1.5)
-        # the heartbeat stopped with the process: liveness fails
-        assert await bridge_health(stack.settings, stack.heartbeat, "--liveness",
-                                   "--max-age", "1") == 1
+        # the heartbeat stopped with the process: liveness fails once it is a second old
+        await eventually(
+            lambda: bridge_health(stack.settings, stack.heartbeat, "--liveness", "--max-age", "1"),
+            60, "the bridge's liveness probe failing", until=lambda code: code == 1)
         await asyncio.to_thread(stack.start_bridge)
 
         def all_succeeded(_: list[TaskEvent]) -> bool:
@@ -280,10 +274,9 @@ async def test_a_bridge_killed_while_bridging_loses_nothing(stack: Stack) -> Non
         assert not [e for e in events.events
                     if e.task_id in set(sent) and e.state.value == "dead_lettered"]
 
-    async def drained() -> bool:  # the management API's counts lag a few seconds
-        return await queue_depth(stack.settings, QUEUE) == 0
-
-    await wait_for(drained, "the Dramatiq queue drained")
+    # the management API's counts lag a few seconds
+    await eventually(lambda: queue_depth(stack.settings, QUEUE), 60, "the Dramatiq queue drained",
+                     until=lambda depth: depth == 0)
     assert await bridge_health(stack.settings, stack.heartbeat, "--readiness") == 0
 
 
@@ -302,14 +295,13 @@ async def test_the_bridge_reconnects_by_itself_when_the_broker_comes_back(stack:
         if stack.settings.management_url else {})})
     bridge = start_bridge(proxied_settings, "proxied-bridge", wait=False, env=env)
     try:
-        async def health_is(code: int) -> Callable[[], Any]:
-            async def check() -> bool:
-                return await bridge_health(stack.settings, heartbeat, "--readiness") == code
-            return check
+        async def health_is(code: int, what: str) -> None:
+            await eventually(lambda: bridge_health(stack.settings, heartbeat, "--readiness"), 60,
+                             what, until=lambda exit_code: exit_code == code)
 
-        await wait_for(await health_is(0), "the proxied bridge ready")
+        await health_is(0, "the proxied bridge ready")
         await proxy.go_down()
-        await wait_for(await health_is(1), "readiness failing while the broker is gone")
+        await health_is(1, "readiness failing while the broker is gone")
         assert await bridge_health(stack.settings, heartbeat, "--liveness") == 0
         async with StreamEvents(stack.settings) as events:
             message = stack.producer.actor("calculate_distance").send(5, 12)
@@ -317,7 +309,7 @@ async def test_the_bridge_reconnects_by_itself_when_the_broker_comes_back(stack:
             history = await events.until_state(message.message_id, timeout=120)
         assert states(history) == ["started", "succeeded"]
         assert history[-1].result == 13.0
-        await wait_for(await health_is(0), "readiness back after the reconnect")
+        await health_is(0, "readiness back after the reconnect")
     finally:
         await asyncio.to_thread(bridge.stop)
         await proxy.stop()

@@ -9,12 +9,11 @@ One private vhost for the module; each test announces task names of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from tests.support.catalog import (
     task_with_schema,
     withdraw,
 )
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.metrics import free_port, parse, total
 from tests.support.processes import Proc, process_env
@@ -78,15 +78,6 @@ async def catalog_of(gw: Gateway) -> dict[str, dict[str, Any]]:
     names = [item["name"] for item in doc["items"]]
     assert names == sorted(names)
     return {item["name"]: item for item in doc["items"]}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str,
-                     timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        await asyncio.sleep(0.2)
 
 
 async def test_a_gateway_started_after_an_announcement_accepts_the_task_at_once(
@@ -149,7 +140,7 @@ async def test_bad_announcements_on_the_stream_change_nothing_and_are_counted(
         async def sentinel_known() -> bool:
             return sentinel in await catalog_of(gw)
 
-        await eventually(sentinel_known, "the announcement after the bad ones")
+        await eventually(sentinel_known, 60, "the announcement after the bad ones")
         after = await catalog_of(gw)
         still = await post(gw, name, {"args": [2, 2]})
         async with gw.http.get(f"{gw.url}/metrics") as resp:
@@ -183,7 +174,7 @@ async def test_a_withdrawn_task_is_404_unknown_task(vhost: Settings) -> None:
         async def gone() -> bool:
             return (await post(gw, name, {"args": [1, 1]}))[0] == 404
 
-        await eventually(gone, "the withdrawal")
+        await eventually(gone, 60, "the withdrawal")
         assert name not in await catalog_of(gw)
 
 
@@ -208,7 +199,7 @@ async def test_a_task_announced_for_a_second_expires_while_the_gateway_runs(
         async def gone() -> bool:
             return (await post(gw, name, {"args": [1, 1]}))[0] == 404
 
-        await eventually(gone, "the expiry")
+        await eventually(gone, 60, "the expiry")
 
 
 async def test_a_rolling_deploy_accepts_what_both_schemas_accept_until_one_withdraws(
@@ -229,7 +220,7 @@ async def test_a_rolling_deploy_accepts_what_both_schemas_accept_until_one_withd
         async def old_rule_alone() -> bool:
             return (await post(gw, name, {"args": [50]}))[0] == 202
 
-        await eventually(old_rule_alone, "the old worker's rule alone")
+        await eventually(old_rule_alone, 60, "the old worker's rule alone")
         after = (await catalog_of(gw))[name]
     assert listed["workers"] == 2
     assert listed["schema"] == {"allOf": [NUMBER_X, SMALL_X]}
@@ -333,10 +324,8 @@ async def test_the_bridge_publishes_a_bridged_actor_to_its_tasks_own_queue(
                 aio_pika.Message(json.dumps(body).encode(), content_type="application/json"),
                 routing_key=dramatiq_queue)
             held = await channel.declare_queue(queue, passive=True)
-            deadline = time.monotonic() + 60
-            while (message := await held.get(no_ack=True, fail=False)) is None:
-                assert time.monotonic() < deadline, f"nothing reached {queue} within 60s"
-                await asyncio.sleep(0.2)
+            message = await eventually(lambda: held.get(no_ack=True, fail=False), 60,
+                                       f"a message in {queue}")
             await held.delete(if_unused=False, if_empty=False)
     finally:
         bridge.stop()
@@ -360,15 +349,14 @@ async def test_a_gateway_process_that_cannot_import_task_code_validates_from_the
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 60
-            while True:
+            async def readyz() -> int:
                 assert proc.alive(), proc.output()
-                assert time.monotonic() < deadline, proc.output()
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with http.get(f"{url}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.2)
+                async with http.get(f"{url}/readyz") as resp:
+                    return resp.status
+
+            await eventually(readyz, 60, lambda: f"the gateway ready:\n{proc.output()}",
+                             until=lambda status: status == 200,
+                             ignoring=(aiohttp.ClientConnectionError,))
             async with http.post(f"{url}/distance/", params={"x": 3, "y": 4}) as resp:
                 distance = resp.status, await resp.json()
             async with http.post(f"{url}/tasks/sleep",
@@ -408,7 +396,7 @@ async def test_after_a_reconnect_the_gateway_reads_on_from_where_it_was(vhost: S
                 async with gw.http.get(f"{gw.url}/readyz") as resp:
                     return resp.status == 503
 
-            await eventually(disconnected, "the gateway noticing the broker is gone")
+            await eventually(disconnected, 60, "the gateway noticing the broker is gone")
             # While it is away: one worker leaves, another arrives.
             await withdraw(vhost, worker=old)
             await announce(vhost, [task_with_schema(after, NUMBER_X)], worker=new)
@@ -418,7 +406,7 @@ async def test_after_a_reconnect_the_gateway_reads_on_from_where_it_was(vhost: S
             async def caught_up() -> bool:
                 return (await post(gw, after, {"args": [1]}))[0] == 202
 
-            await eventually(caught_up, "the announcement made while disconnected")
+            await eventually(caught_up, 60, "the announcement made while disconnected")
             gone = await post(gw, before, {"args": [1]})
             async with gw.http.get(f"{gw.url}/metrics") as resp:
                 then = parse(await resp.text())

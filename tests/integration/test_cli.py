@@ -32,6 +32,7 @@ from broker.topology import dead_letter_queue_name
 from gateway.keys import HUB_KEY
 from tests.support.catalog import TEST_ANNOUNCER
 from tests.support.deadletters import publish_raw, wait_dead_letter
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import BIN, Proc, process_env, start_worker
 from tests.support.rabbit import private_vhost
@@ -132,14 +133,10 @@ async def poll_json(gw: Gateway, path: str, done: Callable[[Any], bool], what: s
                     timeout: float = 90) -> Any:
     """GET ``path`` until ``done(document)`` (the management API's figures are statistics
     RabbitMQ refreshes every few seconds); the last document in the error otherwise."""
-    deadline = time.monotonic() + timeout
-    doc: Any = None
-    while time.monotonic() < deadline:
-        doc = json.loads(await raw_get(gw, path))
-        if done(doc):
-            return doc
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"{what}: not within {timeout}s; last {path}: {doc}")
+    async def document() -> Any:
+        return json.loads(await raw_get(gw, path))
+
+    return await eventually(document, timeout, f"{what} (GET {path})", until=done)
 
 
 def table_rows(run: Run) -> list[list[str]]:
@@ -292,11 +289,11 @@ async def test_watch_follows_an_id_the_gateway_learns_of_only_after_it_asked(
         watching = asyncio.create_task(cargoctl(rabbitmq, "watch", task_id,
                                                 "--unknown-after", "120", "--gateway", gw.url))
         # watch subscribes only after its GET /tasks/{id}: that answer was 404.
-        deadline = time.monotonic() + 60
-        while hub.subscriptions == 0:
-            assert time.monotonic() < deadline, "watch never subscribed"
+        async def subscriptions() -> int:
             assert not watching.done(), watching.result()
-            await asyncio.sleep(0.05)
+            return int(hub.subscriptions)
+
+        await eventually(subscriptions, 60, "watch subscribed")
         assert hub.store.get(task_id) is None
         await publisher.publish_task(encode_task(task_id, "calculate_distance", [6, 8], {}),
                                      rabbitmq.task_queue)

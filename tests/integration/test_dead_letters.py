@@ -19,7 +19,7 @@ import pytest
 
 from broker.events import TaskEvent
 from broker.settings import Settings
-from broker.topology import REASON_HEADER, dead_letter_queue_name
+from broker.topology import REASON_HEADER, dead_letter_queue_name, dead_letter_watch_queue_name
 from tests.support.deadletters import (
     DELIVERY_LIMIT,
     TIME_LIMIT,
@@ -145,7 +145,15 @@ async def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_by_rabbi
             gateway_publisher(chaos.settings) as pub:
         task_id = await submit(pub, chaos.settings, "crash_worker", [])
         history = await events.until_state(task_id, timeout=120)
-        await asyncio.sleep(2)  # a second dead_lettered event would come now
+        # A second dead_lettered event could only come from the task message or
+        # the watcher's notice being delivered again. Once both queues are
+        # drained, a later task's events come after anything those caused
+        # (the stream is read in order).
+        await wait_queue_empty(chaos.settings, chaos.settings.task_queue)
+        await wait_queue_empty(chaos.settings,
+                               dead_letter_watch_queue_name(chaos.settings.task_queue))
+        marker = await submit(pub, chaos.settings, "calculate_distance", [3, 4])
+        await events.until_state(marker, timeout=60)
         history = events.of(task_id)
     # the first delivery plus DELIVERY_LIMIT redeliveries, each killing its process
     # (counted from the worker's log: the child dies within the events merge window,

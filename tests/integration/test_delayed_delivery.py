@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import kombu
@@ -117,6 +118,9 @@ async def test_a_countdown_before_any_worker_ran_keeps_the_gateway_channel_and_r
         finally:
             await asyncio.to_thread(worker.stop)
         assert doc["result"] == 5.0
+        # ...and not before its countdown (the ``queued`` time is taken before the publish)
+        assert (datetime.fromisoformat(doc["started_at"])
+                - datetime.fromisoformat(doc["submitted_at"])).total_seconds() >= 1, doc
         assert "Failed to declare exchanges" not in worker.log_path.read_text(errors="replace")
         assert broker.confirm_channel is channel
 

@@ -1,8 +1,9 @@
 """Losing the vhost, against the real broker: the drill of ops/disaster-recovery.md,
 and a gateway and a worker that live through it and recover by themselves.
 
-Every wait is bounded (``phase``): a step that does not finish fails the test with
-the step's name instead of hanging until pytest's timeout.
+Every wait is bounded (``phase``, or ``eventually`` for a poll): a step that does
+not finish fails the test with the step's name instead of hanging until pytest's
+timeout.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from structlog.testing import capture_logs
 from broker.management import ManagementClient
 from broker.settings import Settings
 from broker.topology import build_topology
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import Proc, queue_consumers, start_worker
 from tests.support.rabbit import private_vhost
@@ -47,14 +49,6 @@ async def phase(name: str, seconds: float) -> AsyncIterator[None]:
             yield
     except TimeoutError:
         raise AssertionError(f"{name}: not done within {seconds:g}s") from None
-
-
-async def until(check: Callable[[], Awaitable[Any]], interval: float = 0.3) -> Any:
-    """Poll ``check`` until it returns something truthy (bound it with ``phase``)."""
-    # Polling on purpose: the state is the broker's and the gateway's, not an event here.
-    while not (result := await check()):  # noqa: ASYNC110
-        await asyncio.sleep(interval)
-    return result
 
 
 async def readyz(gw: Gateway) -> tuple[int, dict[str, Any]]:
@@ -95,8 +89,8 @@ async def test_definitions_backed_up_restore_a_wiped_vhost_and_tasks_flow_again(
                     await api.delete_vhost(vhost.vhost)
 
             # what clients see meanwhile: 503 with Retry-After, never a hang or a 500
-            async with phase("submissions refused with 503", 30):
-                _, retry_after = await until(lambda: _refused_with_503(gw))
+            _, retry_after = await eventually(lambda: _refused_with_503(gw), 30,
+                                              "submissions refused with 503")
             assert retry_after == str(vhost.retry_after_seconds)
 
             # 3. the restore: a new vhost, its permissions, the backed-up definitions
@@ -108,10 +102,9 @@ async def test_definitions_backed_up_restore_a_wiped_vhost_and_tasks_flow_again(
 
             # 4. the gateway that lived through it reconnects and reads the new
             #    events stream from its start; the worker reconnects by itself
-            async with phase("the gateway ready again", 90):
-                await until(lambda: _ready(gw))
-            async with phase("the worker consuming again", 120):
-                await until(lambda: worker_consumes(vhost, worker))
+            await eventually(lambda: _ready(gw), 90, "the gateway ready again")
+            await eventually(lambda: worker_consumes(vhost, worker), 120,
+                             "the worker consuming again")
             async with phase("a task after the restore", 120):
                 after = await gw.wait_state(await gw.submit_distance(6, 8), {"succeeded"},
                                             timeout=110)
@@ -152,8 +145,8 @@ async def test_a_deleted_vhost_is_named_in_readyz_and_the_log_and_gateway_and_wo
                     reason = body["checks"]["broker"]
                     return body if status == 503 and "does not exist" in reason else None
 
-                async with phase("/readyz says the vhost does not exist", 60):
-                    body = await until(missing_vhost_reported)
+                body = await eventually(missing_vhost_reported, 60,
+                                        "/readyz says the vhost does not exist")
                 assert f"vhost {vhost.vhost!r} does not exist" in body["checks"]["broker"]
                 assert "530" in body["checks"]["broker"]
                 failures = [entry for entry in logs
@@ -176,14 +169,13 @@ async def test_a_deleted_vhost_is_named_in_readyz_and_the_log_and_gateway_and_wo
                                                 MANAGEMENT_TIMEOUT) as api:
                         await api.create_vhost(vhost.vhost, user)
                 reconnect_started = time.monotonic()
-                async with phase("the gateway ready again", 90):
-                    await until(lambda: _ready(gw))
+                await eventually(lambda: _ready(gw), 90, "the gateway ready again")
                 print(f"\ngateway ready {time.monotonic() - reconnect_started:.1f}s "
                       "after the vhost was back")
                 # the gateway declared the whole topology again by itself
                 assert await declared_differences(vhost, topology) == []
-                async with phase("the worker consuming again", 120):
-                    await until(lambda: worker_consumes(vhost, worker))
+                await eventually(lambda: worker_consumes(vhost, worker), 120,
+                                 "the worker consuming again")
                 print(f"worker consuming {time.monotonic() - reconnect_started:.1f}s "
                       "after the vhost was back")
                 # the task runs, and this gateway (reading the new stream) sees it end

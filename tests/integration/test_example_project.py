@@ -7,7 +7,6 @@ blocks), so the test runs what a newcomer types: two pools, ``default`` on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from broker.settings import Settings
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, events_of, running_gateway, terminal
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, wait_for_consumer
 from tests.support.rabbit import private_vhost
@@ -115,16 +115,13 @@ async def acme(acme_vhost: Settings, acme_pools: dict[str, Proc]) -> AsyncIterat
 
 
 async def wait_catalog(gw: Gateway, names: set[str], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    items: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    async def catalog() -> dict[str, Any]:
         async with gw.http.get(f"{gw.url}/catalog") as resp:
             assert resp.status == 200
-            items = {item["name"]: item for item in (await resp.json())["items"]}
-        if names <= items.keys():
-            return items
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"catalog has {sorted(items)}, not all of {sorted(names)}")
+            return {item["name"]: item for item in (await resp.json())["items"]}
+
+    return await eventually(catalog, timeout, f"all of {sorted(names)} in the catalog",
+                            until=lambda items: names <= items.keys())
 
 
 async def post(gw: Gateway, name: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -8,7 +8,6 @@ from the client: the connection stays open and nothing comes back.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ import pytest_asyncio
 
 from bench.proxy import BrokerProxy
 from broker.settings import Settings
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -51,13 +51,9 @@ async def readyz(gw: Gateway) -> tuple[int, Any]:
 async def wait_readyz(gw: Gateway, status: int, timeout: float) -> tuple[Any, float]:
     """Poll /readyz until it answers ``status`` (bounded); its body and how long it took."""
     start = time.monotonic()
-    last: Any = None
-    while (elapsed := time.monotonic() - start) < timeout:
-        code, last = await readyz(gw)
-        if code == status:
-            return last, elapsed
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"/readyz not {status} within {timeout}s; last: {last}")
+    _, body = await eventually(lambda: readyz(gw), timeout, f"/readyz answering {status}",
+                               until=lambda answer: answer[0] == status)
+    return body, time.monotonic() - start
 
 
 async def test_readyz_says_the_broker_stopped_answering_while_it_is_frozen_and_recovers_when_it_thaws(  # noqa: E501

@@ -19,6 +19,8 @@ import pytest
 
 from broker.management import ManagementClient
 from broker.settings import Settings
+from tests.support.events import publish_marker
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, WsClient, events_of, running_gateway, terminal
 from tests.support.logs import logged
 from tests.support.processes import ROOT, Proc, start_worker
@@ -52,10 +54,17 @@ async def queue_counts(settings: Settings) -> tuple[int, int]:
 
 async def wait_queue_holds(settings: Settings, ready: int, timeout: float = 60) -> None:
     """The management API's counters lag: poll (bounded) until ready/unacked match."""
-    async with asyncio.timeout(timeout):
-        # Polling on purpose: the counters are the broker's.
-        while await queue_counts(settings) != (ready, 0):  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
+    await eventually(lambda: queue_counts(settings), timeout, f"{ready} ready and none unacked",
+                     until=lambda counts: counts == (ready, 0))
+
+
+async def until_marker(settings: Settings, ws: WsClient) -> list[dict[str, Any]]:
+    """The frames of a subscriber to all tasks up to a marker put on the stream
+    now: the stopped worker's events are on the stream before it. (The gateway
+    announces a submission in a batch, possibly after the marker: the callers
+    wait for that announcement first.)"""
+    marker = await publish_marker(settings)
+    return await ws.receive_until(lambda f: f.get("task_id") == marker)
 
 
 def exit_code(worker: Proc, timeout: float) -> int:
@@ -87,7 +96,9 @@ async def test_sigterm_lets_the_running_task_succeed_once_exits_0_and_leaves_lat
 
             task_id, frames, later = await finish_after_stop(gw, ws, worker, sigterm)
             assert await asyncio.to_thread(exit_code, worker, 60) == 0, worker.output()[-3000:]
-            frames += await ws.quiet_for(2)
+            if not events_of(frames, later):  # announced in a batch, maybe not yet
+                frames += await ws.receive_until(lambda f: f.get("task_id") == later)
+            frames += await until_marker(vhost, ws)
             states = [f["state"] for f in events_of(frames, task_id)]
             assert states.count("started") == 1, states
             assert states[-1] == "succeeded", states
@@ -128,7 +139,9 @@ async def test_stack_stop_lets_a_running_task_finish(vhost: Settings) -> None:
             assert stopper.returncode == 0, stopper
             assert "did not stop" not in stopper.stderr, stopper.stderr
             assert await asyncio.to_thread(exit_code, worker, 10) == 0, worker.output()[-3000:]
-            frames += await ws.quiet_for(2)
+            if not events_of(frames, later):  # announced in a batch, maybe not yet
+                frames += await ws.receive_until(lambda f: f.get("task_id") == later)
+            frames += await until_marker(vhost, ws)
             states = [f["state"] for f in events_of(frames, task_id)]
             assert states.count("started") == 1, states
             assert states[-1] == "succeeded", states
@@ -158,7 +171,7 @@ async def test_a_task_leaking_past_its_limit_while_the_worker_drains_is_stopped_
             os.kill(worker.pid, signal.SIGTERM)
             assert await asyncio.to_thread(exit_code, worker, 90) == 0, worker.output()[-3000:]
             assert logged(worker.output(), "memory_guard.stopped_while_shutting_down")
-            frames += await ws.quiet_for(1)
+            frames += await until_marker(vhost, ws)
             assert "succeeded" not in [f["state"] for f in events_of(frames, task_id)]
             await wait_queue_holds(vhost, ready=1)  # back in the queue, not lost
             successor = await asyncio.to_thread(start_worker, vhost, "leaky-next", 1, **limits)

@@ -7,9 +7,7 @@ holds is exactly what the gateways published.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -21,6 +19,7 @@ from gateway.idempotency import Standing, key_digest
 from gateway.keys import IDEMPOTENCY_KEY
 from tests.integration.test_broker_link import gateway_behind
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import Proc
 from tests.support.workers import wait_queue_empty
@@ -43,14 +42,6 @@ async def queued_task_ids(settings: Settings) -> list[str]:
             ids.append(str(message.headers["id"]))
         await queue.delete(if_unused=False, if_empty=False)
         return ids
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.01)
 
 
 async def post(gw: Gateway, body: dict[str, Any], key: str | None = None,
@@ -109,8 +100,11 @@ async def test_a_duplicate_arriving_while_the_first_is_unconfirmed_is_409_then_t
     async with gateway_behind(settings) as (gw, proxy):
         proxy.stall()  # the broker's confirms are held back
         first = asyncio.create_task(post(gw, {"args": [3, 4]}, key=key))
-        await until(lambda: gw.app[IDEMPOTENCY_KEY].standing(key_digest(key))
-                    is Standing.PENDING, "the gateway is publishing the first")
+        async def standing() -> Standing | None:
+            return gw.app[IDEMPOTENCY_KEY].standing(key_digest(key))
+
+        await eventually(standing, 30, "the gateway publishing the first",
+                         until=lambda standing: standing is Standing.PENDING)
         duplicate = await post(gw, {"args": [3, 4]}, key=key)
         proxy.thaw()
         accepted = await asyncio.wait_for(first, 60)
@@ -151,10 +145,14 @@ async def test_the_same_key_submitted_again_after_the_task_ran_does_not_run_it_a
         task_id = first[1]["task_id"]
         await stream.until_state(task_id, {"succeeded"})
         again = await post(gw, {"args": [3, 4]}, key=key)
-        # Anything published again would have been taken and acknowledged by now.
+        # Anything published again would have been taken and acknowledged by now,
+        # and its ``queued`` announced before the sentinel's (one announcer, in order).
         sentinel = await gw.submit("calculate_distance", args=[6, 8])
         await stream.until_state(sentinel, {"succeeded"})
+        await stream.until_state(sentinel, {"queued"})
         await wait_queue_empty(rabbitmq, rabbitmq.task_queue)
     assert again[0] == 202, again
     assert again[1]["task_id"] == task_id
-    assert [e.state for e in stream.of(task_id)].count(TaskState.STARTED) == 1
+    states = [e.state for e in stream.of(task_id)]
+    assert states.count(TaskState.QUEUED) == 1, states  # published once
+    assert states.count(TaskState.STARTED) == 1, states  # run once

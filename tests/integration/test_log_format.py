@@ -8,7 +8,6 @@ logging), so stdout is not a log and is not checked; every log line goes to stde
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ import pytest
 from broker.management import ManagementError
 from broker.settings import Settings
 from tests.support.catalog import announce_builtin_tasks
+from tests.support.eventually import eventually, eventually_sync
 from tests.support.processes import BIN, LOGS, heartbeat_path, process_env, queue_consumers
 from tests.support.rabbit import private_vhost, run
 
@@ -77,36 +77,36 @@ def free_port() -> int:
 
 
 def wait_until(condition: Any, what: str, proc: Started, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+    def holds() -> bool:
         assert proc.popen.poll() is None, f"exited while waiting for {what}:\n{proc.stderr()}"
-        assert time.monotonic() < deadline, f"no {what} after {timeout}s:\n{proc.stderr()}"
-        time.sleep(0.2)
+        return bool(condition())
+
+    eventually_sync(holds, timeout, lambda: f"{what}:\n{proc.stderr()}")
 
 
 async def distance_result(url: str) -> dict[str, Any]:
     """Submit calculate_distance through the gateway and wait for its outcome."""
     async with aiohttp.ClientSession() as http:
-        deadline = time.monotonic() + 60
-        while True:  # ready: connected, topology declared, catalog replayed
-            try:
-                async with http.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the gateway never became ready"
-            await asyncio.sleep(0.2)
+        async def readyz() -> int:
+            async with http.get(f"{url}/readyz") as resp:
+                return resp.status
+
+        # ready: connected, topology declared, catalog replayed
+        await eventually(readyz, 60, "the gateway ready", until=lambda status: status == 200,
+                         ignoring=(aiohttp.ClientConnectionError,))
         async with http.post(f"{url}/distance/", params={"x": 3, "y": 4}) as resp:
             assert resp.status == 202, await resp.text()
             task_id = (await resp.json())["task_id"]
-        while True:
+
+        async def task() -> tuple[int, dict[str, Any]]:
             async with http.get(f"{url}/tasks/{task_id}") as resp:
-                doc: dict[str, Any] = await resp.json()
-            if resp.status == 200 and doc["state"] in {"succeeded", "failed", "dead_lettered"}:
-                return doc
-            assert time.monotonic() < deadline, f"task {task_id} stuck: {doc}"
-            await asyncio.sleep(0.2)
+                return resp.status, await resp.json()
+
+        _, doc = await eventually(
+            task, 60, f"task {task_id} finished",
+            until=lambda answer: answer[0] == 200
+            and answer[1]["state"] in {"succeeded", "failed", "dead_lettered"})
+        return doc
 
 
 def not_json_objects(log: str) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from broker.topology import (
 )
 from tests.support.deadletters import free_port, metric_value, scrape
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.gateway import running_gateway
 from tests.support.processes import BIN, Proc, process_env, start_worker
 from tests.support.rabbit import private_vhost
@@ -150,14 +150,13 @@ async def dlq_copies(settings: Settings, message_id: str) -> list[dict[str, Any]
 
 
 async def wait_dlq_copy(fleet: Fleet, message_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        copies = await dlq_copies(fleet.settings, message_id)
-        if copies:
-            return copies[0]
-        assert_same_worker_serving(fleet)
-        await asyncio.sleep(0.3)
-    raise TimeoutError(f"{message_id} not dead-lettered after {timeout}s")
+    async def copies() -> list[dict[str, Any]]:
+        found = await dlq_copies(fleet.settings, message_id)
+        if not found:
+            assert_same_worker_serving(fleet)
+        return found
+
+    return (await eventually(copies, timeout, f"{message_id} dead-lettered"))[0]
 
 
 @pytest.mark.parametrize("raw", CASES, ids=[c.case for c in CASES])
@@ -195,15 +194,14 @@ async def test_the_task_queue_never_redelivered_a_poison_message(fleet: Fleet) -
     # The management API's counters lag by its statistics interval: wait until
     # they show every delivery so far, then none may have been a redelivery.
     assert fleet.published, "run with the poison cases"
-    deadline = time.monotonic() + 60
-    stats: dict[str, Any] = {}
     async with ManagementClient(fleet.settings.management_api) as api:
-        while time.monotonic() < deadline:
+        async def message_stats() -> dict[str, Any]:
             info = await api.get_queue(fleet.settings.vhost, fleet.settings.task_queue)
-            stats = info.get("message_stats") or {}
-            if int(stats.get("deliver", 0)) >= len(fleet.published):
-                break
-            await asyncio.sleep(0.5)
+            return dict(info.get("message_stats") or {})
+
+        stats = await eventually(
+            message_stats, 60, f"{len(fleet.published)} deliveries counted",
+            until=lambda stats: int(stats.get("deliver", 0)) >= len(fleet.published))
     assert int(stats.get("deliver", 0)) >= len(fleet.published), stats
     assert int(stats.get("redeliver", 0)) == 0, stats
 

@@ -29,6 +29,7 @@ from broker.topology import dead_letter_queue_name
 from gateway.queue_stats import MANAGEMENT_TIMEOUT
 from tests.support.catalog import announce, builtin_tasks, task_with_schema
 from tests.support.deadletters import free_port, publish_raw
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, start_worker
 from tests.support.processes import wait_for_consumer as wait_consuming
@@ -68,15 +69,12 @@ async def get(gw: Gateway, path: str, **headers: str) -> tuple[int, Any]:
 async def poll(gw: Gateway, path: str, done: Callable[[Any], bool], what: str,
                timeout: float = 90) -> Any:
     """GET ``path`` until ``done(body)``; the last body in the error otherwise."""
-    deadline = time.monotonic() + timeout
-    body: Any = None
-    while time.monotonic() < deadline:
+    async def body() -> Any:
         status, body = await get(gw, path)
         assert status == 200, body
-        if done(body):
-            return body
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"{what}: not within {timeout}s; last {path}: {body}")
+        return body
+
+    return await eventually(body, timeout, f"{what} (GET {path})", until=done)
 
 
 def queue_named(body: Any, name: str) -> dict[str, Any] | None:
@@ -284,11 +282,13 @@ async def test_queues_answers_503_while_the_management_api_hangs_and_200_once_it
             assert f"no answer within {MANAGEMENT_TIMEOUT:g} s" in body["error"]["message"]
             proxy.thaw()
             # The failure is kept for a second, then the management API is asked again.
-            deadline = time.monotonic() + 30
-            while (status := (await get(gw, "/queues"))[0]) != 200:
-                assert status == 503
-                assert time.monotonic() < deadline, "still 503 after the thaw"
-                await asyncio.sleep(0.2)
+            async def queues_status() -> int:
+                status = (await get(gw, "/queues"))[0]
+                assert status in (200, 503), status
+                return status
+
+            await eventually(queues_status, 30, "/queues answering 200 after the thaw",
+                             until=lambda status: status == 200)
     finally:
         await proxy.stop()
 

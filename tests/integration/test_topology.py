@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from broker.management import ManagementClient
 from broker.settings import Settings, load_settings
 from broker.topology import Topology, build_topology
+from tests.support.eventually import eventually_sync
 from tests.support.processes import BIN, process_env
 from tests.support.rabbit import base_url, private_vhost, run, url_with_vhost
 
@@ -72,10 +74,10 @@ def expected_state(topology: Topology) -> dict[str, Any]:
 def assert_vhost_holds_exactly(settings: Settings, topology: Topology) -> None:
     # The management API's view can trail a declaration by a moment.
     expected = expected_state(topology)
-    deadline = time.monotonic() + 10
-    while (state := broker_state(settings)) != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert state == expected
+    with contextlib.suppress(TimeoutError):
+        eventually_sync(lambda: broker_state(settings), 10, "the vhost's topology",
+                        until=lambda state: state == expected)
+    assert broker_state(settings) == expected
 
 
 def import_definitions(settings: Settings, document: dict[str, Any], *,

@@ -9,8 +9,8 @@ only holds notices, so the gateway and the workers keep using the old one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +26,7 @@ from broker.topology import (
     dead_letter_queue_name,
     dead_letter_watch_queue_name,
 )
+from tests.support.eventually import eventually
 from tests.support.gateway import running_gateway
 from tests.support.processes import BIN, process_env, start_worker
 from tests.support.rabbit import private_vhost
@@ -75,11 +76,10 @@ async def test_gateway_and_worker_start_on_an_older_watch_queue_and_the_worker_r
         pass
     worker = await asyncio.to_thread(start_worker, old_vhost, "watch-upgrade", 1)
     try:
-        deadline = time.monotonic() + 60
+        with contextlib.suppress(TimeoutError):  # the assertion below says what was missing
+            await eventually(lambda: watch_queue(old_vhost), 60, "a consumer on the watch queue",
+                             until=lambda info: bool(info.get("consumers")))
         info = await watch_queue(old_vhost)
-        while time.monotonic() < deadline and not info.get("consumers"):
-            await asyncio.sleep(0.5)
-            info = await watch_queue(old_vhost)
         assert info.get("consumers") == 1  # the watcher consumes the old queue
         assert worker.alive()
         assert "declared by an older Cargo" in worker.output()

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +15,7 @@ import pytest_asyncio
 
 from bench.proxy import BrokerProxy
 from broker.settings import Settings
+from tests.support.eventually import eventually
 from tests.support.processes import (
     BIN,
     Proc,
@@ -49,14 +49,10 @@ async def health(settings: Settings, heartbeat: str, mode: str) -> tuple[int, st
 async def wait_health(settings: Settings, heartbeat: str, mode: str, code: int,
                       timeout: float = 60) -> str:
     """Poll the probe until it exits with ``code`` (bounded); its last output."""
-    deadline = time.monotonic() + timeout
-    last = (-1, "")
-    while time.monotonic() < deadline:
-        last = await health(settings, heartbeat, mode)
-        if last[0] == code:
-            return last[1]
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{mode} probe never exited {code} within {timeout}s; last: {last}")
+    _, out = await eventually(lambda: health(settings, heartbeat, mode), timeout,
+                              f"the {mode} probe exiting {code}",
+                              until=lambda last: last[0] == code)
+    return out
 
 
 def written_at(heartbeat: str) -> float:
@@ -96,8 +92,12 @@ async def test_liveness_fails_when_the_workers_consumer_is_stuck(rabbitmq: Setti
         assert "consumer is stuck" in out, out
         assert proc.alive(), "the process itself still runs"
         before = written_at(heartbeat)
-        await asyncio.sleep(1)
-        assert written_at(heartbeat) > before, "only the loop is stuck: the file is still written"
+
+        async def rewritten() -> bool:
+            return written_at(heartbeat) > before
+
+        # only the loop is stuck: the file is still written
+        await eventually(rewritten, 60, "the heartbeat file rewritten")
         code, out = await health(rabbitmq, heartbeat, "readiness")
         assert code == 1
         assert "stuck" in out

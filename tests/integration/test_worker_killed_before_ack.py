@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +21,7 @@ from broker.celery_protocol import encode_task
 from broker.events import TaskState, cursor_offset
 from broker.settings import Settings
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.gateway import events_of, running_gateway, terminal
 from tests.support.logs import logged
 from tests.support.processes import Proc, start_chaos_worker
@@ -32,11 +32,10 @@ pytestmark = pytest.mark.integration
 
 
 async def _wait_dead(proc: Proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while proc.alive():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the worker is still alive after {timeout}s")
-        await asyncio.sleep(0.1)
+    async def dead() -> bool:
+        return not proc.alive()
+
+    await eventually(dead, timeout, "the worker dead")
 
 
 def two_addresses(url: str) -> str:
@@ -94,7 +93,10 @@ async def test_a_worker_killed_after_its_task_succeeded_and_before_the_ack_neith
             log = second.output()
         finally:
             await asyncio.to_thread(second.stop)
-        frames += await ws.quiet_for(1.0)  # anything the redelivery would have caused
+        # Anything the redelivery would have caused is on the stream before the
+        # sentinel's end: once the gateway holds that, such a frame is before the pong.
+        await gw.wait_state(sentinel, {"succeeded"})
+        frames += await ws.drain()
         status, doc = await gw.task(task_id)
     states = [e.state for e in stream.of(task_id)]
     assert states.count(TaskState.STARTED) == 1, states

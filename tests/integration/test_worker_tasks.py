@@ -32,6 +32,7 @@ from broker.settings import Settings
 from broker.topology import CATALOG_STREAM
 from tests.support.deadletters import wait_dead_letter
 from tests.support.events import StreamEvents
+from tests.support.eventually import eventually
 from tests.support.processes import (
     BIN,
     ROOT,
@@ -142,16 +143,15 @@ async def catalog_stream(settings: Settings) -> AsyncIterator[list[Announcement]
         await connection.close()
 
 
-async def wait_for(seen: list[Announcement], found: Callable[[Announcement], bool],
-                   timeout: float = 60, what: str = "announcement") -> Announcement:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for announcement in seen:
-            if found(announcement):
-                return announcement
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"no {what} within {timeout}s; seen: "
-                       f"{[(a.worker, a.withdrawn, a.queues) for a in seen]}")
+async def wait_announcement(seen: list[Announcement], found: Callable[[Announcement], bool],
+                            timeout: float = 60, what: str = "announcement") -> Announcement:
+    """The first announcement in ``seen`` that is ``found`` (bounded)."""
+    async def first_found() -> Announcement | None:
+        return next((a for a in seen if found(a)), None)
+
+    return await eventually(
+        first_found, timeout,
+        lambda: f"{what}; seen: {[(a.worker, a.withdrawn, a.queues) for a in seen]}")
 
 
 def of_worker(name: str) -> Callable[[Announcement], bool]:
@@ -174,7 +174,7 @@ async def test_a_worker_announces_its_teams_typed_and_untyped_tasks_with_their_s
 ) -> None:
     settings = team[0].settings
     async with catalog_stream(settings) as seen:
-        announcement = await wait_for(seen, of_worker("team"))
+        announcement = await wait_announcement(seen, of_worker("team"))
     tasks = {t.name: t for t in announcement.tasks}
     assert set(tasks) == {"team.add", "team.typed", "team.long", "team.report", "team.flaky"}
     assert set(announcement.queues) == {"cargo", "reports"}
@@ -197,10 +197,10 @@ async def test_a_worker_announces_again_every_catalog_interval(
     team: tuple[Team, Proc],
 ) -> None:
     async with catalog_stream(team[0].settings) as seen:
-        first = await wait_for(seen, of_worker("team"))
-        later = await wait_for(seen, lambda a: of_worker("team")(a)
-                               and a.announced_at > first.announced_at,
-                               what="a later announcement")
+        first = await wait_announcement(seen, of_worker("team"))
+        later = await wait_announcement(seen, lambda a: of_worker("team")(a)
+                                        and a.announced_at > first.announced_at,
+                                        what="a later announcement")
     assert later.started_at == first.started_at
     assert later.tasks == first.tasks
 
@@ -270,7 +270,7 @@ async def test_a_worker_on_queue_cargo_neither_announces_nor_runs_a_task_routed_
                                      "--queues", "cargo")
     try:
         async with catalog_stream(settings) as seen:
-            announcement = await wait_for(seen, of_worker("cargo-only"))
+            announcement = await wait_announcement(seen, of_worker("cargo-only"))
         async with StreamEvents(settings) as events, gateway_publisher(settings) as pub:
             report_id = str(uuid.uuid4())
             # The worker declared "reports" (with its .XQ) though it does not consume it.
@@ -299,15 +299,12 @@ async def test_a_worker_on_queue_cargo_neither_announces_nor_runs_a_task_routed_
 
 async def wait_queue_depth(settings: Settings, queue: str, depth: int,
                            timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    info: dict[str, Any] = {}
     async with ManagementClient(settings.management_api) as api:
-        while time.monotonic() < deadline:
-            info = await api.get_queue(settings.vhost, queue)
-            if info.get("messages_ready") == depth:
-                return
-            await asyncio.sleep(0.3)
-    raise TimeoutError(f"{queue} holds {info.get('messages_ready')} ready, not {depth}")
+        async def ready() -> Any:
+            return (await api.get_queue(settings.vhost, queue)).get("messages_ready")
+
+        await eventually(ready, timeout, f"{depth} ready in {queue}",
+                         until=lambda ready: ready == depth)
 
 
 async def test_a_worker_that_stops_gracefully_withdraws_its_catalog(own_team: Team) -> None:
@@ -315,10 +312,10 @@ async def test_a_worker_that_stops_gracefully_withdraws_its_catalog(own_team: Te
     worker = await asyncio.to_thread(start_team_worker, team, "leaving")
     try:
         async with catalog_stream(team.settings) as seen:
-            live = await wait_for(seen, of_worker("leaving"))
+            live = await wait_announcement(seen, of_worker("leaving"))
             await asyncio.to_thread(worker.stop, 60)  # SIGTERM: Celery's warm shutdown
-            gone = await wait_for(seen, lambda a: a.worker == live.worker and a.withdrawn,
-                                  what="a withdrawal")
+            gone = await wait_announcement(seen, lambda a: a.worker == live.worker and a.withdrawn,
+                                           what="a withdrawal")
     finally:
         worker.stop()
     assert gone.tasks == ()
@@ -332,7 +329,7 @@ async def test_a_worker_announces_again_when_its_connection_comes_back(own_team:
                                      CARGO_CATALOG_INTERVAL="300")
     try:
         async with catalog_stream(team.settings) as seen:
-            first = await wait_for(seen, of_worker("reconnecting"))
+            first = await wait_announcement(seen, of_worker("reconnecting"))
             async with ManagementClient(team.settings.management_api) as api:
                 connections = await api.request(
                     "GET", f"vhosts/{quote(team.settings.vhost, safe='')}/connections")
@@ -342,9 +339,9 @@ async def test_a_worker_announces_again_when_its_connection_comes_back(own_team:
                         await api.request(
                             "DELETE", f"connections/{quote(connection['name'], safe='')}",
                             ok=(200, 204, 404))
-            again = await wait_for(seen, lambda a: a.worker == first.worker
-                                   and a.announced_at > first.announced_at,
-                                   timeout=90, what="an announcement after the reconnect")
+            again = await wait_announcement(seen, lambda a: a.worker == first.worker
+                                            and a.announced_at > first.announced_at,
+                                            timeout=90, what="an announcement after the reconnect")
     finally:
         worker.stop()
     assert again.tasks == first.tasks

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from broker.settings import Settings
+from tests.support.eventually import eventually
 from tests.support.metrics import free_port
 from tests.support.processes import BIN, LOGS, ROOT, Proc, process_env, wait_for_consumer
 
@@ -66,25 +67,18 @@ class GatewayProc:
             return {item["name"]: item for item in (await resp.json())["items"]}
 
     async def wait_catalog(self, done: Any, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        items: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            items = await self.catalog()
-            if done(items):
-                return items
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"catalog stayed {sorted(items)}:\n{self.proc.output()[-2000:]}")
+        items: dict[str, Any] = await eventually(
+            self.catalog, timeout,
+            lambda: f"the catalog the test expects:\n{self.proc.output()[-2000:]}", until=done)
+        return items
 
     async def state(self, task_id: str, states: set[str], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        doc: Any = None
-        while time.monotonic() < deadline:
+        async def task() -> Any:
             async with self.http.get(f"{self.url}/tasks/{task_id}") as resp:
-                doc = await resp.json()
-            if doc.get("state") in states:
-                return doc
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"task {task_id} not in {states}: {doc}")
+                return await resp.json()
+
+        return await eventually(task, timeout, f"task {task_id} in {states}",
+                                until=lambda doc: doc.get("state") in states)
 
     async def result(self, task_id: str, timeout: float = 60) -> Any:
         return await self.state(task_id, {"succeeded", "dead_lettered", "revoked"}, timeout)
@@ -99,17 +93,13 @@ async def gateway_process(settings: Settings, name: str = "gateway") -> AsyncIte
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 60
-            while True:
+            async def readyz() -> int:
                 assert proc.alive(), proc.output()[-3000:]
-                try:
-                    async with http.get(f"{url}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, proc.output()[-3000:]
-                await asyncio.sleep(0.2)
+                async with http.get(f"{url}/readyz") as resp:
+                    return resp.status
+
+            await eventually(readyz, 60, lambda: f"the gateway ready:\n{proc.output()[-3000:]}",
+                             until=lambda status: status == 200, ignoring=(aiohttp.ClientError,))
             yield GatewayProc(proc, url, http)
     finally:
         await asyncio.to_thread(proc.stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 
+from tests.support.eventually import eventually
 from tests.support.fakes import serve
 from tests.support.metrics import free_port
 from tests.support.processes import LOGS
@@ -49,15 +50,6 @@ class Alertmanager:
             alerts: list[dict[str, Any]] = await resp.json()
         return {a["labels"]["alertname"]: (a["status"]["state"], a["status"]["inhibitedBy"])
                 for a in alerts}
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-    raise TimeoutError(f"{what} not within {timeout}s")
 
 
 def launch(binary: Path, tmp_path: Path, hooks: str, url: str) -> subprocess.Popen[bytes]:
@@ -103,7 +95,7 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[Alertmanager]:
                 except aiohttp.ClientError:
                     return False
 
-            await until("alertmanager ready", ready)
+            await eventually(ready, 60, "alertmanager ready")
             yield Alertmanager(url, delivered)
         finally:
             proc.terminate()
@@ -124,7 +116,7 @@ async def test_per_queue_alerts_are_inhibited_while_the_broker_is_down_and_criti
         states = await alertmanager.states()
         return states.get("CargoQueueNoConsumer", ("",))[0] == "active"
 
-    await until("the per-queue alert active on its own", active)
+    await eventually(active, 60, "the per-queue alert active on its own")
 
     await alertmanager.post(BROKER_DOWN, NO_CONSUMER, MEMORY)
 
@@ -132,7 +124,7 @@ async def test_per_queue_alerts_are_inhibited_while_the_broker_is_down_and_criti
         states = await alertmanager.states()
         return states.get("CargoQueueNoConsumer", ("",))[0] == "suppressed"
 
-    await until("the per-queue alert suppressed", inhibited)
+    await eventually(inhibited, 60, "the per-queue alert suppressed")
     states = await alertmanager.states()
     assert states["CargoQueueNoConsumer"][1], "suppressed by an inhibition"
     assert states["CargoBrokerDown"] == ("active", [])
@@ -141,5 +133,5 @@ async def test_per_queue_alerts_are_inhibited_while_the_broker_is_down_and_criti
     async def paged() -> bool:
         return "CargoBrokerDown" in alertmanager.delivered["pager"]
 
-    await until("CargoBrokerDown delivered to the pager", paged)
+    await eventually(paged, 60, "CargoBrokerDown delivered to the pager")
     assert "CargoTaskStoppedForMemory" not in alertmanager.delivered["pager"]

@@ -7,7 +7,6 @@ announced by the chaos worker that offers them); it needs no task code.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from bridge.runner import run_bridge
 from broker.logs import configure_logging
 from broker.settings import Settings, load_settings
+from tests.support.eventually import eventually_sync
 from tests.support.processes import LOGS, ROOT, Proc, process_env
 
 
@@ -45,16 +45,15 @@ def start_bridge(settings: Settings, name: str = "bridge", wait: bool = True,
 
 
 def wait_consuming(proc: Proc, heartbeat: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def heartbeat_says_connected() -> bool:
         if not proc.alive():
             raise RuntimeError(f"the bridge exited early:\n{proc.output()[-3000:]}")
-        with contextlib.suppress(OSError, ValueError):
-            doc = json.loads(Path(heartbeat).read_text())
-            if doc.get("pid") == proc.pid and doc.get("connected"):
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"the bridge is not consuming after {timeout}s:\n{proc.output()[-3000:]}")
+        doc = json.loads(Path(heartbeat).read_text())
+        return bool(doc.get("pid") == proc.pid and doc.get("connected"))
+
+    eventually_sync(heartbeat_says_connected, timeout,
+                    lambda: f"the bridge consuming:\n{proc.output()[-3000:]}",
+                    ignoring=(OSError, ValueError))
 
 
 def main() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +14,7 @@ import aio_pika
 from broker.management import ManagementClient
 from broker.settings import Settings, load_settings
 from broker.topology import TASKS_EXCHANGE, dead_letter_queue_name
+from tests.support.eventually import eventually
 from tests.support.processes import Proc, start_chaos_worker
 from tests.support.rabbit import private_vhost
 
@@ -88,13 +87,9 @@ async def dead_letter_of(settings: Settings, task_id: str) -> dict[str, Any] | N
 
 async def wait_dead_letter(settings: Settings, task_id: str,
                            timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        message = await dead_letter_of(settings, task_id)
-        if message is not None:
-            return message
-        await asyncio.sleep(0.3)
-    raise TimeoutError(f"{task_id} not in the dead-letter queue after {timeout}s")
+    message = await eventually(lambda: dead_letter_of(settings, task_id), timeout,
+                               f"{task_id} in the dead-letter queue")
+    return message
 
 
 def scrape(url: str) -> str:

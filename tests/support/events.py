@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any
@@ -12,11 +13,38 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from broker.events import EventDecodeError, TaskEvent, decode_stream_message
+from broker.events import (
+    CONTENT_TYPE,
+    EventDecodeError,
+    TaskEvent,
+    TaskState,
+    decode_stream_message,
+    utc_now,
+)
 from broker.settings import Settings
-from broker.topology import EVENTS_STREAM
+from broker.topology import EVENTS_EXCHANGE, EVENTS_STREAM, event_routing_key
 
 TERMINAL = frozenset({"succeeded", "dead_lettered", "revoked"})
+
+
+async def publish_event(settings: Settings, event: TaskEvent) -> None:
+    """Put ``event`` on the events stream the way the gateways and workers do."""
+    connection = await aio_pika.connect(settings.rabbitmq_url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=True)
+        await exchange.publish(aio_pika.Message(event.to_json(), content_type=CONTENT_TYPE),
+                               routing_key=event_routing_key(event.state, event.name))
+
+
+async def publish_marker(settings: Settings) -> str:
+    """Put a marker on the events stream (a ``queued`` event of a task nobody
+    runs); its task id. The stream is read in order, so a reader that got the
+    marker got everything the stream held before it: waiting for the marker
+    proves that an event which did not come is not merely late."""
+    marker = f"marker-{uuid.uuid4()}"
+    await publish_event(settings, TaskEvent(marker, "marker", TaskState.QUEUED, utc_now()))
+    return marker
 
 
 class StreamEvents:

@@ -16,6 +16,7 @@ from aiohttp import web
 from bench.inprocess_gateway import serving_gateway
 from broker.settings import Settings
 from tests.support.catalog import announce_builtin_tasks
+from tests.support.eventually import eventually
 
 
 @dataclass
@@ -25,15 +26,11 @@ class Gateway:
     http: aiohttp.ClientSession
 
     async def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
+        async def readyz() -> tuple[int, Any]:
             async with self.http.get(f"{self.url}/readyz") as resp:
-                last = await resp.json()
-                if resp.status == 200:
-                    return
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"gateway not ready after {timeout}s: {last}")
+                return resp.status, await resp.json()
+
+        await eventually(readyz, timeout, "the gateway ready", until=lambda seen: seen[0] == 200)
 
     async def submit_distance(self, x: float = 3, y: float = 4) -> str:
         async with self.http.post(f"{self.url}/distance/", params={"x": x, "y": y}) as resp:
@@ -52,14 +49,10 @@ class Gateway:
             return resp.status, await resp.json()
 
     async def wait_state(self, task_id: str, states: set[str], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        doc: Any = None
-        while time.monotonic() < deadline:
-            status, doc = await self.task(task_id)
-            if status == 200 and doc["state"] in states:
-                return doc
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"task {task_id} not in {states} after {timeout}s: {doc}")
+        _, doc = await eventually(
+            lambda: self.task(task_id), timeout, f"task {task_id} in {states}",
+            until=lambda seen: seen[0] == 200 and seen[1]["state"] in states)
+        return doc
 
     def ws(self, query: str = "") -> WsClient:
         return WsClient(self.http, f"{self.url.replace('http', 'ws', 1)}/ws{query}")
@@ -131,16 +124,13 @@ class WsClient:
             if done(frame):
                 return frames
 
-    async def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
-        """Whatever frames arrive within ``seconds`` (to check nothing extra comes)."""
-        frames = []
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                frames.append(await self.receive(remaining))
-            except TimeoutError:
-                break
-        return frames
+    async def drain(self, timeout: float = 30) -> list[dict[str, Any]]:
+        """Every frame the gateway queued for this socket before it read a ping:
+        the pong is queued behind them. Which events those are is for the caller
+        to pin down first (e.g. the gateway's record of a later task)."""
+        await self.send({"op": "ping"})
+        frames = await self.receive_until(lambda f: f.get("type") == "pong", timeout)
+        return frames[:-1]
 
 
 def terminal(task_id: str) -> Callable[[dict[str, Any]], bool]:

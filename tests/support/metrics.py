@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from collections.abc import Callable
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.eventually import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -46,14 +46,16 @@ def names(samples: Samples) -> set[str]:
 
 async def wait_scrape(url: str, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
     """Scrape until ``done`` holds (bounded); the last scrape either way."""
-    deadline = time.monotonic() + timeout
-    samples: Samples = {}
-    while time.monotonic() < deadline:
-        try:
-            samples = await scrape(url)
-        except aiohttp.ClientError:
-            samples = {}
-        if samples and done(samples):
-            return samples
-        await asyncio.sleep(0.3)
-    return samples
+    last: Samples = {}
+
+    async def scraped() -> Samples:
+        nonlocal last
+        last = await scrape(url)
+        return last
+
+    try:
+        return await eventually(scraped, timeout, f"a scrape of {url} that satisfies the test",
+                                until=lambda samples: bool(samples) and done(samples),
+                                ignoring=(aiohttp.ClientError,))
+    except TimeoutError:
+        return last

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import procs
 from broker.management import ManagementClient
 from broker.settings import Settings
+from tests.support.eventually import eventually_sync
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,17 +45,16 @@ async def queue_consumers(settings: Settings, queue: str) -> int:
 
 
 def wait_for_consumer(settings: Settings, queue: str, proc: Proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def consumers() -> int:
         if not proc.alive():
             raise RuntimeError(f"process exited early:\n{proc.output()[-3000:]}")
-        try:
-            if asyncio.run(queue_consumers(settings, queue)) > 0:
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"no consumer on {queue!r} after {timeout}s:\n{proc.output()[-3000:]}")
+        return asyncio.run(queue_consumers(settings, queue))
+
+    # Any other error (the management API not answering yet, the queue not
+    # declared yet) is one more failed check.
+    eventually_sync(consumers, timeout,
+                    lambda: f"a consumer on {queue!r}:\n{proc.output()[-3000:]}",
+                    ignoring=(Exception,))
 
 
 def start_consumer(settings: Settings, name: str, args: list[str], **env: str) -> Proc:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from broker.settings import load_settings
 from tests.support.broker_choice import LOCAL_URL, RABBITMQ_IMAGE
+from tests.support.eventually import eventually_sync
 from tests.support.rabbit import broker_problem
 
 AMQP_PORT = 5672
@@ -60,10 +60,16 @@ def rabbitmq_container(ready_timeout: float = 120) -> Iterator[BrokerAddress]:
         settings = load_settings({"RABBITMQ_URL": address.rabbitmq_url,
                                   "CARGO_MANAGEMENT_URL": address.management_url})
         # The management plugin starts a moment after the AMQP listener.
-        deadline = time.monotonic() + ready_timeout
-        while (problem := broker_problem(settings)) is not None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {RABBITMQ_IMAGE} container's management API never "
-                                   f"answered:\n{problem}")
-            time.sleep(1)
+        problems: list[str] = []
+
+        def answered() -> bool:
+            problem = broker_problem(settings)
+            if problem is not None:
+                problems.append(problem)
+            return problem is None
+
+        eventually_sync(answered, ready_timeout,
+                        lambda: f"the {RABBITMQ_IMAGE} container's management API answering:\n"
+                                f"{problems[-1] if problems else ''}",
+                        interval=1)
         yield address

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +13,7 @@ from broker.management import ManagementClient
 from broker.publisher import Publisher
 from broker.settings import Settings
 from broker.topology import Topology, build_topology
+from tests.support.eventually import eventually
 from tests.support.processes import BIN, Proc, start_consumer
 
 
@@ -72,14 +71,10 @@ async def wait_queue_empty(settings: Settings, queue: str, timeout: float = 60) 
 
     The management API's counters lag by its statistics interval, so poll.
     """
-    deadline = time.monotonic() + timeout
-    info: dict[str, Any] = {}
     async with ManagementClient(settings.management_api) as api:
-        while time.monotonic() < deadline:
+        async def counters() -> dict[str, Any]:
             info = await api.get_queue(settings.vhost, queue)
-            if info.get("messages_ready") == 0 and info.get("messages_unacknowledged") == 0:
-                return info
-            await asyncio.sleep(0.5)
-    raise TimeoutError(f"{queue!r} not empty after {timeout}s: "
-                       f"ready={info.get('messages_ready')} "
-                       f"unacked={info.get('messages_unacknowledged')}")
+            return {key: info.get(key) for key in ("messages_ready", "messages_unacknowledged")}
+
+        return await eventually(counters, timeout, f"{queue!r} empty",
+                                until=lambda seen: set(seen.values()) == {0})

@@ -61,7 +61,14 @@ async def test_after_a_reconnect_the_old_channels_deliveries_are_neither_acked_n
     acks = BatchedAcks(every=2, delay=0.01)
     acks.add(FakeMessage(7, sent))  # type: ignore[arg-type]
     acks.drop()
-    await asyncio.sleep(0.05)  # the old channel's timer would have fired by now
+    # A witness armed after the drop, with the same delay: once its ack is sent,
+    # the old channel's timer would have fired (and its ack been sent) before it.
+    witnessed: list[tuple[int, bool]] = []
+    witness_acked = asyncio.Event()
+    BatchedAcks(every=2, delay=0.01).add(
+        FakeMessage(99, witnessed, witness_acked))  # type: ignore[arg-type]
+    await asyncio.wait_for(witness_acked.wait(), 5)
+    assert witnessed == [(99, True)]
     assert sent == []
     acks = BatchedAcks(every=2, delay=3600)
     acks.add(FakeMessage(7, sent))  # type: ignore[arg-type]

@@ -5,10 +5,10 @@ would still accept the body."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from broker.catalog_reader import CatalogReader
 from broker.settings import load_settings
 from broker.topology import build_topology
 from gateway.workers_api import worker_item
+from tests.support.eventually import eventually_sync
 from workers import announce
 from workers.announce import (
     Announcer,
@@ -173,9 +174,9 @@ def parent_with_a_child() -> Iterator[psutil.Process]:
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
         process = psutil.Process(parent.pid)
-        deadline = time.monotonic() + 30
-        while not process.children() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # Without its child in time the tests below fail, saying what they miss.
+        with contextlib.suppress(TimeoutError):
+            eventually_sync(process.children, 30, "the parent's child", interval=0.05)
         yield process
     finally:
         for child in psutil.Process(parent.pid).children(recursive=True):
