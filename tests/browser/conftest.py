@@ -12,6 +12,7 @@ that loop (``pytest.mark.asyncio(loop_scope="session")``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -107,7 +108,10 @@ class PageWatch:
         self.errors.append(f"uncaught: {error}")
 
 
-async def open_page(browser: Browser, origin: str) -> tuple[Page, PageWatch]:
+@contextlib.asynccontextmanager
+async def watched_page(browser: Browser, origin: str) -> AsyncIterator[Page]:
+    """A fresh browser context (no storage, no token) on ``origin``; on leaving, the page
+    must have had no script error, no CSP violation and no request to another origin."""
     context = await browser.new_context(viewport=VIEWPORT, base_url=origin)
     context.set_default_timeout(UI_TIMEOUT_MS)
     page = await context.new_page()
@@ -115,19 +119,19 @@ async def open_page(browser: Browser, origin: str) -> tuple[Page, PageWatch]:
     page.on("request", watch.on_request)
     page.on("console", watch.on_console)
     page.on("pageerror", watch.on_page_error)
-    return page, watch
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not watch.errors, watch.errors
+    assert not watch.foreign, f"requests to another origin: {watch.foreign}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def page(browser: Browser, console_stack: Stack) -> AsyncIterator[Page]:
-    """A fresh browser context (no storage, no token) on the console gateway's origin."""
-    page, watch = await open_page(browser, console_stack.gateway.url)
-    try:
+    """A fresh page on the console gateway's origin (``watched_page``)."""
+    async with watched_page(browser, console_stack.gateway.url) as page:
         yield page
-    finally:
-        await page.context.close()
-    assert not watch.errors, watch.errors
-    assert not watch.foreign, f"requests to another origin: {watch.foreign}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")

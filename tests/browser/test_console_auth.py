@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, Response, expect
 
-from tests.browser.conftest import Stack, open_page
+from tests.browser.conftest import Stack, watched_page
 from tests.browser.support import GatewayProcess, Rest, screenshot_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -32,13 +32,8 @@ async def guarded(console_stack: Stack) -> AsyncIterator[GatewayProcess]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def guarded_page(browser: Browser, guarded: GatewayProcess) -> AsyncIterator[Page]:
-    page, watch = await open_page(browser, guarded.url)
-    try:
+    async with watched_page(browser, guarded.url) as page:
         yield page
-    finally:
-        await page.context.close()
-    assert not watch.errors, watch.errors
-    assert not watch.foreign, f"requests to another origin: {watch.foreign}"
 
 
 async def expect_locked(page: Page) -> None:
