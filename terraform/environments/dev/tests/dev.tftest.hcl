@@ -1,7 +1,7 @@
-# The dev composition, planned against the mocked AWS provider modules/platform's tests share.
+# The dev composition, planned against the mocked AWS provider every suite shares (terraform/tests/aws).
 
 mock_provider "aws" {
-  source = "../../modules/platform/tests/aws"
+  source = "../../tests/aws"
 }
 
 variables {

@@ -1,7 +1,7 @@
-# The shared shape of an environment, planned against the mocked AWS provider in ./aws.
+# The shared shape of an environment, planned against the mocked AWS provider every suite shares (terraform/tests/aws).
 
 mock_provider "aws" {
-  source = "./tests/aws"
+  source = "../../tests/aws"
 }
 
 variables {

@@ -3,25 +3,7 @@
 # load balancer tags and the flow log.
 
 mock_provider "aws" {
-  mock_data "aws_region" {
-    defaults = { name = "eu-west-1" }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "111122223333" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws" }
-  }
-  # The provider still validates ARNs passed between resources.
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/vpc-flow-log/cargo-test" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::111122223333:role/cargo-test-flow-log" }
-  }
-  mock_resource "aws_kms_key" {
-    defaults = { arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000" }
-  }
+  source = "../../tests/aws"
 }
 
 variables {

@@ -1,5 +1,5 @@
-# The mocked AWS provider every composition of modules/platform is tested against
-# (modules/platform and environments/<env>): `mock_provider "aws" { source = ... }` loads it.
+# The mocked AWS provider every terraform test suite runs against (each module's and each
+# environment's tests/*.tftest.hcl): `mock_provider "aws" { source = ... }` loads it.
 # The provider still validates ARNs and URLs passed between resources, so those get real shapes.
 
 mock_data "aws_region" {
@@ -21,13 +21,13 @@ mock_resource "aws_iam_role" {
   defaults = { arn = "arn:aws:iam::111122223333:role/mock" }
 }
 mock_resource "aws_iam_openid_connect_provider" {
-  defaults = { arn = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE" }
+  defaults = { arn = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE" }
 }
 mock_resource "aws_eks_cluster" {
   defaults = {
     arn                   = "arn:aws:eks:eu-west-1:111122223333:cluster/cargo"
     certificate_authority = [{ data = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==" }]
-    identity              = [{ oidc = [{ issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE" }] }]
+    identity              = [{ oidc = [{ issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE" }] }]
   }
 }
 mock_resource "aws_launch_template" {
