@@ -78,7 +78,7 @@ class GuardedRequest(CargoRequest):
         # hook), and drops the request quietly when it is true. Celery's own
         # revoked() would also emit ``revoked``: a duplicate emits nothing.
         if not getattr(self, "_already_revoked", False) and self.cargo_already_ended():
-            log.warning("tasks.duplicate_not_run", task=self.name, task_id=self.id)
+            log.warning("tasks.duplicate_not_run", task_name=self.name, task_id=self.id)
             self._already_revoked = True
             forget_request(self)
             self.acknowledge()

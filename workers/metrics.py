@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import (
@@ -157,21 +158,22 @@ class WorkerMetrics:
         busy port is logged, not fatal: a worker that cannot be scraped still
         runs its tasks, and the missing scrape target raises its own alert.
         """
-        if port == 0:
+        server = self._start_server(port, addr) if port != 0 else None
+        try:
             yield
-            return
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    def _start_server(self, port: int, addr: str) -> WSGIServer | None:
         try:
             server, _thread = start_http_server(port, addr, registry=self.registry)
         except OSError as exc:
             log.error("worker.metrics_not_served", port=port, error=str(exc))
-            yield
-            return
+            return None
         log.info("worker.metrics_served", url=f"http://{addr}:{port}/metrics")
-        try:
-            yield
-        finally:
-            server.shutdown()
-            server.server_close()
+        return server
 
 
 def exception_type(text: object) -> str:

@@ -148,7 +148,7 @@ class CargoRequest(Request):
             return False
         self.cargo_dead_lettered = True
         self.acknowledge()
-        log.warning("deadletter.task", task=self.name, task_id=self.id, reason=str(reason),
+        log.warning("deadletter.task", task_name=self.name, task_id=self.id, reason=str(reason),
                     message=(error or {}).get("message", ""))
         return True
 
@@ -196,7 +196,7 @@ class CargoRequest(Request):
             return
         if self.cargo_dead_lettered:
             forget_request(self)
-            log.error("deadletter.time_limit_exceeded", timeout=timeout, task=self.name,
+            log.error("deadletter.time_limit_exceeded", timeout=timeout, task_name=self.name,
                       task_id=self.id)
             return
         error = error_for(TimeLimitExceeded(timeout))

@@ -57,7 +57,8 @@ class CargoRuntime:
              retries: int | None = None, hostname: str | None = None) -> None:
         """Publish a lifecycle event (failures are logged, never raised)."""
         if task_id is None:
-            log.warning("lifecycle.no_task_id", queue=queue, state=str(state))
+            # The same line as workers.lifecycle's for an event without a task id.
+            log.warning("events.no_task_id", state=str(state), task_name=name, queue=queue)
             return
         self.events.publish(TaskEvent(
             task_id=task_id, name=name or "unknown", state=state, ts=utc_now(),
