@@ -23,13 +23,13 @@ from aiohttp import web
 from broker.arguments import POSITIONAL, VARARGS
 from broker.catalog import CatalogEntry
 from broker.deadletter import Reason
-from broker.events import TaskState
 from gateway import recent_api
 from gateway.auth import check_token
 from gateway.errors import ApiError
 from gateway.keys import CATALOG_KEY
 from gateway.responses import (
     REF_TEMPLATE,
+    TASK_STATE_SCHEMA,
     Accepted,
     Catalog,
     DeadLetterPage,
@@ -168,7 +168,6 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
     name_schema: dict[str, Any] = {"type": "string"}
     if names:
         name_schema["enum"] = names
-    state = {"type": "string", "enum": [s.value for s in TaskState]}
     submit_schema = SubmitBody.model_json_schema(ref_template=REF_TEMPLATE)
     defs = submit_schema.pop("$defs", {})
     number = {"type": "number"}
@@ -290,7 +289,8 @@ def build_openapi(catalog: Iterable[CatalogEntry] = ()) -> dict[str, Any]:
                  "schema": {"type": "integer", "minimum": 1,
                             "maximum": recent_api.MAX_LIMIT,
                             "default": recent_api.DEFAULT_LIMIT}},
-                {"name": "state", "in": "query", "required": False, "schema": state},
+                {"name": "state", "in": "query", "required": False,
+                 "schema": TASK_STATE_SCHEMA},
                 {"name": "name", "in": "query", "required": False,
                  "schema": {"type": "string"}, "description": "task name"}],
             "responses": {"200": _json("the tasks, most recently updated first", TaskList),

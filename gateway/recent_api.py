@@ -103,6 +103,7 @@ def item(record: TaskRecord) -> TaskListItem:
     doc["updated_at"] = rfc3339(max(times))
     return doc
 
+
 @routes.get("/tasks")
 async def list_recent_tasks(request: web.Request) -> web.Response:
     query = RecentQuery.parse(request.query)

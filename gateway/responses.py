@@ -28,8 +28,9 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 # Times are sent as RFC 3339 text (``broker.events.rfc3339``), built by the handlers.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-TaskStateName = Annotated[str, WithJsonSchema({"type": "string",
-                                               "enum": [s.value for s in TaskState]})]
+# Also the schema of GET /tasks's ``state`` parameter (gateway.openapi).
+TASK_STATE_SCHEMA: dict[str, Any] = {"type": "string", "enum": [s.value for s in TaskState]}
+TaskStateName = Annotated[str, WithJsonSchema(TASK_STATE_SCHEMA)]
 Count = Annotated[int, Field(ge=0)]
 
 

@@ -13,11 +13,12 @@ unreachable management API is not asked again by every tab either. Leaving
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast
+
+from broker.tasks import cancelled
 
 T = TypeVar("T")
 
@@ -68,7 +69,4 @@ class ShortLived(Generic[T]):
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         fetching, self._fetching = self._fetching, None
-        if fetching is not None:
-            fetching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fetching
+        await cancelled(fetching)
