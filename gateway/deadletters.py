@@ -9,12 +9,13 @@ import asyncio
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from broker.celery_protocol import CONTENT_ENCODING, CONTENT_TYPE
 from broker.connection import BrokerConnection
@@ -36,6 +37,41 @@ AMQP_TIMEOUT = 5.0
 
 
 Key = tuple[str, str]
+
+
+
+OpenChannel = Callable[[], contextlib.AbstractAsyncContextManager[AbstractChannel]]
+
+
+class PassiveChannels:
+    """One channel at a time for passive declares of queues that may not exist.
+
+    RabbitMQ closes a channel whose passive declare names a missing queue, so a miss
+    opens the next channel; every channel opened closes with ``stack`` (closing puts
+    back what was taken and not acknowledged).
+    """
+
+    def __init__(self, stack: contextlib.AsyncExitStack, open_channel: OpenChannel) -> None:
+        self._stack = stack
+        self._open_channel = open_channel
+        self._channel: AbstractChannel | None = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        assert self._channel is not None, "open() first"
+        return self._channel
+
+    async def open(self) -> AbstractChannel:
+        self._channel = await self._stack.enter_async_context(self._open_channel())
+        return self._channel
+
+    async def existing(self, name: str) -> AbstractQueue | None:
+        """The queue ``name``, or None (and a fresh channel) when it does not exist."""
+        try:
+            return await self.channel.declare_queue(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            await self.open()
+            return None
 
 
 def _key(letter: DeadLetter) -> Key:
@@ -187,13 +223,12 @@ class DeadLetters:
         # A confirm channel of its own: the republish waits for the broker's
         # confirm before the dead letter is acknowledged. Closing the channels (the
         # stack's end) puts every other message they took back, in order.
-        async with contextlib.AsyncExitStack() as channels:
-            channel = await channels.enter_async_context(self._channel(confirms=True))
+        async with contextlib.AsyncExitStack() as stack:
+            channels = PassiveChannels(stack, lambda: self._channel(confirms=True))
+            await channels.open()
             for queue in queues:
-                try:
-                    dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed the channel
-                    channel = await channels.enter_async_context(self._channel(confirms=True))
+                dlq = await channels.existing(dead_letter_queue_name(queue))
+                if dlq is None:
                     continue
                 for _ in range(REPLAY_SCAN):
                     message = await dlq.get(no_ack=False, fail=False, timeout=AMQP_TIMEOUT)
@@ -203,7 +238,7 @@ class DeadLetters:
                     found, name = identify(message.headers, message.body, properties)
                     if found != task_id:
                         continue
-                    await self._republish(channel, message, queue)
+                    await self._republish(channels.channel, message, queue)
                     await message.ack()
                     return Replayed(task_id, name, queue)
         return None
@@ -234,20 +269,17 @@ class DeadLetters:
         (exact, via passive declares)."""
         if self._broker.connection is None:
             return
-        async with contextlib.AsyncExitStack() as channels:
-            channel = await channels.enter_async_context(self._channel())
+        async with contextlib.AsyncExitStack() as stack:
+            channels = PassiveChannels(stack, self._channel)
+            await channels.open()
             for queue in self.queues:
-                try:
-                    dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed the channel
-                    channel = await channels.enter_async_context(self._channel())
+                dlq = await channels.existing(dead_letter_queue_name(queue))
+                if dlq is None:
                     continue
                 count = dlq.declaration_result.message_count
                 self._metrics.dead_letter_depth.labels(queue).set(count or 0)
-                try:
-                    tasks = await channel.declare_queue(queue, passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:
-                    channel = await channels.enter_async_context(self._channel())
+                tasks = await channels.existing(queue)
+                if tasks is None:
                     continue
                 result = tasks.declaration_result
                 self._metrics.queue_length.labels(queue).set(result.message_count or 0)
