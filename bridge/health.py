@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Self
 
 import structlog
 
-from broker.heartbeat_file import read_heartbeat, staleness
+from broker.heartbeat_file import read_heartbeat, staleness, write_heartbeat_file
 from broker.tasks import cancelled
 
 log = structlog.get_logger(__name__)
@@ -39,9 +38,7 @@ def write_heartbeat(path: Path, connected: bool, queues: list[str],
                     now: float | None = None) -> None:
     doc = {"written_at": time.time() if now is None else now, "connected": connected,
            "queues": queues, "pid": os.getpid()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc))
-    tmp.replace(path)
+    write_heartbeat_file(path, doc)
 
 
 def heartbeat_problem(path: str, max_age: float, *, readiness: bool,

@@ -1,18 +1,27 @@
-"""Reading a process's heartbeat file for its liveness and readiness probes.
+"""Writing and reading a process's heartbeat file for its liveness and readiness probes.
 
 The worker and the bridge each write a small JSON file on a timer from the
 loop that does their work; a probe (``cargoctl worker|bridge health``) reads it
-back. Reading and the age check are the same for both; what a fresh file must
-also say differs and stays with each process's ``health`` module. Standard
+back. Writing, reading and the age check are the same for both; what the file
+says differs and stays with each process. Standard
 library only, so the Kubernetes probe that runs it stays cheap.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def write_heartbeat_file(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` as JSON to ``path`` atomically (a temporary file renamed over it),
+    so a probe never reads half a file. Raises ``OSError``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
 
 
 def read_heartbeat(path: str, process: str,

@@ -60,10 +60,10 @@ def configure_logging(settings: CargoSettings,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # aio-pika logs every reconnect attempt with a traceback; the supervisor already says it.
     # Python's warnings (a library's DeprecationWarning, Celery's superuser check)
     # become records of the ``py.warnings`` logger: lines of the dialect too.
     logging.captureWarnings(True)
+    # aio-pika logs every reconnect attempt with a traceback; the supervisor already says it.
     logging.getLogger("aio_pika").setLevel(max(level, logging.ERROR))
     logging.getLogger("aiormq").setLevel(max(level, logging.ERROR))
 

@@ -25,7 +25,6 @@ worker's ``/metrics`` (``cargo_worker_heartbeat_timestamp_seconds``,
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -36,6 +35,7 @@ from typing import Any
 import structlog
 from celery import bootsteps
 
+from broker.heartbeat_file import write_heartbeat_file
 from workers.celery_state_adapter import running_count
 from workers.metrics import WorkerMetrics
 from workers.runtime import runtime_of
@@ -82,10 +82,8 @@ class Heartbeat:
     def write(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(self.document()))
-            os.replace(tmp, self.path)
+            write_heartbeat_file(self.path, self.document())
         except OSError as exc:
             log.warning("worker.heartbeat_unwritable", path=str(self.path), error=str(exc))
 
