@@ -41,10 +41,9 @@ from broker.connection import BrokerConnection
 from broker.events import CONTENT_TYPE as EVENT_CONTENT_TYPE
 from broker.events import TaskEvent, encode_batch
 from broker.frames import TableEncoder, body_frames, content_header_frame, publish_frame
-from broker.topology import CELERY_DELAYED_EXCHANGE, EVENTS_EXCHANGE, TASKS_EXCHANGE
+from broker.topology import CELERY_DELAYED_EXCHANGE, EVENTS_EXCHANGE, PERSISTENT, TASKS_EXCHANGE
 from broker.topology import event_routing_key as _event_routing_key
 
-PERSISTENT = 2  # AMQP delivery mode
 # Celery headers that differ in every message: not worth caching (the header cache
 # is part of bench/RESULTS.md "What changed, and what each change bought", item 2).
 _UNIQUE_HEADERS = ("id", "root_id", "argsrepr", "kwargsrepr", "eta", "expires")

@@ -29,6 +29,8 @@ from broker.settings import BrokerSettings
 
 TASKS_EXCHANGE = "cargo.tasks"
 DEAD_LETTER_EXCHANGE = "cargo.dlx"
+# AMQP delivery mode of every message Cargo publishes: written to disk by durable queues.
+PERSISTENT = 2
 EVENTS_EXCHANGE = "cargo.events"
 EVENTS_STREAM = "cargo.events.stream"
 # Workers announce their task catalog here (broker.catalog); gateways and the

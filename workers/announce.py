@@ -42,13 +42,12 @@ from celery import bootsteps
 from broker.catalog import CONTENT_TYPE, AnnouncedTask, Announcement, TaskLimits
 from broker.declare import kombu_queue
 from broker.settings import WorkerSettings
-from broker.topology import Topology
+from broker.topology import PERSISTENT, Topology
 from workers.base import LoadedTask
 from workers.rss import rss_of
 
 log = structlog.get_logger(__name__)
 
-PERSISTENT = 2
 # Each announcement's ttl, in catalog intervals: two missed announcements are tolerated.
 TTL_INTERVALS = 3
 

@@ -24,12 +24,11 @@ import kombu
 import structlog
 
 from broker.deadletter import Reason, dead_letter_headers
-from broker.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
+from broker.topology import DEAD_LETTER_EXCHANGE, PERSISTENT, dead_letter_queue_name
 from workers.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
-PERSISTENT = 2  # AMQP delivery mode
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 

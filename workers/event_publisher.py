@@ -34,11 +34,10 @@ import amqp
 import kombu
 import structlog
 
+from broker.topology import PERSISTENT
 from workers.pyamqp_adapter import open_confirm_channel, publish_unconfirmed, socket_fileno
 
 log = structlog.get_logger(__name__)
-
-PERSISTENT = 2
 
 
 class ConfirmFailed(Exception):
